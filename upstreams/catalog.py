@@ -22,7 +22,9 @@ _register(
         family="classical",
         builder="bench.upstreams.classical:fbank",
         description="80 log-mel + deltas, per-utterance CMVN (SUPERB FBANK; chance on mean-pooled tasks)",
-        num_layers=1, hidden_size=240, frame_rate=100.0,
+        num_layers=1,
+        hidden_size=240,
+        frame_rate=100.0,
         options={"cmvn": True},
     ),
     UpstreamBundle(
@@ -30,7 +32,9 @@ _register(
         family="classical",
         builder="bench.upstreams.classical:fbank",
         description="80 log-mel + deltas, no normalisation",
-        num_layers=1, hidden_size=240, frame_rate=100.0,
+        num_layers=1,
+        hidden_size=240,
+        frame_rate=100.0,
         options={"cmvn": False},
     ),
     UpstreamBundle(
@@ -38,7 +42,9 @@ _register(
         family="classical",
         builder="bench.upstreams.classical:mfcc",
         description="13 MFCCs + deltas (Kaldi: 23 mel bins, lifter 22, no CMVN)",
-        num_layers=1, hidden_size=39, frame_rate=100.0,
+        num_layers=1,
+        hidden_size=39,
+        frame_rate=100.0,
     ),
 )
 

@@ -22,7 +22,9 @@ class KaldiFeatureUpstream(Upstream):
 
     frame_rate = 100.0
 
-    def __init__(self, extractor: KaldiFbank | KaldiMfcc, base_dim: int, cmvn: bool, delta_order: int = 2):
+    def __init__(
+        self, extractor: KaldiFbank | KaldiMfcc, base_dim: int, cmvn: bool, delta_order: int = 2
+    ):
         super().__init__()
         self.extractor = extractor
         self.options: FbankOptions = extractor.options
@@ -47,7 +49,9 @@ class KaldiFeatureUpstream(Upstream):
 
 def fbank(cmvn: bool = True, num_mel_bins: int = 80) -> KaldiFeatureUpstream:
     """80 log-mel filterbanks + deltas + delta-deltas (240 dims)."""
-    return KaldiFeatureUpstream(KaldiFbank(FbankOptions(num_mel_bins=num_mel_bins)), num_mel_bins, cmvn)
+    return KaldiFeatureUpstream(
+        KaldiFbank(FbankOptions(num_mel_bins=num_mel_bins)), num_mel_bins, cmvn
+    )
 
 
 def mfcc(cmvn: bool = False, num_ceps: int = 13) -> KaldiFeatureUpstream:

@@ -78,7 +78,9 @@ def mel_filterbank(options: FbankOptions) -> Tensor:
     left, center, right = edges[:-2], edges[1:-1], edges[2:]
 
     num_fft_bins = options.fft_size // 2
-    bin_mel = mel(torch.arange(num_fft_bins, dtype=torch.float32) * (options.sample_rate / options.fft_size))
+    bin_mel = mel(
+        torch.arange(num_fft_bins, dtype=torch.float32) * (options.sample_rate / options.fft_size)
+    )
     bin_mel = bin_mel[:, None]
     rising = (bin_mel - left) / (center - left)
     falling = (right - bin_mel) / (right - center)
@@ -144,7 +146,10 @@ class KaldiFbank(torch.nn.Module):
         power = spectrum.real.square() + spectrum.imag.square()
         feats = torch.matmul(power, self.mel_banks).clamp_min(FLOAT32_EPS).log()
 
-        valid = torch.arange(num_frames, device=feats.device)[None, :] < frame_lens.to(feats.device)[:, None]
+        valid = (
+            torch.arange(num_frames, device=feats.device)[None, :]
+            < frame_lens.to(feats.device)[:, None]
+        )
         feats = feats.masked_fill(~valid[..., None], self.pad_value)
         return feats, frame_lens
 
@@ -162,8 +167,12 @@ def dct_matrix(num_filters: int, num_ceps: int) -> Tensor:
 class KaldiMfcc(torch.nn.Module):
     """Kaldi MFCCs (torchaudio defaults: 23 mel bins, 13 cepstra, lifter 22, no energy)."""
 
-    def __init__(self, options: FbankOptions = FbankOptions(num_mel_bins=23), num_ceps: int = 13,
-                 cepstral_lifter: float = 22.0):
+    def __init__(
+        self,
+        options: FbankOptions = FbankOptions(num_mel_bins=23),
+        num_ceps: int = 13,
+        cepstral_lifter: float = 22.0,
+    ):
         super().__init__()
         self.options = options
         self.fbank = KaldiFbank(options)
@@ -203,7 +212,10 @@ def add_deltas(feats: Tensor, lengths: Tensor, order: int = 2, win_length: int =
 def utterance_cmvn(feats: Tensor, lengths: Tensor, eps: float = 1e-10) -> Tensor:
     """Per-utterance mean and variance normalisation over valid frames (s3prl's CMVN:
     unbiased standard deviation, ``eps`` added to it)."""
-    mask = (torch.arange(feats.shape[1], device=feats.device)[None, :] < lengths.to(feats.device)[:, None])
+    mask = (
+        torch.arange(feats.shape[1], device=feats.device)[None, :]
+        < lengths.to(feats.device)[:, None]
+    )
     mask = mask[..., None].to(feats.dtype)
     count = mask.sum(dim=1, keepdim=True).clamp(min=1)
     mean = (feats * mask).sum(dim=1, keepdim=True) / count
