@@ -1,0 +1,121 @@
+"""Tasks: metadata, a schedule and a reader for one corpus; registered by name.
+
+A task file is mostly data. It subclasses ``Task``, fills ``metadata`` and ``schedule``,
+names the probing ``protocol`` (how probes are trained and scored, see
+``bench.protocols``) and implements ``load`` (read the corpus as it unpacks) and,
+where useful, ``prepare`` (verify it, or generate it for the offline demo tasks).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+from bench.data import DataError, TaskData
+from bench.registry import Registry
+
+
+@dataclass(frozen=True)
+class TaskMetadata:
+    """What a task is. ``name`` is ``<suite>.<task>``.
+
+    data_layout: what ``--data-root`` must hold, in words; shown by ``bench list`` and
+        in every missing-data error.
+    main_metric: the metric reports and regression checks use.
+    """
+
+    name: str
+    description: str
+    corpus: str
+    data_layout: str
+    main_metric: str
+    higher_is_better: bool = True
+    license: str = ""
+    homepage: str = ""
+    citation: str = ""
+
+    @property
+    def suite(self) -> str:
+        return self.name.split(".", 1)[0]
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """How a task's probes are trained; the task's published protocol unless overridden.
+
+    lr_grid: learning rates swept (log scale); the best on dev is kept.
+    max_steps: optimizer steps at most; training stops earlier when the dev metric has
+        not improved for ``patience`` evaluations, one every ``eval_every`` steps.
+    """
+
+    lr_grid: tuple[float, ...]
+    batch_size: int = 32
+    max_steps: int = 200_000
+    eval_every: int = 500
+    patience: int = 10
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+
+
+class Task:
+    """Base class of every task; see the module docstring."""
+
+    metadata: ClassVar[TaskMetadata]
+    schedule: ClassVar[Schedule]
+    protocol: ClassVar[str]
+
+    @dataclass(frozen=True)
+    class Options:
+        """Task-specific settings (``task_options.<task name>`` in bench.yaml)."""
+
+    def __init__(self, data_root: Path | None, options: Mapping[str, Any] | None = None):
+        self.data_root = Path(data_root) if data_root is not None else None
+        try:
+            self.options = self.Options(**dict(options or {}))
+        except TypeError as error:
+            known = [f.name for f in dataclasses.fields(self.Options)]
+            raise DataError(
+                f"{self.metadata.name}: bad task option ({error}); known options: {known or 'none'}"
+            ) from None
+
+    @classmethod
+    def default_data_root(cls, data_dir: Path) -> Path | None:
+        """Where the data lives when no ``--data-root`` is given (generated tasks only)."""
+        return None
+
+    def require_data_root(self) -> Path:
+        if self.data_root is None:
+            raise DataError(
+                f"{self.metadata.name} needs --data-root DIR, where DIR holds {self.metadata.data_layout}"
+            )
+        if not self.data_root.is_dir():
+            raise DataError(
+                f"{self.metadata.name}: data root {self.data_root} does not exist; "
+                f"it should hold {self.metadata.data_layout}"
+            )
+        return self.data_root
+
+    def prepare(self) -> None:
+        """Make the data ready (verify it, or generate it); idempotent. Default: nothing."""
+
+    def load(self) -> TaskData:  # pragma: no cover - every task implements it
+        raise NotImplementedError
+
+
+def _populate_tasks() -> None:
+    import bench.tasks  # noqa: F401  (task modules register on import)
+
+
+TASKS: Registry[type[Task]] = Registry("task", populate=_populate_tasks)
+
+
+def register_task(cls: type[Task]) -> type[Task]:
+    """Class decorator: ``@register_task`` on a ``Task`` subclass."""
+    return TASKS.register(cls.metadata.name, cls)
+
+
+#: suite name -> task names, filled by the task packages
+SUITES: Registry[tuple[str, ...]] = Registry("suite", populate=_populate_tasks)
