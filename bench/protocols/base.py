@@ -1,0 +1,146 @@
+"""The contract between the engine and a probing protocol.
+
+A protocol turns cached upstream features of a task's items into scores: it builds
+the task's head on the layer featurizer, trains it over the hyper-parameter grid and
+seeds, selects on dev and scores test. It knows nothing of MLflow or the CLI; the
+runner gives it features and settings and records what it returns.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import Protocol as TypingProtocol
+
+import numpy as np
+
+from bench.registry import Registry
+
+if TYPE_CHECKING:
+    from bench.data import Item, TaskData
+    from bench.task import Task
+
+FeatureKind = Literal["pooled", "sequence"]
+
+
+@dataclass(frozen=True)
+class UpstreamInfo:
+    """What a protocol may know about the encoder."""
+
+    name: str
+    num_layers: int
+    hidden_size: int
+    frame_rate: float
+
+
+class FeatureStore(TypingProtocol):
+    """Read access to an upstream's cached features, by item.
+
+    pooled: ``[N, L, D]`` float32, each layer's mean over the item's valid frames; with
+        ``layer_norm`` the mean of the per-frame layer-normed states instead.
+    sequences: one ``[T_i, L, D]`` float16 array per item (memory-mapped; copy what you
+        keep), the raw frames at the upstream's frame rate.
+    """
+
+    def pooled(self, items: Sequence[Item], layer_norm: bool = False) -> np.ndarray: ...
+
+    def sequences(self, items: Sequence[Item]) -> list[np.ndarray]: ...
+
+
+LayerSelection = Literal["weighted", "last", "concat"] | int
+
+
+@dataclass(frozen=True)
+class ProbeSettings:
+    """Resolved probe settings: the task's schedule with the user's overrides applied.
+
+    layers: ``"weighted"`` (learned softmax weighted sum, the default), ``"last"``,
+        ``"concat"`` (all layers side by side; HEAR protocols only) or a layer index.
+    layer_norm: parameter-free layer norm of each layer before combining.
+    """
+
+    lr_grid: tuple[float, ...]
+    seeds: tuple[int, ...]
+    batch_size: int
+    max_steps: int
+    eval_every: int
+    patience: int
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+    layers: LayerSelection = "weighted"
+    layer_norm: bool = False
+    device: str = "cpu"
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class Stat:
+    """A metric over seeds (and folds): mean, sample standard deviation, the values."""
+
+    mean: float
+    std: float
+    values: tuple[float, ...]
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> Stat:
+        values = tuple(float(v) for v in values)
+        if not values:
+            raise ValueError("a Stat needs at least one value")
+        std = statistics.stdev(values) if len(values) > 1 else 0.0
+        return cls(mean=statistics.fmean(values), std=std, values=values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "mean": _finite(self.mean),
+            "std": _finite(self.std),
+            "values": [_finite(v) for v in self.values],
+        }
+
+
+def _finite(value: float) -> float | None:
+    """Strict JSON has no NaN/Infinity; those become null."""
+    return value if math.isfinite(value) else None
+
+
+@dataclass
+class ProbeOutcome:
+    """What a protocol returns.
+
+    metrics: split (``"dev"``, ``"test"``) -> metric name -> Stat over seeds/folds of the
+        selected hyper-parameters.
+    selected: the chosen hyper-parameters (e.g. ``{"lr": 1e-3}``).
+    trials: one dict per trained probe (hyper-parameters, seed, fold, dev score, steps...).
+    layer_weights: the learned layer weights of the selected probes (mean over seeds and
+        folds), when the featurizer learns them.
+    """
+
+    metrics: dict[str, dict[str, Stat]]
+    selected: dict[str, Any]
+    trials: list[dict[str, Any]] = field(default_factory=list)
+    layer_weights: list[float] | None = None
+
+
+class ProbeProtocol:
+    """Base class of protocols. ``feature_kind`` says which cache the runner must fill."""
+
+    feature_kind: ClassVar[FeatureKind]
+
+    def run(
+        self,
+        task: Task,
+        data: TaskData,
+        features: FeatureStore,
+        upstream: UpstreamInfo,
+        settings: ProbeSettings,
+    ) -> ProbeOutcome:  # pragma: no cover - implemented by each protocol
+        raise NotImplementedError
+
+
+def _populate_protocols() -> None:
+    from bench import protocols  # noqa: F401  (protocol modules register on import)
+
+
+PROTOCOLS: Registry[type[ProbeProtocol]] = Registry("protocol", populate=_populate_protocols)
