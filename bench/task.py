@@ -117,5 +117,32 @@ def register_task(cls: type[Task]) -> type[Task]:
     return TASKS.register(cls.metadata.name, cls)
 
 
-#: suite name -> task names, filled by the task packages
-SUITES: Registry[tuple[str, ...]] = Registry("suite", populate=_populate_tasks)
+@dataclass(frozen=True)
+class TaskRun:
+    """One task to run: its registered name, data root and task options."""
+
+    task: str
+    data_root: Path | None = None
+    options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A named set of tasks run together (``bench run --suite NAME``).
+
+    discover: optional ``"module:function"``; given the data root, it returns the
+        ``TaskRun``s actually present there (e.g. every HEAR task directory found),
+        instead of running ``tasks`` as listed.
+    """
+
+    name: str
+    description: str
+    tasks: tuple[str, ...] = ()
+    discover: str | None = None
+
+
+SUITES: Registry[Suite] = Registry("suite", populate=_populate_tasks)
+
+
+def register_suite(suite: Suite) -> Suite:
+    return SUITES.register(suite.name, suite)
