@@ -139,6 +139,8 @@ class Suite:
     description: str
     tasks: tuple[str, ...] = ()
     discover: str | None = None
+    #: the upstream ``bench run --suite NAME`` uses when none is given
+    default_upstream: str | None = None
 
 
 SUITES: Registry[Suite] = Registry("suite", populate=_populate_tasks)

@@ -1,0 +1,3 @@
+"""Task definitions, registered in ``bench.task.TASKS`` when this package is imported."""
+
+from bench.tasks import demo  # noqa: F401

@@ -1,8 +1,10 @@
 """Probing protocols: how a task's probes are trained and scored (see ``base``).
 
-Importing this package registers every protocol in ``PROTOCOLS``.
+``PROTOCOLS`` (in ``base``) imports the modules below on first lookup; each registers
+its protocols. Importing this package itself stays cheap.
 """
 
-from bench.protocols.base import PROTOCOLS, ProbeOutcome, ProbeProtocol, ProbeSettings, Stat
-
-__all__ = ["PROTOCOLS", "ProbeOutcome", "ProbeProtocol", "ProbeSettings", "Stat"]
+PROTOCOL_MODULES = (
+    "bench.protocols.utterance",
+    "bench.protocols.frame",
+)

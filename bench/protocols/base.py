@@ -8,6 +8,7 @@ runner gives it features and settings and records what it returns.
 
 from __future__ import annotations
 
+import importlib
 import math
 import statistics
 from collections.abc import Sequence
@@ -140,7 +141,10 @@ class ProbeProtocol:
 
 
 def _populate_protocols() -> None:
-    from bench import protocols  # noqa: F401  (protocol modules register on import)
+    from bench.protocols import PROTOCOL_MODULES
+
+    for module in PROTOCOL_MODULES:
+        importlib.import_module(module)
 
 
 PROTOCOLS: Registry[type[ProbeProtocol]] = Registry("protocol", populate=_populate_protocols)

@@ -1,0 +1,289 @@
+"""The feature cache: every layer of a frozen upstream, computed once per utterance.
+
+Two kinds, by what the task's probe needs:
+
+- ``pooled``: per utterance and layer, the mean of the hidden states over valid frames,
+  and the mean of the per-frame layer-normed states. SUPERB's utterance head
+  (Linear -> mean pool -> Linear) on a weighted sum of layers is linear up to the
+  pooling, so these means give exactly the probe of the full sequences.
+- ``sequence``: the frames themselves, float16 ``[T, L, D]`` per utterance, for frame-level
+  heads; memory-mapped at training time.
+
+A cache directory is keyed by everything that changes the features: the upstream's
+weights hash and layer layout, the audio policy, the cache format and the data
+fingerprint (paths, segments, sizes and modification times of the audio). The audio is
+planned into shards of about ``shard_seconds``; each shard is written atomically with
+its checksum in a commit record written last. A shard without a valid commit record is
+extracted again, so an interrupted extraction resumes where it stopped, and a corrupt
+shard is detected (checksum mismatch) and redone, never used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.audio import audio_info, segment_duration
+from bench.data import Item
+from bench.fileio import atomic_write, atomic_write_text, safe_name, sha256_file
+
+log = logging.getLogger(__name__)
+
+CACHE_FORMAT_VERSION = 1
+#: bump when bench.audio's policy (downmix, resampler) changes
+AUDIO_POLICY = "mono-mean/soxr-hq/v1"
+
+AudioRef = tuple[str, float, float | None]
+
+
+class CacheError(RuntimeError):
+    """A cache that cannot be used; the message names the directory and the problem."""
+
+
+@dataclass(frozen=True)
+class CacheKey:
+    upstream: str
+    weights_hash: str
+    hidden_sizes: tuple[int, ...]
+    frame_rate: float
+    sample_rate: int
+    kind: str
+    data_fingerprint: str
+    gain_db: float = 0.0
+    audio_policy: str = AUDIO_POLICY
+    format_version: int = CACHE_FORMAT_VERSION
+
+    def digest(self) -> str:
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()
+
+
+def data_fingerprint(refs: Sequence[AudioRef]) -> str:
+    """Hash of the audio a task uses: paths, segments, and each file's size and mtime."""
+    digest = hashlib.sha256()
+    stats: dict[str, str] = {}
+    for path, start, end in sorted(refs, key=_ref_sort_key):
+        if path not in stats:
+            try:
+                stat = os.stat(path)
+            except OSError as error:
+                raise CacheError(f"{path}: cannot read audio file ({error.strerror})") from None
+            stats[path] = f"{stat.st_size}:{stat.st_mtime_ns}"
+        digest.update(f"{path}|{start}|{end}|{stats[path]}\n".encode())
+    return digest.hexdigest()
+
+
+def _ref_sort_key(ref: AudioRef) -> tuple[str, float, float]:
+    path, start, end = ref
+    return (path, start, -1.0 if end is None else end)
+
+
+def unique_refs(items: Sequence[Item]) -> list[AudioRef]:
+    return sorted({item.audio_ref for item in items}, key=_ref_sort_key)
+
+
+@dataclass(frozen=True)
+class Shard:
+    index: int
+    refs: tuple[AudioRef, ...]
+    durations: tuple[float, ...]
+
+    @property
+    def seconds(self) -> float:
+        return sum(self.durations)
+
+
+def plan_shards(
+    refs: Sequence[AudioRef], durations: Sequence[float], shard_seconds: float
+) -> list[Shard]:
+    """Shards of about ``shard_seconds`` of audio, items sorted by duration (cheap batching)."""
+    order = sorted(range(len(refs)), key=lambda i: (durations[i], _ref_sort_key(refs[i])))
+    shards: list[Shard] = []
+    current: list[int] = []
+    seconds = 0.0
+    for i in order:
+        current.append(i)
+        seconds += durations[i]
+        if seconds >= shard_seconds:
+            shards.append(_make_shard(len(shards), current, refs, durations))
+            current, seconds = [], 0.0
+    if current:
+        shards.append(_make_shard(len(shards), current, refs, durations))
+    return shards
+
+
+def _make_shard(
+    index: int, members: list[int], refs: Sequence[AudioRef], durations: Sequence[float]
+) -> Shard:
+    return Shard(index, tuple(refs[i] for i in members), tuple(durations[i] for i in members))
+
+
+class FeatureCache:
+    """One cache directory: its plan, its shards, and their commit records."""
+
+    def __init__(self, directory: Path, key: CacheKey, shards: list[Shard]):
+        self.directory = directory
+        self.key = key
+        self.shards = shards
+
+    @classmethod
+    def open(
+        cls, root: Path, key_fields: dict[str, Any], items: Sequence[Item], shard_seconds: float
+    ) -> FeatureCache:
+        """The cache for ``items``; plans it (reading audio headers) the first time only."""
+        refs = unique_refs(items)
+        key = CacheKey(data_fingerprint=data_fingerprint(refs), **key_fields)
+        directory = Path(root) / safe_name(key.upstream) / f"{key.kind}-{key.digest()[:16]}"
+        plan_file = directory / "plan.json"
+        if plan_file.is_file():
+            return cls(directory, key, _read_plan(plan_file))
+        durations = _durations(refs)
+        shards = plan_shards(refs, durations, shard_seconds)
+        directory.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(directory / "key.json", json.dumps(asdict(key), indent=1))
+        plan = [{"refs": [list(r) for r in s.refs], "durations": list(s.durations)} for s in shards]
+        atomic_write_text(plan_file, json.dumps(plan))
+        return cls(directory, key, shards)
+
+    @property
+    def total_seconds(self) -> float:
+        return sum(shard.seconds for shard in self.shards)
+
+    def _files(self, shard: Shard) -> tuple[Path, Path]:
+        stem = self.directory / f"shard-{shard.index:05d}"
+        return stem.with_suffix(".npy"), stem.with_suffix(".json")
+
+    def missing_shards(self) -> list[Shard]:
+        """Shards without a valid commit record; corrupt ones are removed (and logged)."""
+        return [shard for shard in self.shards if not self._is_complete(shard)]
+
+    def _is_complete(self, shard: Shard) -> bool:
+        data_file, record_file = self._files(shard)
+        if not record_file.is_file():
+            return False
+        problem = self._verify(shard)
+        if problem is None:
+            return True
+        log.warning("cache shard %s is corrupt (%s); extracting it again", data_file, problem)
+        data_file.unlink(missing_ok=True)
+        record_file.unlink(missing_ok=True)
+        return False
+
+    def _verify(self, shard: Shard) -> str | None:
+        data_file, record_file = self._files(shard)
+        try:
+            record = json.loads(record_file.read_text())
+        except (OSError, ValueError):
+            return "unreadable commit record"
+        if not data_file.is_file():
+            return "data file missing"
+        if data_file.stat().st_size != record.get("bytes"):
+            return "size mismatch"
+        if sha256_file(data_file) != record.get("sha256"):
+            return "checksum mismatch"
+        return None
+
+    def write_shard(
+        self, shard: Shard, data: np.ndarray, lengths: Sequence[int] | None = None
+    ) -> None:
+        """Store a shard's array, then its commit record (which marks it complete).
+
+        pooled: ``[n, 2, L, D]`` float32 (raw means, layer-normed means);
+        sequence: ``[sum of T, L, D]`` float16 with each item's frame count in ``lengths``.
+        """
+        data_file, record_file = self._files(shard)
+        atomic_write(data_file, lambda handle: np.save(handle, data, allow_pickle=False))
+        record = {
+            "sha256": sha256_file(data_file),
+            "bytes": data_file.stat().st_size,
+            "items": len(shard.refs),
+            "lengths": None if lengths is None else [int(n) for n in lengths],
+        }
+        atomic_write_text(record_file, json.dumps(record))
+
+    def load(self) -> CachedFeatures:
+        missing = self.missing_shards()
+        if missing:
+            raise CacheError(f"{self.directory}: {len(missing)} shard(s) not extracted yet")
+        return CachedFeatures(self)
+
+    def read_shard(self, shard: Shard) -> tuple[np.ndarray, list[int] | None]:
+        """The shard's array (memory-mapped) and its lengths."""
+        data_file, record_file = self._files(shard)
+        record = json.loads(record_file.read_text())
+        return np.load(data_file, mmap_mode="r", allow_pickle=False), record["lengths"]
+
+
+def _durations(refs: Sequence[AudioRef]) -> list[float]:
+    infos: dict[str, Any] = {}
+    durations = []
+    for path, start, end in refs:
+        if path not in infos:
+            infos[path] = audio_info(path)
+        durations.append(segment_duration(infos[path], start, end))
+    return durations
+
+
+def _read_plan(plan_file: Path) -> list[Shard]:
+    try:
+        plan = json.loads(plan_file.read_text())
+    except ValueError:
+        raise CacheError(
+            f"{plan_file}: unreadable cache plan; delete the directory to rebuild"
+        ) from None
+    return [
+        Shard(i, tuple((p, s, e) for p, s, e in shard["refs"]), tuple(shard["durations"]))
+        for i, shard in enumerate(plan)
+    ]
+
+
+class CachedFeatures:
+    """A complete cache, read for probing; implements ``bench.protocols.base.FeatureStore``."""
+
+    def __init__(self, cache: FeatureCache):
+        self.kind = cache.key.kind
+        #: audio ref -> (shard position, first row, frame count)
+        self._index: dict[AudioRef, tuple[int, int, int]] = {}
+        shards = [cache.read_shard(shard) for shard in cache.shards]
+        if self.kind == "pooled":
+            # Small (L x D per item): hold it in memory, raw and layer-normed means apart.
+            pooled = np.concatenate([np.asarray(data) for data, _ in shards])
+            self._means, self._ln_means = pooled[:, 0], pooled[:, 1]
+            refs = [ref for shard in cache.shards for ref in shard.refs]
+            self._index = {ref: (0, row, 1) for row, ref in enumerate(refs)}
+        else:
+            self._frames = [data for data, _ in shards]
+            for position, (shard, (_, lengths)) in enumerate(
+                zip(cache.shards, shards, strict=True)
+            ):
+                offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(int)
+                for ref, offset, length in zip(shard.refs, offsets, lengths, strict=False):
+                    self._index[ref] = (position, int(offset), int(length))
+
+    def _locate(self, item: Item) -> tuple[int, int, int]:
+        try:
+            return self._index[item.audio_ref]
+        except KeyError:
+            raise CacheError(f"{item.path}: item '{item.key}' is not in this cache") from None
+
+    def pooled(self, items: Sequence[Item], layer_norm: bool = False) -> np.ndarray:
+        if self.kind != "pooled":
+            raise CacheError("this cache holds sequences, not pooled features")
+        rows = np.array([self._locate(item)[1] for item in items], dtype=np.int64)
+        return (self._ln_means if layer_norm else self._means)[rows]
+
+    def sequences(self, items: Sequence[Item]) -> list[np.ndarray]:
+        if self.kind != "sequence":
+            raise CacheError("this cache holds pooled features, not sequences")
+        views = []
+        for item in items:
+            position, offset, length = self._locate(item)
+            views.append(self._frames[position][offset : offset + length])
+        return views

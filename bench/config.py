@@ -1,0 +1,180 @@
+"""Configuration: a typed schema, bench.yaml on top, ``key=value`` overrides on top of that.
+
+The schema's defaults are bench's defaults; the repository's bench.yaml spells them out
+(a test keeps the two identical). A key that is not in the schema is an error, never
+silently ignored.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+CONFIG_FILE_NAME = "bench.yaml"
+
+
+class ConfigError(ValueError):
+    """A bad configuration file or override; the message names the key."""
+
+
+@dataclass
+class PathsConfig:
+    #: everything bench writes, relative to the working directory
+    workspace: str = "bench_runs"
+    cache: str = "${paths.workspace}/cache"
+    records: str = "${paths.workspace}/records"
+    #: generated demo data (the demo tasks' default data root)
+    data: str = "${paths.workspace}/data"
+
+
+@dataclass
+class DataConfig:
+    #: default --data-root for every task
+    root: str | None = None
+    #: per task: task name -> data root (takes precedence over ``root``)
+    roots: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class ExtractConfig:
+    #: auto (cuda when available), cpu, cuda, cuda:N
+    device: str = "auto"
+    #: padded audio seconds per forward batch
+    batch_seconds: float = 160.0
+    #: audio seconds per cache shard: the unit of resume after an interruption
+    shard_seconds: float = 300.0
+    #: refuse to build a frame-level (sequence) cache larger than this
+    max_sequence_cache_gb: float = 50.0
+    #: for encoders whose output depends on batch padding (e.g. SPEAR): "exact" batches
+    #: only equal-length utterances, "batch" batches by length anyway (faster)
+    padding_variant: str = "exact"
+
+
+@dataclass
+class ProbeConfig:
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    #: null: the task's own grid / schedule
+    lr_grid: list[float] | None = None
+    max_steps: int | None = None
+    batch_size: int | None = None
+    eval_every: int | None = None
+    patience: int | None = None
+    #: weighted (learned softmax weighted sum), last, concat (HEAR only) or a layer index
+    layers: str = "weighted"
+    #: parameter-free layer norm of each layer before combining
+    layer_norm: bool = False
+    device: str = "cpu"
+
+
+@dataclass
+class UpstreamConfig:
+    #: allow checkpoints that execute code shipped with them (off unless asked for)
+    trust_remote_code: bool = False
+    #: hub revision (branch, tag or commit) for hub-id upstreams
+    revision: str | None = None
+
+
+@dataclass
+class TrackingConfig:
+    enabled: bool = True
+    #: null: $MLFLOW_TRACKING_URI, else sqlite:///<workspace>/mlflow.db
+    uri: str | None = None
+
+
+@dataclass
+class RuntimeConfig:
+    #: torch threads; null: the CPUs this process may use
+    threads: int | None = None
+    log_level: str = "INFO"
+    progress: bool = True
+
+
+@dataclass
+class BenchConfig:
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    #: per task: task name -> task options (see each task's Options)
+    task_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    extract: ExtractConfig = field(default_factory=ExtractConfig)
+    probe: ProbeConfig = field(default_factory=ProbeConfig)
+    upstream: UpstreamConfig = field(default_factory=UpstreamConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+
+
+def default_config_file() -> Path | None:
+    """./bench.yaml when it exists (e.g. in a checkout), else none: the schema's defaults."""
+    candidate = Path.cwd() / CONFIG_FILE_NAME
+    return candidate if candidate.is_file() else None
+
+
+def load_config(config_file: Path | None = None, overrides: list[str] | None = None) -> DictConfig:
+    """The schema, with ``config_file`` (default: ./bench.yaml if present) and overrides merged in."""
+    config = OmegaConf.structured(BenchConfig)
+    config_file = config_file or default_config_file()
+    if config_file is not None:
+        config = _merge(config, lambda: OmegaConf.load(config_file), f"in {config_file}")
+    if overrides:
+        _check_override_syntax(overrides)
+        config = _merge(config, lambda: OmegaConf.from_dotlist(list(overrides)), "in the overrides")
+    try:
+        OmegaConf.resolve(config)
+    except OmegaConfBaseException as error:
+        raise ConfigError(f"bad configuration: {_first_line(error)}") from None
+    _validate(config)
+    return config
+
+
+def _merge(config: DictConfig, load: Any, where: str) -> DictConfig:
+    try:
+        return OmegaConf.merge(config, load())  # type: ignore[return-value]
+    except OmegaConfBaseException as error:
+        raise ConfigError(f"bad configuration {where}: {_first_line(error)}") from None
+
+
+def _check_override_syntax(overrides: list[str]) -> None:
+    for override in overrides:
+        key, sep, _ = override.partition("=")
+        if not sep or not key or key != key.strip():
+            raise ConfigError(
+                f"bad override '{override}': expected key=value (e.g. probe.seeds=[0])"
+            )
+
+
+def _first_line(error: Exception) -> str:
+    return str(error).strip().splitlines()[0]
+
+
+def _validate(config: DictConfig) -> None:
+    layers = config.probe.layers
+    if layers not in ("weighted", "last", "concat") and not layers.lstrip("-").isdigit():
+        raise ConfigError(
+            f"probe.layers must be weighted, last, concat or a layer index, not '{layers}'"
+        )
+    if config.extract.padding_variant not in ("exact", "batch"):
+        raise ConfigError("extract.padding_variant must be 'exact' or 'batch'")
+    if not config.probe.seeds:
+        raise ConfigError("probe.seeds must list at least one seed")
+
+
+def tracking_uri(config: DictConfig) -> str:
+    """Where MLflow logs: the config's uri, else $MLFLOW_TRACKING_URI, else a local SQLite file."""
+    if config.tracking.uri:
+        return str(config.tracking.uri)
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    workspace = Path(config.paths.workspace).resolve()
+    return f"sqlite:///{workspace / 'mlflow.db'}"
+
+
+def to_yaml(config: DictConfig) -> str:
+    return OmegaConf.to_yaml(config, resolve=True)
+
+
+def to_container(config: DictConfig) -> dict[str, Any]:
+    return OmegaConf.to_container(config, resolve=True)  # type: ignore[return-value]

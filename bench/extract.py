@@ -1,0 +1,210 @@
+"""Extraction: one frozen forward pass per utterance, batched by length, into the cache.
+
+Audio of the next batch is read in a background thread while the encoder runs. Each
+cache shard is written when all of its items are done, so an interrupted run loses at
+most the shard in progress.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from bench.audio import AudioLoader
+from bench.cache import AudioRef, FeatureCache, Shard
+from bench.progress import progress_bar
+from bench.upstreams.base import Upstream, UpstreamOutput
+
+log = logging.getLogger(__name__)
+
+
+class UpstreamOutputError(RuntimeError):
+    """The upstream returned something unusable (NaN/Inf, no frames, bad shapes)."""
+
+
+@dataclass
+class ExtractionStats:
+    seconds_of_audio: float = 0.0
+    forward_seconds: float = 0.0
+    wall_seconds: float = 0.0
+    shards_done: int = 0
+    shards_cached: int = 0
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def make_batches(
+    durations: Sequence[float], batch_seconds: float, equal_lengths_only: bool = False
+) -> list[list[int]]:
+    """Groups of indices whose padded size (count x longest) stays within ``batch_seconds``.
+
+    ``durations`` should be sorted (shards are). With ``equal_lengths_only`` a batch never
+    mixes lengths, for encoders whose output depends on padding.
+    """
+    batches: list[list[int]] = []
+    current: list[int] = []
+    longest = 0.0
+    for i, duration in enumerate(durations):
+        new_longest = max(longest, duration)
+        too_big = current and new_longest * (len(current) + 1) > batch_seconds
+        length_changes = equal_lengths_only and current and duration != durations[current[0]]
+        if too_big or length_changes:
+            batches.append(current)
+            current, new_longest = [], duration
+        current.append(i)
+        longest = new_longest
+    if current:
+        batches.append(current)
+    return batches
+
+
+def pad_batch(waves: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    lengths = torch.tensor([len(w) for w in waves], dtype=torch.long)
+    padded = torch.zeros(len(waves), int(lengths.max()), dtype=torch.float32)
+    for row, wave in enumerate(waves):
+        padded[row, : len(wave)] = torch.from_numpy(wave)
+    return padded, lengths
+
+
+def _check_output(output: UpstreamOutput, refs: Sequence[AudioRef], upstream_name: str) -> None:
+    lengths = output.lengths.cpu()
+    for ref, length in zip(refs, lengths.tolist(), strict=True):
+        if length <= 0:
+            raise UpstreamOutputError(
+                f"{ref[0]}: upstream '{upstream_name}' returned no frames (audio too short?)"
+            )
+    for layer, states in enumerate(output.hidden_states):
+        if states.shape[0] != len(refs) or states.shape[1] < int(lengths.max()):
+            raise UpstreamOutputError(
+                f"upstream '{upstream_name}' layer {layer}: shape {tuple(states.shape)} does not "
+                f"cover {len(refs)} items of up to {int(lengths.max())} frames"
+            )
+        valid = _valid_mask(lengths, states.shape[1]).to(states.device)
+        finite = torch.isfinite(states).all(dim=-1) | ~valid
+        if not bool(finite.all()):
+            bad = [refs[i][0] for i in torch.nonzero(~finite.all(dim=1)).flatten().tolist()]
+            raise UpstreamOutputError(
+                f"upstream '{upstream_name}' produced NaN/Inf at layer {layer} for: {', '.join(bad[:5])}"
+            )
+
+
+def _valid_mask(lengths: torch.Tensor, num_frames: int) -> torch.Tensor:
+    return torch.arange(num_frames)[None, :] < lengths[:, None]
+
+
+def pooled_means(output: UpstreamOutput) -> np.ndarray:
+    """``[B, 2, L, D]``: each layer's mean over valid frames, raw and per-frame layer-normed."""
+    lengths = output.lengths
+    raw, normed = [], []
+    for states in output.hidden_states:
+        states = states.float()
+        mask = _valid_mask(lengths.cpu(), states.shape[1]).to(states.device)[..., None]
+        count = lengths.to(states.device).view(-1, 1).float()
+        raw.append((states * mask).sum(dim=1) / count)
+        layer_normed = F.layer_norm(states, states.shape[-1:])
+        normed.append((layer_normed * mask).sum(dim=1) / count)
+    return torch.stack([torch.stack(raw, 1), torch.stack(normed, 1)], dim=1).cpu().numpy()
+
+
+def frame_sequences(output: UpstreamOutput) -> list[np.ndarray]:
+    """One float16 ``[T_i, L, D]`` array per item, valid frames only."""
+    stacked = torch.stack([s.to(torch.float16) for s in output.hidden_states], dim=2).cpu()
+    return [stacked[i, :length].numpy() for i, length in enumerate(output.lengths.tolist())]
+
+
+class Extractor:
+    """Runs an upstream over a cache's missing shards."""
+
+    def __init__(
+        self,
+        upstream: Upstream,
+        upstream_name: str,
+        device: torch.device,
+        batch_seconds: float,
+        equal_lengths_only: bool = False,
+        show_progress: bool = True,
+        gain_db: float = 0.0,
+    ):
+        self.upstream = upstream.to(device).eval()
+        self.name = upstream_name
+        self.device = device
+        self.batch_seconds = batch_seconds
+        self.equal_lengths_only = equal_lengths_only
+        self.show_progress = show_progress
+        self.gain = 10.0 ** (gain_db / 20.0)
+
+    def fill(self, cache: FeatureCache, label: str = "") -> ExtractionStats:
+        stats = ExtractionStats()
+        started = time.perf_counter()
+        missing = cache.missing_shards()
+        stats.shards_cached = len(cache.shards) - len(missing)
+        if not missing:
+            log.info("features of %s are cached (%s)", label or self.name, cache.directory)
+            return stats
+        loader = AudioLoader(self.upstream.sample_rate)
+        total = sum(shard.seconds for shard in missing)
+        with (
+            progress_bar(
+                total=total, desc=f"extract {label}".strip(), unit="s", enabled=self.show_progress
+            ) as bar,
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="bench-audio") as reader,
+        ):
+            for shard in missing:
+                self._extract_shard(cache, shard, loader, reader, bar, stats)
+        stats.wall_seconds = time.perf_counter() - started
+        if (summary := loader.summary()) is not None:
+            log.info("audio: %s", summary)
+        return stats
+
+    def _extract_shard(
+        self, cache, shard: Shard, loader, reader, bar, stats: ExtractionStats
+    ) -> None:
+        pooled, sequences = [], []
+        for refs, waves in self._batches_with_audio(shard, loader, reader):
+            wavs, lengths = pad_batch(waves)
+            began = time.perf_counter()
+            with torch.inference_mode():
+                output = self.upstream(wavs.to(self.device), lengths.to(self.device))
+            _check_output(output, refs, self.name)
+            if cache.key.kind == "pooled":
+                pooled.append(pooled_means(output))
+            else:
+                sequences.extend(frame_sequences(output))
+            stats.forward_seconds += time.perf_counter() - began
+            seconds = sum(len(w) for w in waves) / self.upstream.sample_rate
+            stats.seconds_of_audio += seconds
+            bar.update(seconds)
+        if cache.key.kind == "pooled":
+            cache.write_shard(shard, np.concatenate(pooled))
+        else:
+            cache.write_shard(shard, np.concatenate(sequences), lengths=[len(s) for s in sequences])
+        stats.shards_done += 1
+
+    def _batches_with_audio(
+        self, shard: Shard, loader: AudioLoader, reader: ThreadPoolExecutor
+    ) -> Iterator[tuple[list[AudioRef], list[np.ndarray]]]:
+        """Batches of the shard in order, each batch's audio read while the previous one runs."""
+        batches = make_batches(shard.durations, self.batch_seconds, self.equal_lengths_only)
+
+        def read(batch: list[int]) -> list[np.ndarray]:
+            waves = [loader.load(*shard.refs[i]) for i in batch]
+            return waves if self.gain == 1.0 else [wave * np.float32(self.gain) for wave in waves]
+
+        pending: Future | None = reader.submit(read, batches[0]) if batches else None
+        for position, batch in enumerate(batches):
+            assert pending is not None
+            waves = pending.result()
+            following = batches[position + 1] if position + 1 < len(batches) else None
+            pending = reader.submit(read, following) if following is not None else None
+            yield [shard.refs[i] for i in batch], waves
