@@ -136,7 +136,9 @@ class TransformersSSLUpstream(Upstream):
         super().__init__()
         config = model.config
         if getattr(config, "add_adapter", False):
-            raise ValueError("checkpoints with an output adapter (add_adapter=True) are not encoders")
+            raise ValueError(
+                "checkpoints with an output adapter (add_adapter=True) are not encoders"
+            )
         self.model = model.eval().requires_grad_(False)
         self.normalize = normalize
         self.attention_mask = attention_mask
@@ -216,7 +218,9 @@ def _load_model(source: str, revision: str | None, **kwargs: Any) -> torch.nn.Mo
         raise CheckpointUnavailableError(unavailable_message(source, revision, err)) from err
     if info.get("missing_keys"):
         missing = sorted(info["missing_keys"])
-        raise ValueError(f"'{source}' lacks weights for {len(missing)} parameters, e.g. {missing[:3]}")
+        raise ValueError(
+            f"'{source}' lacks weights for {len(missing)} parameters, e.g. {missing[:3]}"
+        )
     return model
 
 
@@ -234,7 +238,9 @@ class RemoteCodeUpstream(Upstream):
         super().__init__()
         self.model = model.eval().requires_grad_(False)
         parameters = inspect.signature(model.forward).parameters
-        self._call_kwargs = {"output_hidden_states": True} if "output_hidden_states" in parameters else {}
+        self._call_kwargs = (
+            {"output_hidden_states": True} if "output_hidden_states" in parameters else {}
+        )
         self._frame_counts: dict[int, int] = {}
         probe = self._states(torch.zeros(1, self.sample_rate))
         self.hidden_sizes = tuple(state.shape[-1] for state in probe)
@@ -246,7 +252,11 @@ class RemoteCodeUpstream(Upstream):
     @torch.no_grad()
     def _states(self, wav: Tensor) -> list[Tensor]:
         out = self.model(wav.to(self._device()), **self._call_kwargs)
-        states = out.get("hidden_states") if isinstance(out, Mapping) else getattr(out, "hidden_states", None)
+        states = (
+            out.get("hidden_states")
+            if isinstance(out, Mapping)
+            else getattr(out, "hidden_states", None)
+        )
         if not states:
             raise TypeError(f"{type(self.model).__name__} returned no 'hidden_states'")
         return [state.float() for state in states]
@@ -258,7 +268,9 @@ class RemoteCodeUpstream(Upstream):
         return self._frame_counts[num_samples]
 
     def forward(self, wavs: Tensor, wav_lens: Tensor) -> UpstreamOutput:
-        per_utterance = [self._states(wav[None, : int(n)]) for wav, n in zip(wavs, wav_lens, strict=True)]
+        per_utterance = [
+            self._states(wav[None, : int(n)]) for wav, n in zip(wavs, wav_lens, strict=True)
+        ]
         lengths = torch.tensor([states[0].shape[1] for states in per_utterance], dtype=torch.long)
         padded = []
         for layer in range(self.num_layers):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from bench.upstreams.bundle import UpstreamBundle
 
@@ -80,7 +80,9 @@ def read_json(
     return loaded if isinstance(loaded, dict) else None
 
 
-def _local_file(source: str, filename: str, revision: str | None, *, cache_only: bool) -> str | None:
+def _local_file(
+    source: str, filename: str, revision: str | None, *, cache_only: bool
+) -> str | None:
     if is_local_dir(source):
         path = Path(source).expanduser() / filename
         return str(path) if path.is_file() else None
@@ -156,29 +158,29 @@ def detect_hf_checkpoint(name: str) -> UpstreamBundle | None:
         return None  # neither a directory nor shaped like a hub id
     try:
         config = read_json(source, "config.json", revision, cache_only=not explicit)
-    except (CheckpointUnavailableError, json.JSONDecodeError, UnicodeDecodeError):
-        if not explicit:
-            return None
-        # Claimed but unreadable: building it reports what is missing and how to fetch it.
-        return _unreadable_bundle(source, revision)
+    except (CheckpointUnavailableError, json.JSONDecodeError, UnicodeDecodeError) as err:
+        return _unavailable_bundle(name, source, str(err)) if explicit else None
     if config is None:
-        return _unreadable_bundle(source, revision) if explicit else None
+        missing = f"'{source}' has no config.json, so it is not a transformers checkpoint"
+        return _unavailable_bundle(name, source, missing) if explicit else None
     if not explicit and config.get("model_type") not in SUPPORTED_MODEL_TYPES:
         return None
     return bundle_for_config(source, revision, config)
 
 
-def _unreadable_bundle(source: str, revision: str | None) -> UpstreamBundle:
-    """A bundle whose build raises the checkpoint's own load error (missing, offline)."""
-    options: dict[str, Any] = {"source": source}
-    if revision:
-        options["revision"] = revision
+def _unavailable_bundle(name: str, source: str, message: str) -> UpstreamBundle:
+    """A claimed checkpoint that cannot be read: building it raises ``message``."""
     return UpstreamBundle(
-        name=f"{HF_PREFIX}{source}",
+        name=name,
         family="transformers",
-        builder=BUILDER,
+        builder="bench.upstreams.hf_checkpoint:raise_unavailable",
         source=source,
-        description=f"transformers checkpoint {source} (config.json not readable yet)",
-        options=options,
+        description=f"transformers checkpoint {source} (unavailable)",
+        options={"message": message},
         extra="hf",
     )
+
+
+def raise_unavailable(message: str) -> NoReturn:
+    """Builder of checkpoints the detector could not read: report why, do not retry."""
+    raise CheckpointUnavailableError(message)

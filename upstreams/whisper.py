@@ -76,7 +76,9 @@ def slaney_mel_filters(
 class WhisperLogMel(torch.nn.Module):
     """Whisper's log-mel spectrogram of a batch of equal-length windows."""
 
-    def __init__(self, num_mels: int, n_fft: int = 400, hop_length: int = 160, sample_rate: int = 16_000):
+    def __init__(
+        self, num_mels: int, n_fft: int = 400, hop_length: int = 160, sample_rate: int = 16_000
+    ):
         super().__init__()
         self.n_fft, self.hop_length = n_fft, hop_length
         # Derived from the settings, so kept out of state_dict (and the weights hash).
@@ -101,7 +103,14 @@ class WhisperEncoderUpstream(Upstream):
     padding_invariant = True
     first_frame_centre_s = 0.0  # frame i is centred on sample 320 * i
 
-    def __init__(self, encoder: torch.nn.Module, *, n_fft: int = 400, hop_length: int = 160, sample_rate: int = 16_000):
+    def __init__(
+        self,
+        encoder: torch.nn.Module,
+        *,
+        n_fft: int = 400,
+        hop_length: int = 160,
+        sample_rate: int = 16_000,
+    ):
         super().__init__()
         config = encoder.config
         self.encoder = encoder.eval().requires_grad_(False)
@@ -134,7 +143,9 @@ class WhisperEncoderUpstream(Upstream):
         ]
         return UpstreamOutput(merged, lengths)
 
-    def _split_windows(self, wavs: Tensor, wav_lens: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    def _split_windows(
+        self, wavs: Tensor, wav_lens: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """Cut every utterance into zero-padded 30 s windows, all in one ``[N, samples]`` batch."""
         size = self.window_samples
         batch = wavs.shape[0]
@@ -150,7 +161,12 @@ class WhisperEncoderUpstream(Upstream):
         return windows * valid, owner, index_in_utterance, window_lens
 
     def _merge_windows(
-        self, state: Tensor, owner: Tensor, index_in_utterance: Tensor, window_frames: Tensor, lengths: Tensor
+        self,
+        state: Tensor,
+        owner: Tensor,
+        index_in_utterance: Tensor,
+        window_frames: Tensor,
+        lengths: Tensor,
     ) -> Tensor:
         """Concatenate each utterance's windows, keeping only frames centred inside the audio."""
         frames = torch.arange(state.shape[1], device=state.device)
