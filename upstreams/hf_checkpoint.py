@@ -101,9 +101,11 @@ def _local_file(
         return None
     try:
         return huggingface_hub.hf_hub_download(source, filename, revision=revision)
-    except errors.EntryNotFoundError:
+    except errors.LocalEntryNotFoundError as err:  # offline, or the hub unreachable
+        raise CheckpointUnavailableError(unavailable_message(source, revision, err)) from err
+    except errors.EntryNotFoundError:  # the checkpoint exists but has no such file
         return None
-    except (errors.HfHubHTTPError, errors.LocalEntryNotFoundError, errors.HFValidationError) as err:
+    except (errors.HfHubHTTPError, errors.HFValidationError) as err:
         raise CheckpointUnavailableError(unavailable_message(source, revision, err)) from err
     except OSError as err:  # no network at all
         raise CheckpointUnavailableError(unavailable_message(source, revision, err)) from err
