@@ -40,7 +40,7 @@ def check_contract(
     assert bool((steps > 0).all()), "timestamps must increase"
     torch.testing.assert_close(steps, torch.full_like(steps, hop_ms))
     duration_ms = audio.shape[1] / SR * 1000
-    assert 0 <= float(timestamps.min()) and float(timestamps.max()) <= duration_ms
+    assert float(timestamps.min()) >= 0 and float(timestamps.max()) <= duration_ms
     scene = hear_api.get_scene_embeddings(audio, model)
     assert scene.shape == (n_sounds, model.scene_embedding_size) and scene.dtype == torch.float32
     torch.testing.assert_close(scene, embeddings.mean(dim=1))
