@@ -201,6 +201,7 @@ def test_whisper_states_match_the_encoder_and_are_trimmed(whisper_checkpoint):
     upstream = bundle.build()
     assert isinstance(upstream, WhisperEncoderUpstream) and bundle.num_layers == 3
     assert upstream.hidden_sizes == (16, 16, 16) and upstream.frame_rate == 50.0
+    assert upstream.first_frame_centre_s == 0.0  # frame i is centred on sample 320 * i
     wavs, lens = batch(40_000, 9_001)
     out = upstream(wavs, lens)
     assert out.lengths.tolist() == [125, 29]  # ceil(n / 320): frames centred inside the audio
@@ -262,6 +263,7 @@ def test_registered_bundles_name_the_published_checkpoints():
     assert UPSTREAMS.get("whisper_large_v3").num_layers == 33
     assert UPSTREAMS.get("wavlm_large").options["normalize"] is True
     assert UPSTREAMS.get("wavlm_base_plus").options["normalize"] is False
+    assert UPSTREAMS.get("wav2vec2_base").options["attention_mask"] is False
     assert resolve_upstream("microsoft/wavlm-large").name == "wavlm_large"
 
 

@@ -54,13 +54,24 @@ _register(
 # Input normalisation is pinned to each model's training recipe (fairseq/unilm
 # ``task.normalize``, which s3prl applies too): raw audio for group-norm CNNs (Base models),
 # per-utterance zero mean / unit variance for layer-norm CNNs (Large models, data2vec).
-# The attention mask follows the checkpoint's preprocessor_config.json. See hf.py.
+# The attention mask follows the checkpoint's preprocessor_config.json (pinned off for
+# wav2vec2-base, as transformers' docs require). See hf.py.
 _HF_BUILDER = "bench.upstreams.hf:build"
 
 
 def _transformers(
-    name: str, hub_id: str, layers: int, width: int, normalize: bool, description: str
+    name: str,
+    hub_id: str,
+    *,
+    layers: int,
+    width: int,
+    normalize: bool,
+    description: str,
+    attention_mask: bool | None = None,
 ) -> UpstreamBundle:
+    options = {"source": hub_id, "normalize": normalize}
+    if attention_mask is not None:
+        options["attention_mask"] = attention_mask
     return UpstreamBundle(
         name=name,
         family="transformers",
@@ -70,7 +81,7 @@ def _transformers(
         num_layers=layers + 1,
         hidden_size=width,
         frame_rate=50.0,
-        options={"source": hub_id, "normalize": normalize},
+        options=options,
         extra="hf",
     )
 
@@ -107,80 +118,76 @@ def _usad(size: str, width: int) -> UpstreamBundle:
     )
 
 
+_BASE = {"layers": 12, "width": 768}
+_LARGE = {"layers": 24, "width": 1024}
+
 _register(
     _transformers(
         "wavlm_base",
         "microsoft/wavlm-base",
-        12,
-        768,
-        False,
-        "WavLM Base (LibriSpeech 960 h); group-norm CNN, raw audio",
+        **_BASE,
+        normalize=False,
+        description="WavLM Base (LibriSpeech 960 h); group-norm CNN, raw audio",
     ),
     _transformers(
         "wavlm_base_plus",
         "microsoft/wavlm-base-plus",
-        12,
-        768,
-        False,
-        "WavLM Base+ (94k h); group-norm CNN, raw audio",
+        **_BASE,
+        normalize=False,
+        description="WavLM Base+ (94k h); group-norm CNN, raw audio",
     ),
     _transformers(
         "wavlm_large",
         "microsoft/wavlm-large",
-        24,
-        1024,
-        True,
-        "WavLM Large (94k h); layer-norm CNN, normalised audio",
+        **_LARGE,
+        normalize=True,
+        description="WavLM Large (94k h); layer-norm CNN, normalised audio",
     ),
     _transformers(
         "hubert_base",
         "facebook/hubert-base-ls960",
-        12,
-        768,
-        False,
-        "HuBERT Base (LibriSpeech 960 h); group-norm CNN, raw audio",
+        **_BASE,
+        normalize=False,
+        description="HuBERT Base (LibriSpeech 960 h); group-norm CNN, raw audio",
     ),
     _transformers(
         "hubert_large_ll60k",
         "facebook/hubert-large-ll60k",
-        24,
-        1024,
-        True,
-        "HuBERT Large (Libri-Light 60k h); layer-norm CNN, normalised audio",
+        **_LARGE,
+        normalize=True,
+        description="HuBERT Large (Libri-Light 60k h); layer-norm CNN, normalised audio",
     ),
     _transformers(
         "wav2vec2_base",
         "facebook/wav2vec2-base",
-        12,
-        768,
-        False,
-        "wav2vec 2.0 Base (LibriSpeech 960 h, s3prl's wav2vec2 = wav2vec_small.pt); "
+        **_BASE,
+        normalize=False,
+        attention_mask=False,  # transformers' docs: zero-pad wav2vec2-base, never mask it
+        description="wav2vec 2.0 Base (LibriSpeech 960 h; s3prl's wav2vec2 = wav2vec_small.pt); "
         "group-norm CNN, raw audio, no attention mask",
     ),
     _transformers(
         "wav2vec2_large_ll60k",
         "facebook/wav2vec2-large-lv60",
-        24,
-        1024,
-        True,
-        "wav2vec 2.0 Large (Libri-Light 60k h, no fine-tuning): the checkpoint of "
-        "s3prl's wav2vec2_large_ll60k and SUPERB's wav2vec 2.0 Large row; normalised audio",
+        **_LARGE,
+        normalize=True,
+        description="wav2vec 2.0 Large (Libri-Light 60k h, not fine-tuned): the checkpoint of "
+        "s3prl's wav2vec2_large_ll60k (wav2vec_vox_new.pt), SUPERB's wav2vec 2.0 Large row; "
+        "normalised audio",
     ),
     _transformers(
         "data2vec_audio_base",
         "facebook/data2vec-audio-base",
-        12,
-        768,
-        True,
-        "data2vec-audio Base (LibriSpeech 960 h); normalised audio",
+        **_BASE,
+        normalize=True,
+        description="data2vec-audio Base (LibriSpeech 960 h); normalised audio",
     ),
     _transformers(
         "data2vec_audio_large",
         "facebook/data2vec-audio-large",
-        24,
-        1024,
-        True,
-        "data2vec-audio Large; normalised audio",
+        **_LARGE,
+        normalize=True,
+        description="data2vec-audio Large; normalised audio",
     ),
     _whisper("tiny", 4, 384),
     _whisper("base", 6, 512),
