@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 import textwrap
 
 import pytest
@@ -107,11 +108,13 @@ def test_bad_inputs_are_rejected():
 
 
 def test_hear_eval_kit_style_loading():
-    """The kit imports the module by name and calls load_model(path, **model_options)."""
+    """The kit imports the module by name and calls load_model([path], **model_options)."""
     module = importlib.import_module("bench.upstreams.hear_api")
-    model = module.load_model("mfcc", **{"layers": "last"})
+    model = module.load_model(**json.loads('{"upstream": "mfcc", "layers": "last"}'))
     embeddings, _ = module.get_timestamp_embeddings(sounds(2), model)
     assert embeddings.shape[-1] == 39
+    with pytest.raises(ValueError, match="once"):
+        module.load_model("mfcc", upstream="fbank")
 
 
 HEAR_MODULE = '''

@@ -360,10 +360,26 @@ def test_remote_code_runs_with_the_flag(remote_code_checkpoint):
     assert report.passed, format_report(report)
 
 
-def test_offline_missing_checkpoint_names_the_id_and_how_to_fetch_it(tmp_path):
+def populate_hub_cache(hf_home, repo_id: str, files_from) -> None:
+    """Lay out ``files_from`` as huggingface_hub's cache would hold ``repo_id`` at ``main``."""
+    repo = hf_home / "hub" / f"models--{repo_id.replace('/', '--')}"
+    commit = "0" * 40
+    snapshot = repo / "snapshots" / commit
+    snapshot.mkdir(parents=True)
+    for file in files_from.iterdir():
+        (snapshot / file.name).write_bytes(file.read_bytes())
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+
+
+def test_offline_hub_ids_load_from_the_cache_or_say_how_to_fetch(tmp_path, ssl_checkpoints):
+    hf_home = tmp_path / "hf"
+    populate_hub_cache(hf_home, "tiny-org/tiny-hubert", ssl_checkpoints["hubert"][0])
     script = textwrap.dedent(
         """
         from bench.upstreams import resolve_upstream
+        bundle = resolve_upstream("tiny-org/tiny-hubert")  # a bare hub id, found in the cache
+        print("cached", bundle.name, bundle.build().hidden_sizes)
         for name in ("wavlm_base_plus", "hf:facebook/not-cached", "whisper_base"):
             try:
                 resolve_upstream(name).build()
@@ -371,17 +387,17 @@ def test_offline_missing_checkpoint_names_the_id_and_how_to_fetch_it(tmp_path):
                 print(type(err).__name__, "|", err)
         """
     )
-    env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"}
+    env = {**os.environ, "HF_HOME": str(hf_home), "HF_HUB_OFFLINE": "1"}
     env.pop("HF_HUB_CACHE", None)
     result = subprocess.run(
         [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
     )
+    assert "cached hf:tiny-org/tiny-hubert (16, 16, 16)" in result.stdout, (
+        result.stdout + result.stderr
+    )
     lines = [line for line in result.stdout.splitlines() if "|" in line]
     assert len(lines) == 3, result.stdout + result.stderr
-    for line, hub_id in zip(
-        lines,
-        ["microsoft/wavlm-base-plus", "facebook/not-cached", "openai/whisper-base"],
-        strict=True,
-    ):
+    hub_ids = ["microsoft/wavlm-base-plus", "facebook/not-cached", "openai/whisper-base"]
+    for line, hub_id in zip(lines, hub_ids, strict=True):
         assert line.startswith(CheckpointUnavailableError.__name__)
         assert hub_id in line and f"hf download {hub_id}" in line and "HF_HUB_OFFLINE=1" in line

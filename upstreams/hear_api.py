@@ -1,9 +1,12 @@
 """Every bench upstream as a HEAR-API module, so hear-eval-kit can evaluate it.
 
-Usage with hear-eval-kit (the module name is this module; ``--model`` is the spec)::
+Usage with hear-eval-kit, whose runner takes this module's name, passes ``--model`` (a
+path that must exist) as ``model_file_path`` and ``--model-options`` (JSON) as keywords::
 
     python -m heareval.embeddings.runner bench.upstreams.hear_api \\
-        --model wavlm_base_plus@mean --tasks-dir tasks/
+        --model-options '{"upstream": "wavlm_base_plus", "layers": "mean"}'
+    python -m heareval.embeddings.runner bench.upstreams.hear_api \\
+        --model /ckpts/my-wavlm --model-options '{"layers": "all"}'
 
 or from Python::
 
@@ -11,17 +14,17 @@ or from Python::
     model = hear_api.load_model("hf:/ckpts/my-wavlm@all")
     embeddings, timestamps = hear_api.get_timestamp_embeddings(audio, model)
 
-``model_file_path`` is ``"<upstream>[@<layers>]"``:
+The upstream spec is ``"<upstream>[@<layers>]"``, given as ``model_file_path`` or as the
+``upstream`` option (empty both: the ``BENCH_HEAR_UPSTREAM`` environment variable):
 
 - ``<upstream>``: anything ``bench.upstreams.resolve_upstream`` accepts: a registered
   name (``bench list upstreams``), a hub id, a local checkpoint dir, ``hf:...``,
-  ``s3prl:...``. Empty means the ``BENCH_HEAR_UPSTREAM`` environment variable.
+  ``s3prl:...``.
 - ``<layers>``: ``mean`` (default: the average of all layers, which is bench's weighted
   sum with its initial uniform weights), ``last``, ``all`` (all layers concatenated), or
   a layer index such as ``6`` (negative counts from the end).
 
-Keyword options (hear-eval-kit's ``--model-options`` JSON): ``layers`` (overrides the
-spec's), ``trust_remote_code``, ``device``.
+Other options: ``layers`` (overrides the spec's), ``trust_remote_code``, ``device``.
 
 The contract (HEAR 2021 API, hear-baseline): ``load_model`` returns a ``torch.nn.Module``
 with ``sample_rate``, ``scene_embedding_size`` and ``timestamp_embedding_size``;
@@ -127,25 +130,28 @@ class HearModel(torch.nn.Module):
 def load_model(
     model_file_path: str = "",
     *,
+    upstream: str | None = None,
     layers: str | None = None,
     trust_remote_code: bool = False,
     device: str | None = None,
 ) -> HearModel:
-    """The upstream named by ``model_file_path`` (see the module docstring) as a HEAR model."""
+    """The upstream named by ``model_file_path`` or ``upstream`` (see the module docstring)."""
     from bench.upstreams import resolve_upstream
 
-    spec = model_file_path or os.environ.get(ENVIRONMENT_VARIABLE, "")
+    if model_file_path and upstream:
+        raise ValueError("name the upstream once: model_file_path or the 'upstream' option")
+    spec = model_file_path or upstream or os.environ.get(ENVIRONMENT_VARIABLE, "")
     if not spec:
         raise ValueError(
-            "name the upstream: load_model('<upstream>[@mean|last|all|<index>]') "
-            f"(hear-eval-kit: --model), or set {ENVIRONMENT_VARIABLE}"
+            "name the upstream: load_model('<upstream>[@mean|last|all|<index>]'), the "
+            f"'upstream' option (hear-eval-kit: --model-options), or set {ENVIRONMENT_VARIABLE}"
         )
     name, spec_layers = parse_model_spec(spec)
     bundle = resolve_upstream(name)
-    upstream = bundle.build(trust_remote_code=trust_remote_code)
+    built = bundle.build(trust_remote_code=trust_remote_code)
     if device is not None:
-        upstream = upstream.to(device)
-    return HearModel(upstream, layers or spec_layers or DEFAULT_LAYERS, name=bundle.name)
+        built = built.to(device)
+    return HearModel(built, layers or spec_layers or DEFAULT_LAYERS, name=bundle.name)
 
 
 def _check_inputs(audio: Any, model: Any) -> None:

@@ -197,7 +197,7 @@ def build(
             f"'{source}' is a '{config.model_type}' model; bench runs {', '.join(SUPPORTED_MODEL_TYPES)}. "
             f"If it ships its own modelling code, use 'hf:{source}' with --trust-remote-code."
         )
-    preprocessor = read_json(source, "preprocessor_config.json", revision) or {}
+    preprocessor = read_json(source, "preprocessor_config.json", revision, optional=True) or {}
     layer_norm_cnn = getattr(config, "feat_extract_norm", "layer") == "layer"
     if normalize is None:
         normalize = bool(preprocessor.get("do_normalize", layer_norm_cnn))

@@ -65,14 +65,25 @@ def _cache_dir() -> str:
 
 
 def read_json(
-    source: str, filename: str, revision: str | None = None, *, cache_only: bool = False
+    source: str,
+    filename: str,
+    revision: str | None = None,
+    *,
+    cache_only: bool = False,
+    optional: bool = False,
 ) -> dict[str, Any] | None:
     """``filename`` of a checkpoint as a dict; None where the checkpoint has no such file.
 
-    Raises ``CheckpointUnavailableError`` when the checkpoint itself cannot be reached.
+    Raises ``CheckpointUnavailableError`` when the file cannot be reached (offline and not
+    cached), unless it is ``optional``: a cached checkpoint may lack optional files.
     ``cache_only`` never touches the network and returns None for anything not cached.
     """
-    path = _local_file(source, filename, revision, cache_only=cache_only)
+    try:
+        path = _local_file(source, filename, revision, cache_only=cache_only)
+    except CheckpointUnavailableError:
+        if optional:
+            return None
+        raise
     if path is None:
         return None
     with open(path, encoding="utf-8") as file:

@@ -181,7 +181,7 @@ def build_whisper(source: str, revision: str | None = None) -> WhisperEncoderUps
     """The encoder of a Whisper checkpoint (hub id or local dir); decoder weights are not kept."""
     transformers = import_transformers()
     encoder_class = transformers.models.whisper.modeling_whisper.WhisperEncoder
-    preprocessor = read_json(source, "preprocessor_config.json", revision) or {}
+    preprocessor = read_json(source, "preprocessor_config.json", revision, optional=True) or {}
     try:
         with quiet_transformers():
             encoder, info = encoder_class.from_pretrained(
