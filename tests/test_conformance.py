@@ -161,8 +161,15 @@ def test_cli_help_has_description_and_example():
     assert "bench check-upstream fbank_no_cmvn" in help_text
 
 
-def test_cli_module_imports_no_torch():
-    code = "import sys, bench.cli.check_upstream; print('torch' in sys.modules)"
+def test_cli_module_and_name_resolution_import_no_torch():
+    code = (
+        "import sys, bench.cli.check_upstream\n"
+        "from bench.upstreams import UPSTREAMS, resolve_upstream\n"
+        "UPSTREAMS.names()\n"
+        "for name in ('wavlm_large', 'microsoft/wavlm-large', 's3prl:hubert', 'hear:m'):\n"
+        "    resolve_upstream(name)\n"
+        "print('torch' in sys.modules)"
+    )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )

@@ -100,10 +100,12 @@ def load_config(source: str, revision: str | None = None) -> Any:
             raise CheckpointUnavailableError(
                 f"'{source}' has no readable config.json: {err}"
             ) from err
-        raise CheckpointUnavailableError(unavailable_message(source, revision)) from err
+        raise CheckpointUnavailableError(unavailable_message(source, revision, err)) from err
 
 
-def conv_output_frames(num_samples: Tensor | int, kernels: Sequence[int], strides: Sequence[int]):
+def conv_output_frames(
+    num_samples: Tensor | int, kernels: Sequence[int], strides: Sequence[int]
+) -> Tensor | int:
     """Frames a stack of unpadded 1-D convolutions returns for ``num_samples`` inputs."""
     frames = num_samples
     for kernel, stride in zip(kernels, strides, strict=True):

@@ -49,7 +49,8 @@ def unavailable_message(source: str, revision: str | None = None, cause: object 
     at = f" (revision {revision})" if revision else ""
     fetch = f"hf download {source}" + (f" --revision {revision}" if revision else "")
     where = "HF_HUB_OFFLINE=1 forbids downloading" if hub_offline() else "downloading it failed"
-    detail = f": {cause}" if cause else ""
+    first_line = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
+    detail = f" ({first_line})" if first_line else ""
     return (
         f"checkpoint '{source}'{at} is not a local directory, not in the Hugging Face cache "
         f"({_cache_dir()}), and {where}{detail}. Fetch it on a machine with network access "
