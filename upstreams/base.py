@@ -43,6 +43,15 @@ class Upstream(torch.nn.Module):
     padding_invariant: bool = True
 
     @property
+    def first_frame_centre_s(self) -> float:
+        """Time (s) of the centre of frame 0; frame i is centred at this + i / frame_rate.
+
+        Used for HEAR timestamps. The default, half a frame, suits encoders without a
+        known receptive field; families that know theirs override it.
+        """
+        return 0.5 / self.frame_rate
+
+    @property
     def num_layers(self) -> int:
         return len(self.hidden_sizes)
 

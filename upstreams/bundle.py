@@ -42,7 +42,23 @@ class UpstreamBundle:
     remote_code: bool = False
     extra: str | None = None
 
-    def build(self, **overrides: Any) -> Upstream:
+    def build(self, *, trust_remote_code: bool = False, **overrides: Any) -> Upstream:
+        """Build the encoder; a ``remote_code`` bundle needs ``trust_remote_code=True``."""
+        if self.remote_code:
+            if not trust_remote_code:
+                raise RemoteCodeNotTrustedError(self.name, self.source)
+            overrides["trust_remote_code"] = True
         module_name, _, attr = self.builder.partition(":")
         factory = getattr(importlib.import_module(module_name), attr)
         return factory(**{**self.options, **overrides})
+
+
+class RemoteCodeNotTrustedError(PermissionError):
+    """Building would execute Python code downloaded with the checkpoint."""
+
+    def __init__(self, name: str, source: str):
+        super().__init__(
+            f"upstream '{name}' runs Python code shipped with its checkpoint ({source}); "
+            "that code executes with your user's full permissions. Read it first, then pass "
+            "--trust-remote-code (trust_remote_code=True in Python) to allow it."
+        )

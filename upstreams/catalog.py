@@ -6,7 +6,7 @@ nothing heavy is imported until ``bundle.build()``. Families add their section h
 
 from __future__ import annotations
 
-from bench.upstreams import UPSTREAMS
+from bench.upstreams import DETECTORS, UPSTREAMS
 from bench.upstreams.bundle import UpstreamBundle
 
 
@@ -51,5 +51,207 @@ _register(
 # -- SPEAR -------------------------------------------------------------------------------
 
 # -- transformers family -----------------------------------------------------------------
+# Input normalisation is pinned to each model's training recipe (fairseq/unilm
+# ``task.normalize``, which s3prl applies too): raw audio for group-norm CNNs (Base models),
+# per-utterance zero mean / unit variance for layer-norm CNNs (Large models, data2vec).
+# The attention mask follows the checkpoint's preprocessor_config.json (pinned off for
+# wav2vec2-base, as transformers' docs require). See hf.py.
+_HF_BUILDER = "bench.upstreams.hf:build"
+
+
+def _transformers(
+    name: str,
+    hub_id: str,
+    *,
+    layers: int,
+    width: int,
+    normalize: bool,
+    description: str,
+    attention_mask: bool | None = None,
+) -> UpstreamBundle:
+    options = {"source": hub_id, "normalize": normalize}
+    if attention_mask is not None:
+        options["attention_mask"] = attention_mask
+    return UpstreamBundle(
+        name=name,
+        family="transformers",
+        builder=_HF_BUILDER,
+        source=hub_id,
+        description=description,
+        num_layers=layers + 1,
+        hidden_size=width,
+        frame_rate=50.0,
+        options=options,
+        extra="hf",
+    )
+
+
+def _whisper(size: str, layers: int, width: int) -> UpstreamBundle:
+    hub_id = f"openai/whisper-{size}"
+    return UpstreamBundle(
+        name=f"whisper_{size.replace('-', '_')}",
+        family="transformers",
+        builder=_HF_BUILDER,
+        source=hub_id,
+        description=f"Whisper {size} encoder only (log-mel in 30 s windows, states trimmed to the audio)",
+        num_layers=layers + 1,
+        hidden_size=width,
+        frame_rate=50.0,
+        options={"source": hub_id},
+        extra="hf",
+    )
+
+
+def _usad(size: str, width: int) -> UpstreamBundle:
+    hub_id = f"MIT-SLS/USAD-{size}"
+    return UpstreamBundle(
+        name=f"usad_{size.lower()}",
+        family="transformers-remote-code",
+        builder="bench.upstreams.hf:build_remote_code",
+        source=hub_id,
+        description=f"USAD {size} (speech+audio distilled from WavLM Base+ and ATST); runs the checkpoint's own code",
+        hidden_size=width,
+        frame_rate=50.0,
+        options={"source": hub_id, "frame_rate": 50.0},
+        remote_code=True,
+        extra="hf",
+    )
+
+
+_BASE = {"layers": 12, "width": 768}
+_LARGE = {"layers": 24, "width": 1024}
+
+_register(
+    _transformers(
+        "wavlm_base",
+        "microsoft/wavlm-base",
+        **_BASE,
+        normalize=False,
+        description="WavLM Base (LibriSpeech 960 h); group-norm CNN, raw audio",
+    ),
+    _transformers(
+        "wavlm_base_plus",
+        "microsoft/wavlm-base-plus",
+        **_BASE,
+        normalize=False,
+        description="WavLM Base+ (94k h); group-norm CNN, raw audio",
+    ),
+    _transformers(
+        "wavlm_large",
+        "microsoft/wavlm-large",
+        **_LARGE,
+        normalize=True,
+        description="WavLM Large (94k h); layer-norm CNN, normalised audio",
+    ),
+    _transformers(
+        "hubert_base",
+        "facebook/hubert-base-ls960",
+        **_BASE,
+        normalize=False,
+        description="HuBERT Base (LibriSpeech 960 h); group-norm CNN, raw audio",
+    ),
+    _transformers(
+        "hubert_large_ll60k",
+        "facebook/hubert-large-ll60k",
+        **_LARGE,
+        normalize=True,
+        description="HuBERT Large (Libri-Light 60k h); layer-norm CNN, normalised audio",
+    ),
+    _transformers(
+        "wav2vec2_base",
+        "facebook/wav2vec2-base",
+        **_BASE,
+        normalize=False,
+        attention_mask=False,  # transformers' docs: zero-pad wav2vec2-base, never mask it
+        description="wav2vec 2.0 Base (LibriSpeech 960 h; s3prl's wav2vec2 = wav2vec_small.pt); "
+        "group-norm CNN, raw audio, no attention mask",
+    ),
+    _transformers(
+        "wav2vec2_large_ll60k",
+        "facebook/wav2vec2-large-lv60",
+        **_LARGE,
+        normalize=True,
+        description="wav2vec 2.0 Large (Libri-Light 60k h, not fine-tuned): the checkpoint of "
+        "s3prl's wav2vec2_large_ll60k (wav2vec_vox_new.pt), SUPERB's wav2vec 2.0 Large row; "
+        "normalised audio",
+    ),
+    _transformers(
+        "data2vec_audio_base",
+        "facebook/data2vec-audio-base",
+        **_BASE,
+        normalize=True,
+        description="data2vec-audio Base (LibriSpeech 960 h); normalised audio",
+    ),
+    _transformers(
+        "data2vec_audio_large",
+        "facebook/data2vec-audio-large",
+        **_LARGE,
+        normalize=True,
+        description="data2vec-audio Large; normalised audio",
+    ),
+    _whisper("tiny", 4, 384),
+    _whisper("base", 6, 512),
+    _whisper("small", 12, 768),
+    _whisper("medium", 24, 1024),
+    _whisper("large-v3", 32, 1280),
+    _usad("Small", 384),
+    _usad("Base", 768),
+    _usad("Large", 1024),
+)
+
+
+def detect_registered_hub_id(name: str) -> UpstreamBundle | None:
+    """A hub id that a registered bundle loads (``microsoft/wavlm-large``) -> that bundle."""
+    matches = [UPSTREAMS.get(n) for n in UPSTREAMS.names() if UPSTREAMS.get(n).source == name]
+    return matches[0] if len(matches) == 1 else None
+
+
+def detect_transformers_checkpoint(name: str) -> UpstreamBundle | None:
+    from bench.upstreams.hf_checkpoint import detect_hf_checkpoint
+
+    return detect_hf_checkpoint(name)
+
+
+DETECTORS.append(detect_registered_hub_id)
+DETECTORS.append(detect_transformers_checkpoint)
+
 
 # -- s3prl hub and HEAR-API modules ------------------------------------------------------
+S3PRL_PREFIX = "s3prl:"
+HEAR_PREFIX = "hear:"
+
+
+def detect_s3prl(name: str) -> UpstreamBundle | None:
+    """``s3prl:<hub name>[:<path or URL>]``, e.g. ``s3prl:wavlm_base_plus``."""
+    if not name.startswith(S3PRL_PREFIX):
+        return None
+    hub_name, _, path_or_url = name[len(S3PRL_PREFIX) :].partition(":")
+    return UpstreamBundle(
+        name=name,
+        family="s3prl",
+        builder="bench.upstreams.s3prl_hub:build",
+        source=path_or_url or f"s3prl hub: {hub_name}",
+        description=f"s3prl hub upstream '{hub_name}' through s3prl.nn.S3PRLUpstream",
+        options={"name": hub_name, "path_or_url": path_or_url or None},
+        extra="s3prl",
+    )
+
+
+def detect_hear_module(name: str) -> UpstreamBundle | None:
+    """``hear:<importable module>[:<model file>]``, e.g. ``hear:hearbaseline.naive``."""
+    if not name.startswith(HEAR_PREFIX):
+        return None
+    module, _, model_file = name[len(HEAR_PREFIX) :].partition(":")
+    return UpstreamBundle(
+        name=name,
+        family="hear",
+        builder="bench.upstreams.hear_module:build",
+        source=model_file or module,
+        description=f"HEAR-API module {module} (its timestamp embeddings as one layer)",
+        num_layers=1,
+        options={"module": module, "model_file": model_file or None},
+    )
+
+
+DETECTORS.append(detect_s3prl)
+DETECTORS.append(detect_hear_module)
