@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 import soundfile
+from _audio import write_tone
 
 from bench.audio import AudioError, AudioLoader, audio_info
-from tests.conftest import write_tone
 
 
 def test_mono_at_target_rate_is_read_as_is(tmp_path):

@@ -109,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit(
             f"bench run: no tasks found for suite '{args.suite}' under {args.data_root}"
         )
+    check_names(task_runs, upstream)
 
     from bench.runner import Runner
     from bench.runtime import configure_threads
@@ -121,6 +122,16 @@ def run(args: argparse.Namespace) -> int:
         outcomes.append(runner.run(task_run, upstream))
     print_summary(outcomes)
     return 0 if all(outcome.error is None for outcome in outcomes) else 1
+
+
+def check_names(task_runs: list, upstream: str) -> None:
+    """Unknown task or upstream names fail before anything runs (cheap: no torch)."""
+    from bench.task import TASKS
+    from bench.upstreams import resolve_upstream
+
+    for task_run in task_runs:
+        TASKS.get(task_run.task)
+    resolve_upstream(upstream)
 
 
 def print_summary(outcomes: list) -> None:
