@@ -277,6 +277,7 @@ def test_documented_unused_tensors_are_accepted_and_ignored(upstream: SpearUpstr
     ("change", "message"),
     [
         ({"causal": True}, "causal: true is not supported"),
+        ({"causal": "false"}, 'causal: "false" is not supported'),
         ({"attention_share": 3}, "unknown config key.*attention_share"),
         ({"num_heads": "2,2,2"}, "num_heads: 3 values"),
         ({"output_downsampling_factor": 4}, "output_downsampling_factor: only 1 and 2"),
@@ -406,3 +407,28 @@ def test_registry_lists_every_release_and_imports_without_torch() -> None:
         "spear_xlarge_speech_audio": ("marcoyang/spear-xlarge-speech-audio", 13, 1280, 50.0),
         "spear_xlarge_speech_audio_v2": ("marcoyang/spear-xlarge-speech-audio-v2", 13, 1280, 50.0),
     }
+
+
+@pytest.mark.parametrize(
+    ("num_encoder_layers", "dim", "reference_params"),
+    [((1, 2, 2, 3, 1, 1, 1), 1024, 326_951_472), ((1, 2, 3, 4, 1, 1, 1), 1280, 596_973_362)],
+    ids=["large", "xlarge"],
+)
+def test_real_sizes_match_the_reference_parameter_counts(
+    num_encoder_layers: tuple[int, ...], dim: int, reference_params: int
+) -> None:
+    """Large and XLarge built on the meta device (no memory) have the reference's
+    parameter count, once the checkpoint-only tensors (mask_emb: 128, one bypass_scale
+    per layer) are added back."""
+    config = SpearConfig(
+        downsampling_factor=(1, 2, 4, 8, 4, 2, 1),
+        num_encoder_layers=num_encoder_layers,
+        encoder_dim=(dim,) * 7,
+        feedforward_dim=(3 * dim,) * 7,
+        num_heads=(8,) * 7,
+        cnn_module_kernel=(31, 31, 15, 15, 15, 31, 31),
+    )
+    with torch.device("meta"):
+        model = SpearModel(config)
+    used = sum(p.numel() for p in model.parameters())
+    assert used + 128 + config.num_layers * dim == reference_params

@@ -116,10 +116,11 @@ class SpearConfig:
                 f"unknown config key(s) {', '.join(unknown)}: they may change the model's "
                 "numerics, which this implementation does not reproduce"
             )
-        if raw.get("causal", False):
+        causal = raw.get("causal", False)
+        if causal is not False:
             raise SpearConfigError(
-                "causal: true is not supported (the causal variant has different conv "
-                "modules and chunked attention); only causal: false checkpoints load"
+                f"causal: {json.dumps(causal)} is not supported (the causal variant has "
+                "different conv modules and chunked attention); only causal: false loads"
             )
         num_stacks = len(
             _int_tuple(

@@ -74,8 +74,9 @@ def _fetch_instructions(repo_id: str, revision: str | None, err: Exception) -> s
     at_revision = f" at revision {revision}" if revision else ""
     revision_flag = f" --revision {revision}" if revision else ""
     return (
-        f"SPEAR checkpoint {repo_id!r}{at_revision} is not in the local HF cache and could "
-        f"not be downloaded ({type(err).__name__}). Fetch it where the hub is reachable:\n"
+        f"SPEAR checkpoint {repo_id!r}{at_revision}: no local folder of that name, not in "
+        f"the local HF cache, and it could not be downloaded ({type(err).__name__}). "
+        "Fetch it where the hub is reachable:\n"
         f"    hf download {repo_id}{revision_flag} --local-dir <dir>\n"
         f"(or `huggingface-cli download {repo_id}{revision_flag} --local-dir <dir>`), "
         "then pass <dir> instead of the hub id."
