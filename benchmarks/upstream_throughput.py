@@ -11,13 +11,16 @@ Compares, on the same random audio (8 utterances of 4-8 s by default):
     versus a loop over the utterances.
 
 Every measurement is preceded by a warm-up call; each figure is the best of ``--repeats``
-timed calls. Ratios are between figures of this one run. Not a test: run it by hand,
-``python benchmarks/upstream_throughput.py`` (about 2-3 minutes on 2 CPU cores).
+timed calls. Ratios are between figures of this one run. The load average is printed at
+start and end: other processes on the machine distort every figure. Not a test: run it
+by hand, ``python benchmarks/upstream_throughput.py`` (about 2.5 minutes on 2 idle CPU
+cores).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from collections.abc import Callable
 
@@ -148,6 +151,7 @@ def main() -> None:
         f"torch {torch.__version__}, {torch.get_num_threads()} threads; {len(lens)} utterances, "
         f"{audio_s:.1f} s of audio (padded batch: {wavs.shape[1] / SAMPLE_RATE:.1f} s each)"
     )
+    print(f"load average at start: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
     report = Reporter(audio_s)
     spear_batch, spear_single = measure_spear(wavs, lens, args.repeats, report)
     wavlm_batch = measure_wavlm(wavs, lens, args.repeats, report)
@@ -158,6 +162,7 @@ def main() -> None:
     print(f"  SPEAR Large one-at-a-time / batched          {spear_single / spear_batch:6.2f}x")
     print(f"  SPEAR Large one-at-a-time / WavLM batched    {spear_single / wavlm_batch:6.2f}x")
     print(f"  fbank batched / per-utterance loop           {fbank_batch / fbank_loop:6.2f}x")
+    print(f"load average at end: {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":
