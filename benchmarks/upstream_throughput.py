@@ -142,7 +142,7 @@ def main() -> None:
     parser.add_argument("--min-seconds", type=float, default=4.0)
     parser.add_argument("--max-seconds", type=float, default=8.0)
     parser.add_argument("--repeats", type=int, default=1, help="timed calls per model")
-    parser.add_argument("--fbank-repeats", type=int, default=5)
+    parser.add_argument("--fbank-repeats", type=int, default=20)
     args = parser.parse_args()
 
     wavs, lens = random_batch(args.utterances, args.min_seconds, args.max_seconds, seed=0)
