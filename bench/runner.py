@@ -172,7 +172,7 @@ class Runner:
 
         upstream = self.load_upstream(upstream_name)
         model = upstream.model
-        gain_db = float(getattr(task_cls, "audio_gain_db", 0.0))
+        gain_db = float(task_cls.audio_gain_db)
         key_fields = {
             "upstream": upstream_name,
             "weights_hash": model.weights_hash(),

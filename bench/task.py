@@ -66,6 +66,12 @@ class Task:
     metadata: ClassVar[TaskMetadata]
     schedule: ClassVar[Schedule]
     protocol: ClassVar[str]
+    #: the dev metric that selects the learning rate (default: ``metadata.main_metric``)
+    selection_metric: ClassVar[str | None] = None
+    #: draw training batches class-balanced (s3prl's weighted sampler for Speech Commands)
+    balanced_sampling: ClassVar[bool] = False
+    #: gain applied to the audio before the upstream, in dB (s3prl's KS loader applies -3 dB)
+    audio_gain_db: ClassVar[float] = 0.0
 
     @dataclass(frozen=True)
     class Options:

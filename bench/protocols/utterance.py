@@ -142,8 +142,8 @@ class UtteranceClassification(ProbeProtocol):
         settings: ProbeSettings,
     ) -> ProbeOutcome:
         encoder = LabelEncoder(data.vocabulary)
-        selection_metric = getattr(task, "selection_metric", None) or task.metadata.main_metric
-        balanced = bool(getattr(task, "balanced_sampling", False))
+        selection_metric = task.selection_metric or task.metadata.main_metric
+        balanced = task.balanced_sampling
         folds = [
             self._fold_arrays(data, fold, features, encoder, settings, balanced)
             for fold in data.folds
