@@ -93,8 +93,9 @@ def d_prime(targets: np.ndarray, scores: np.ndarray, finite: bool = True) -> flo
     except ValueError:
         return math.nan
     if finite:
-        positives = targets.sum(axis=0)
-        margin = 1.0 / (2.0 * positives * (len(targets) - positives))
+        pairs = targets.sum(axis=0) * (len(targets) - targets.sum(axis=0))
+        # Classes without pairs have a NaN AUC already; leave them so.
+        margin = np.divide(0.5, pairs, out=np.zeros_like(auc), where=pairs > 0)
         auc = np.clip(auc, margin, 1.0 - margin)
     return float(np.mean(stats.norm().ppf(auc) * np.sqrt(2.0)))
 

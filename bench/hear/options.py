@@ -25,6 +25,8 @@ class HearOptions:
         the validation set has events) and lets patience decide.
     finite_d_prime: clip AUCs of perfectly separated classes so d-prime stays finite (see
         ``bench.hear.metrics.d_prime``); False gives the reference's ``inf`` (null in JSON).
+    hidden_dim: width of the predictor's hidden layers (HEAR: 1024); smaller values are for
+        quick smoke runs only and are recorded with the result.
     """
 
     grid_points: int = 8
@@ -32,6 +34,7 @@ class HearOptions:
     shuffle_batches: bool = True
     nan_score_stops_training: bool = False
     finite_d_prime: bool = True
+    hidden_dim: int = 1024
 
     @classmethod
     def reference(cls) -> HearOptions:
