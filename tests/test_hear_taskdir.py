@@ -127,6 +127,11 @@ def remove(relative: str) -> Callable[[Path], None]:
     return mutate
 
 
+def duplicate_train_file_in_test(task_dir: Path) -> None:
+    rename_first("test", "train_bark_0.wav")(task_dir)
+    shutil.copy(task_dir / "16000/train/train_bark_0.wav", task_dir / "16000/test/")
+
+
 SCENE_ERRORS = {
     "missing metadata": (remove("task_metadata.json"), "task_metadata.json: missing"),
     "missing vocabulary": (remove("labelvocabulary.csv"), "labelvocabulary.csv: missing"),
@@ -187,7 +192,7 @@ SCENE_ERRORS = {
         "a label is listed twice",
     ),
     "same file in two splits": (
-        rename_first("test", "train_bark_0.wav"),
+        duplicate_train_file_in_test,
         "'train_bark_0.wav' is in both train and test",
     ),
 }
