@@ -181,8 +181,7 @@ def event_dir(
             split: event_entries(labels, files, split, seed)
             for seed, split in enumerate(("train", "valid", "test"))
         },
-        evaluation=["event_onset_200ms_fms", "segment_1s_er"],
-        **metadata,
+        **{"evaluation": ["event_onset_200ms_fms", "segment_1s_er"], **metadata},
     )
 
 

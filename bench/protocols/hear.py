@@ -369,21 +369,10 @@ class _ProtocolRun:
             for setting in self.postprocessing
         ]
         score, chosen = max(scored, key=lambda pair: (_nan_to_zero(pair[0]), pair[1]))
-        return Validation(self._nan_policy(score, primary), chosen)
+        return Validation(validation_score(score, primary, self.options), chosen)
 
     def _primary(self, scores: Mapping[str, float]) -> float:
         return scores[self.metrics[0].name]
-
-    def _nan_policy(self, score: float, metric: HearMetric) -> float:
-        """An undefined event F-measure means nothing was detected: F = 0 (bench's fix), or
-        NaN that stops training (the reference, ``nan_score_stops_training``)."""
-        if (
-            math.isnan(score)
-            and not self.options.nan_score_stops_training
-            and metric.higher_is_better
-        ):
-            return 0.0
-        return score
 
     def _default_postprocessing(self) -> Postprocessing | None:
         # Without scoring the reference uses its (single-entry) grid as is.
@@ -448,6 +437,18 @@ class _ProtocolRun:
 
 
 # -- helpers ----------------------------------------------------------------------------------
+
+
+def validation_score(score: float, metric: HearMetric, options: HearOptions) -> float:
+    """The score early stopping sees for an event metric's validation value.
+
+    An undefined F-measure (NaN: nothing detected, precision 0/0) is 0 for bench, which is
+    its value whenever the validation set has events; replicating the reference
+    (``nan_score_stops_training``) keeps the NaN, and the NaN stops training.
+    """
+    if math.isnan(score) and metric.higher_is_better and not options.nan_score_stops_training:
+        return 0.0
+    return score
 
 
 @dataclass(frozen=True)
@@ -528,7 +529,16 @@ def _postprocessing_dict(detail: Any) -> dict[str, float] | None:
 
 
 def _stats(runs: Sequence[Mapping[str, float]]) -> dict[str, Stat]:
-    return {name: Stat.of([run[name] for run in runs]) for name in runs[0]}
+    return {name: _stat([run[name] for run in runs]) for name in runs[0]}
+
+
+def _stat(values: Sequence[float]) -> Stat:
+    """Stat.of, which cannot take a standard deviation of infinities (a reference-mode
+    d-prime): then the mean is what arithmetic gives and the deviation is undefined."""
+    if all(math.isfinite(value) for value in values):
+        return Stat.of(values)
+    spread = math.nan if len(values) > 1 else 0.0
+    return Stat(mean=float(np.mean(values)), std=spread, values=tuple(float(v) for v in values))
 
 
 def _mean_layer_weights(models: Sequence[TrainedPredictor]) -> list[float] | None:
