@@ -104,6 +104,7 @@ def test_d_prime_by_hand_and_perfect_separation() -> None:
     assert metrics.d_prime(targets, perfect) == pytest.approx(math.sqrt(2) * 1.1503493803760079)
 
 
+@pytest.mark.filterwarnings("ignore:Only one class is present")  # the reference's sklearn call
 def test_undefined_scene_metrics_are_nan_as_in_the_reference() -> None:
     targets = np.array([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0]])  # class 1 never positive
     scores = np.array([[0.7, 0.3], [0.6, 0.4], [0.2, 0.8]])

@@ -73,11 +73,9 @@ def mean_average_precision(targets: np.ndarray, scores: np.ndarray) -> float:
 
 def aucroc(targets: np.ndarray, scores: np.ndarray) -> float:
     """Macro ROC AUC; NaN when a class has only positives or only negatives (as the reference)."""
-    from sklearn.metrics import roc_auc_score
-
     _check_scene_inputs(targets, scores)
     try:
-        return float(roc_auc_score(targets, scores, average="macro"))
+        return float(np.mean(_roc_auc(targets, scores)))
     except ValueError:
         return math.nan
 
@@ -85,11 +83,10 @@ def aucroc(targets: np.ndarray, scores: np.ndarray) -> float:
 def d_prime(targets: np.ndarray, scores: np.ndarray, finite: bool = True) -> float:
     """Mean over classes of ``sqrt(2) * Phi^-1(AUC)``; see the module docstring for ``finite``."""
     from scipy import stats
-    from sklearn.metrics import roc_auc_score
 
     _check_scene_inputs(targets, scores)
     try:
-        auc = np.asarray(roc_auc_score(targets, scores, average=None), dtype=np.float64)
+        auc = _roc_auc(targets, scores)
     except ValueError:
         return math.nan
     if finite:
@@ -98,6 +95,17 @@ def d_prime(targets: np.ndarray, scores: np.ndarray, finite: bool = True) -> flo
         margin = np.divide(0.5, pairs, out=np.zeros_like(auc), where=pairs > 0)
         auc = np.clip(auc, margin, 1.0 - margin)
     return float(np.mean(stats.norm().ppf(auc) * np.sqrt(2.0)))
+
+
+def _roc_auc(targets: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """Per-class ROC AUC; NaN (not a warning per validation) for a class lacking positives
+    or negatives, which scikit-learn versions either warn about or raise ValueError for."""
+    from sklearn.exceptions import UndefinedMetricWarning
+    from sklearn.metrics import roc_auc_score
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UndefinedMetricWarning)
+        return np.asarray(roc_auc_score(targets, scores, average=None), dtype=np.float64)
 
 
 def _check_scene_inputs(targets: np.ndarray, scores: np.ndarray) -> None:
