@@ -179,7 +179,15 @@ class HearSceneProtocol(_HearProtocol):
     feature_kind = "pooled"
     embedding_type = "scene"
 
-    def _split(self, items, data, features, upstream, settings, layers) -> _SceneSplit:
+    def _split(
+        self,
+        items: Sequence[Item],
+        data: TaskData,
+        features: FeatureStore,
+        upstream: UpstreamInfo,
+        settings: ProbeSettings,
+        layers: _LayerPlan,
+    ) -> _SceneSplit:
         pooled = layers.select(features.pooled(items, layer_norm=settings.layer_norm))
         label_index = _label_index(data)
         targets = np.zeros((len(items), len(label_index)), dtype=np.float32)
@@ -194,7 +202,15 @@ class HearTimestampProtocol(_HearProtocol):
     feature_kind = "sequence"
     embedding_type = "event"
 
-    def _split(self, items, data, features, upstream, settings, layers) -> _EventSplit:
+    def _split(
+        self,
+        items: Sequence[Item],
+        data: TaskData,
+        features: FeatureStore,
+        upstream: UpstreamInfo,
+        settings: ProbeSettings,
+        layers: _LayerPlan,
+    ) -> _EventSplit:
         label_index = _label_index(data)
         frames, targets, groups = [], [], []
         files, rows, stamps, reference = [], [], [], {}
@@ -280,16 +296,18 @@ class _ProtocolRun:
         )
 
     def _grid_search(self, grid: Sequence[GridPoint]) -> tuple[int, TrainedPredictor]:
+        """Train every grid point on the first fold; keep the best (the first of equals, as
+        the reference's stable sort does). Only the best model is held in memory."""
         fold, seed = self.folds[0], self.seeds[0]
-        results: list[TrainedPredictor] = []
+        best_index, best = -1, None
         for index, point in enumerate(self._progress(grid, "HEAR grid")):
-            results.append(self._train(fold, point, seed, grid_index=index, phase="grid"))
-        # Stable sort: ties keep the sampled order, as the reference's sorted() does.
-        ranked = sorted(
-            range(len(results)),
-            key=lambda i: _sort_key(results[i].score, self.maximize),
-        )
-        return ranked[0], results[ranked[0]]
+            trained = self._train(fold, point, seed, grid_index=index, phase="grid")
+            if best is None or _sort_key(trained.score, self.maximize) < _sort_key(
+                best.score, self.maximize
+            ):
+                best_index, best = index, trained
+        assert best is not None, "the grid has no points"
+        return best_index, best
 
     def _train_folds(
         self, grid: Sequence[GridPoint], best_index: int, best: TrainedPredictor
