@@ -10,7 +10,7 @@ Two protocols, one per HEAR embedding type:
   thresholding at 0.5 and a minimum duration (``bench.hear.events``).
 
 Procedure (as the reference): the task's first fold (or its only train/valid/test split)
-trains every sampled grid point (8 of 16, seed 42, ``bench.hear.predictor``); the point with
+trains every sampled grid point (8 of 16, seed 42, ``bench.hear.grid``); the point with
 the best validation score (the primary metric, or validation loss where the task sets
 ``use_scoring_for_early_stopping: false``) is kept, and the same point is retrained on every
 other fold (fold i tests, fold i+1 validates). The first fold's model is the grid-search
@@ -282,12 +282,16 @@ class _ProtocolRun:
     def maximize(self) -> bool:
         return self.metrics[0].higher_is_better if self.scoring else False
 
+    def _better(self, score: float, than: float) -> bool:
+        """Strictly better; a non-finite score is worse than any finite one."""
+        return _sort_key(score, self.maximize) < _sort_key(than, self.maximize)
+
     def execute(self) -> ProbeOutcome:
         grid = sample_grid(full_grid(), self.options.grid_points, self.options.grid_seed)
         best_index, best = self._grid_search(grid)
         finals = self._train_folds(grid, best_index, best)
-        dev = [self._test(fold, model, fold.dev) for fold, model in finals]
-        test = [self._test(fold, model, fold.test) for fold, model in finals]
+        dev = [self._score(model, fold.dev) for fold, model in finals]
+        test = [self._score(model, fold.test) for fold, model in finals]
         return ProbeOutcome(
             metrics={"dev": _stats(dev), "test": _stats(test)},
             selected=self._selected(grid[best_index], best, finals),
@@ -302,9 +306,7 @@ class _ProtocolRun:
         best_index, best = -1, None
         for index, point in enumerate(self._progress(grid, "HEAR grid")):
             trained = self._train(fold, point, seed, grid_index=index, phase="grid")
-            if best is None or _sort_key(trained.score, self.maximize) < _sort_key(
-                best.score, self.maximize
-            ):
+            if best is None or self._better(trained.score, best.score):
                 best_index, best = index, trained
         assert best is not None, "the grid has no points"
         return best_index, best
@@ -396,9 +398,8 @@ class _ProtocolRun:
         # Without scoring the reference uses its (single-entry) grid as is.
         return self.postprocessing[0] if self.metadata.embedding_type == "event" else None
 
-    def _test(
-        self, fold: Fold, model: TrainedPredictor, split_names: Sequence[str]
-    ) -> dict[str, float]:
+    def _score(self, model: TrainedPredictor, split_names: Sequence[str]) -> dict[str, float]:
+        """Every metric of the task, with the post-processing chosen at the best validation."""
         split = self._single_split(split_names)
         logits = predict_logits(
             model.model, split.arrays.features, self.config.batch_size, self.settings.device
