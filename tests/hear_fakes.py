@@ -203,6 +203,7 @@ class FakeFeatureStore:
         self.informative_layer = informative_layer
         self.frame_rate, self.seconds, self.signal = frame_rate, seconds, signal
         self.calls: list[tuple[str, int]] = []
+        self.layer_norm_requests: list[bool] = []
 
     @property
     def upstream(self) -> UpstreamInfo:
@@ -210,6 +211,7 @@ class FakeFeatureStore:
 
     def pooled(self, items: Sequence[Item], layer_norm: bool = False) -> np.ndarray:
         self.calls.append(("pooled", len(items)))
+        self.layer_norm_requests.append(layer_norm)
         features = np.stack([self._clip(item) for item in items])
         if layer_norm:
             mean, std = features.mean(-1, keepdims=True), features.std(-1, keepdims=True)

@@ -172,6 +172,28 @@ def test_layer_selection(esc50_root: Path, layers: object, expect_learned: bool)
     )
 
 
+def test_layer_norm_is_the_store_s_for_clips_and_the_probe_s_for_frames(
+    tmp_path: Path, dcase_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    built: list[bool] = []
+    original = predictor.LayerCombiner.__init__
+
+    def recording(self: Any, num_layers: int, mode: Any, normalize_layers: bool = False) -> None:
+        built.append(normalize_layers)
+        original(self, num_layers, mode, normalize_layers)
+
+    monkeypatch.setattr(predictor.LayerCombiner, "__init__", recording)
+    store = FakeFeatureStore(informative=True)
+    run("hear", multiclass_dir(tmp_path, per_class=4), store, layer_norm=True)
+    assert store.layer_norm_requests == [True] * 3 and not any(built)
+    built.clear()
+    outcome = run(
+        "hear.dcase2016_task2", dcase_root, FakeFeatureStore(informative=True), layer_norm=True
+    )
+    assert built and all(built)
+    assert outcome.metrics["test"]["event_onset_200ms_fms"].mean > 0.5
+
+
 def test_bad_layer_index_is_refused(esc50_root: Path) -> None:
     with pytest.raises(ValueError, match="layers=7"):
         run("hear.esc50", esc50_root, FakeFeatureStore(informative=True), layers=7)

@@ -141,6 +141,9 @@ class _HearProtocol(ProbeProtocol):
     """What both HEAR protocols share; subclasses turn items into ``_Split``s."""
 
     embedding_type: ClassVar[str]
+    # Whether the probe applies ProbeSettings.layer_norm itself (to frames); pooled features
+    # come from the store already averaged over per-frame normalised states.
+    normalizes_frames: ClassVar[bool]
 
     def run(
         self,
@@ -158,7 +161,10 @@ class _HearProtocol(ProbeProtocol):
                 name: self._split(items, data, features, upstream, settings, layers)
                 for name, items in data.splits.items()
             }
-            run = _ProtocolRun(metadata, options, settings, upstream, layers, data, splits)
+            normalize = settings.layer_norm and self.normalizes_frames
+            run = _ProtocolRun(
+                metadata, options, settings, upstream, layers, normalize, data, splits
+            )
             return run.execute()
 
     def _split(
@@ -178,6 +184,7 @@ class HearSceneProtocol(_HearProtocol):
 
     feature_kind = "pooled"
     embedding_type = "scene"
+    normalizes_frames = False
 
     def _split(
         self,
@@ -201,6 +208,7 @@ class HearTimestampProtocol(_HearProtocol):
 
     feature_kind = "sequence"
     embedding_type = "event"
+    normalizes_frames = True
 
     def _split(
         self,
@@ -252,11 +260,13 @@ class _ProtocolRun:
         settings: ProbeSettings,
         upstream: UpstreamInfo,
         layers: _LayerPlan,
+        normalize_layers: bool,
         data: TaskData,
         splits: Mapping[str, _Split],
     ):
         self.metadata, self.options, self.settings = metadata, options, settings
         self.upstream, self.layers, self.splits = upstream, layers, splits
+        self.normalize_layers = normalize_layers
         self.folds: Sequence[Fold] = data.folds
         self.labels = list(data.vocabulary["label"])
         self.metrics = [_metric(name, options) for name in metadata.evaluation]
@@ -368,7 +378,7 @@ class _ProtocolRun:
             config=self.config,
             mode=self.layers.mode,
             multilabel=self.metadata.prediction_type == "multilabel",
-            normalize_layers=self.layers.normalize_frames and self.settings.layer_norm,
+            normalize_layers=self.normalize_layers,
         )
 
     def _validate(self, valid: _Split, model: HearPredictor) -> Validation:
@@ -478,7 +488,6 @@ class _LayerPlan:
     num_layers: int
     index: int | None
     description: str
-    normalize_frames: bool = True
 
     def select(self, layers: np.ndarray) -> np.ndarray:
         """Keep only the layer a single-layer probe uses (saves memory on frame features)."""
