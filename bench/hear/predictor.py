@@ -210,6 +210,9 @@ class Validation:
 
 @dataclass
 class TrainedPredictor:
+    """A trained predictor at its best validation: that validation's ``score`` and
+    ``detail``, the (0-based) ``best_epoch``, and the number of ``epochs`` trained."""
+
     model: HearPredictor
     score: float
     detail: Any
