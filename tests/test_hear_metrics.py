@@ -4,6 +4,7 @@ and sed_eval, and hand-computed cases; event post-processing; the HEAR score."""
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -17,9 +18,12 @@ from bench.hear.events import (
     predictions_to_events,
 )
 
-reference = pytest.importorskip(
-    "heareval.score", reason="heareval 2021.1.3 (--no-deps) is the reference"
-)
+
+@pytest.fixture(scope="module")
+def reference() -> Any:
+    """hear-eval-kit's scorer: ``pip install --no-deps heareval==2021.1.3`` (test-only)."""
+    return pytest.importorskip("heareval.score", reason="heareval 2021.1.3 is the reference")
+
 
 TOLERANCE = 1e-9
 
@@ -45,7 +49,7 @@ def random_multilabel(
     return targets, scores
 
 
-def reference_score(name: str, *args: object) -> float:
+def reference_score(reference: Any, name: str, *args: object) -> float:
     labels = {str(i): i for i in range(10)}
     value = reference.available_scores[name](label_to_idx=labels)(*args)
     return value[0][1] if isinstance(value, tuple) else float(value)
@@ -55,10 +59,12 @@ def reference_score(name: str, *args: object) -> float:
 @pytest.mark.parametrize(
     "name", ["top1_acc", "pitch_acc", "chroma_acc", "mAP", "d_prime", "aucroc"]
 )
-def test_scene_metrics_match_reference(name: str, seed: int) -> None:
+def test_scene_metrics_match_reference(reference: Any, name: str, seed: int) -> None:
     for targets, scores in (random_multiclass(seed, classes=14), random_multilabel(seed)):
         ours = metrics.HEAR_METRICS[name].compute(targets, scores)[name]
-        assert ours == pytest.approx(reference_score(name, scores, targets), abs=TOLERANCE)
+        assert ours == pytest.approx(
+            reference_score(reference, name, scores, targets), abs=TOLERANCE
+        )
 
 
 def test_scene_metrics_match_sklearn_definitions() -> None:
@@ -92,25 +98,25 @@ def test_scene_metrics_by_hand() -> None:
     assert metrics.top1_accuracy(pitch, guesses) == 0.0
 
 
-def test_d_prime_by_hand_and_perfect_separation() -> None:
+def test_d_prime_by_hand_and_perfect_separation(reference: Any) -> None:
     targets = np.eye(2)[[0, 0, 1, 1]]
     scores = np.array([[0.9, 0.1], [0.4, 0.6], [0.6, 0.4], [0.2, 0.8]])
     # Both classes: AUC 3/4 -> d' = sqrt(2) * Phi^-1(0.75) = sqrt(2) * 0.6744897501960817
     assert metrics.d_prime(targets, scores) == pytest.approx(math.sqrt(2) * 0.6744897501960817)
     perfect = np.array([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7], [0.2, 0.8]])
     assert metrics.d_prime(targets, perfect, finite=False) == math.inf
-    assert reference_score("d_prime", perfect, targets) == math.inf
+    assert reference_score(reference, "d_prime", perfect, targets) == math.inf
     # Clipped to half a misordered pair of the 2 x 2 pairs: AUC 1 - 1/8.
     assert metrics.d_prime(targets, perfect) == pytest.approx(math.sqrt(2) * 1.1503493803760079)
 
 
 @pytest.mark.filterwarnings("ignore:Only one class is present")  # the reference's sklearn call
-def test_undefined_scene_metrics_are_nan_as_in_the_reference() -> None:
+def test_undefined_scene_metrics_are_nan_as_in_the_reference(reference: Any) -> None:
     targets = np.array([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0]])  # class 1 never positive
     scores = np.array([[0.7, 0.3], [0.6, 0.4], [0.2, 0.8]])
     assert math.isnan(metrics.d_prime(targets, scores))
     assert math.isnan(metrics.aucroc(targets, scores))
-    assert math.isnan(reference_score("d_prime", scores, targets))
+    assert math.isnan(reference_score(reference, "d_prime", scores, targets))
 
 
 def random_events(seed: int, files: int = 6, labels: tuple[str, ...] = ("a", "b", "c")) -> dict:
@@ -169,7 +175,7 @@ EVENT_METRICS = [
 
 @pytest.mark.parametrize("seed", range(4))
 @pytest.mark.parametrize("name", EVENT_METRICS)
-def test_event_metrics_match_reference(name: str, seed: int) -> None:
+def test_event_metrics_match_reference(reference: Any, name: str, seed: int) -> None:
     labels = ["a", "b", "c"]
     truth, estimate = random_events(seed), perturbed(random_events(seed), seed + 100)
     expected = reference.available_scores[name](
