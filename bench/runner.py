@@ -55,11 +55,11 @@ def resolve_data_root(task_cls: type[Task], task_run: TaskRun, config: DictConfi
     return task_cls.default_data_root(Path(config.paths.data))
 
 
-def probe_settings(task_cls: type[Task], config: DictConfig) -> Any:
+def probe_settings(task: Task, config: DictConfig) -> Any:
     """The task's schedule with the config's ``probe.*`` overrides applied."""
     from bench.protocols.base import ProbeSettings
 
-    schedule, probe = task_cls.schedule, config.probe
+    schedule, probe = task.schedule, config.probe
     layers: str | int = (
         probe.layers if not str(probe.layers).lstrip("-").isdigit() else int(probe.layers)
     )
@@ -161,18 +161,20 @@ class Runner:
         config = self.config
         started = time.perf_counter()
         task_cls = TASKS.get(task_run.task)
-        name = task_cls.metadata.name
-        options = {**config.task_options.get(name, {}), **task_run.options}
+        options = {**config.task_options.get(task_run.task, {}), **task_run.options}
+        # Read metadata, schedule and protocol from the instance: a generic task (e.g. any
+        # HEAR task directory) sets them from its data when constructed.
         task = task_cls(resolve_data_root(task_cls, task_run, config), options)
+        name = task.metadata.name
         task.prepare()
         data = task.load()
         data.check(name)
-        protocol = PROTOCOLS.get(task_cls.protocol)()
+        protocol = PROTOCOLS.get(task.protocol)()
         loaded_at = time.perf_counter()
 
         upstream = self.load_upstream(upstream_name)
         model = upstream.model
-        gain_db = float(task_cls.audio_gain_db)
+        gain_db = float(task.audio_gain_db)
         key_fields = {
             "upstream": upstream_name,
             "weights_hash": model.weights_hash(),
@@ -200,17 +202,17 @@ class Runner:
         extraction = extractor.fill(cache, label=f"{name} ({upstream_name})")
         features = cache.load()
 
-        settings = probe_settings(task_cls, config)
+        settings = probe_settings(task, config)
         probe_started = time.perf_counter()
         result = protocol.run(task, data, features, upstream.info, settings)
         finished = time.perf_counter()
 
         record = ResultRecord(
             task=name,
-            suite=task_cls.metadata.suite,
+            suite=task.metadata.suite,
             upstream=upstream_name,
-            main_metric=task_cls.metadata.main_metric,
-            higher_is_better=task_cls.metadata.higher_is_better,
+            main_metric=task.metadata.main_metric,
+            higher_is_better=task.metadata.higher_is_better,
             metrics={
                 split: {m: s.to_dict() for m, s in values.items()}
                 for split, values in result.metrics.items()

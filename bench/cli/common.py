@@ -87,4 +87,5 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]
         table.add_column(column)
     for row in rows:
         table.add_row(*(str(cell) for cell in row))
-    Console(soft_wrap=True).print(table)
+    # Off a terminal (CI logs, pipes) rich would wrap at 80 columns; tables read better whole.
+    Console(width=None if sys.stdout.isatty() else 200).print(table)

@@ -138,7 +138,7 @@ def print_summary(outcomes: list) -> None:
     rows = []
     for outcome in outcomes:
         if outcome.error is not None:
-            rows.append([outcome.task, outcome.upstream, "FAILED", outcome.error[:80], "", "", ""])
+            rows.append([outcome.task, outcome.upstream, "FAILED", "(error above)", "", "", ""])
             continue
         record = outcome.record
         score = record.score

@@ -7,4 +7,5 @@ its protocols. Importing this package itself stays cheap.
 PROTOCOL_MODULES = (
     "bench.protocols.utterance",
     "bench.protocols.frame",
+    "bench.protocols.hear",
 )

@@ -43,7 +43,7 @@ from bench.tasks.demo.speech import Espeak, Voice
 
 log = logging.getLogger(__name__)
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 COMPLETE_MARKER = ".bench-demo-complete"
 UNKNOWN_WORDS = ("bed", "bird", "cat", "dog", "house", "tree")
 LANGUAGES = ("en-us", "en-gb-x-rp", "en-gb-scotland", "en-029", "en-us-nyc", "en", "en-gb-x-gbclan")
@@ -178,7 +178,7 @@ def build_instruments(root: Path, seed: int = 2024) -> None:
         for instrument in INSTRUMENTS:
             for k in range(per_instrument):
                 note = instrument_note(instrument, rng) + background_noise(SAMPLE_RATE, rng, 0.003)
-                splits[split][f"{instrument}_{k:03d}.wav"] = (note, [instrument])
+                splits[split][f"{split}_{instrument}_{k:03d}.wav"] = (note, [instrument])
     metadata = {
         "task_name": "demo_instruments",
         "version": "v1.0.0",
@@ -220,7 +220,7 @@ def event_clip(rng: np.random.Generator) -> tuple[np.ndarray, list[dict]]:
 def build_events(root: Path, seed: int = 7) -> None:
     rng = np.random.default_rng(seed)
     splits = {
-        split: {f"clip_{k:04d}.wav": event_clip(rng) for k in range(count)}
+        split: {f"{split}_{k:04d}.wav": event_clip(rng) for k in range(count)}
         for split, count in EVENT_CLIPS.items()
     }
     metadata = {
