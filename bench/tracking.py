@@ -4,8 +4,10 @@ Conventions, so that the MLflow UI's run comparison is useful: one experiment pe
 (``bench/<suite>``), run names ``<upstream>/<task>``, tags ``bench.upstream``,
 ``bench.task``, ``bench.suite``, ``bench.weights_hash``, ``bench.version``. Metrics are
 ``<split>_<metric>`` (mean over seeds) and ``<split>_<metric>_std``; learned layer
-weights are ``layer_weight_<i>`` and a bar plot; the record, the resolved config and the
-trials are artifacts.
+weights are ``layer_weight_<i>`` and a bar plot; params hold the probe settings, the
+``main_metric`` and its direction (``higher_is_better``), so that a report can be made from
+MLflow alone (bench.report.mlflow_reader); the record, the resolved config and the trials are
+artifacts.
 
 The default store is a local SQLite file; ``tracking.uri`` or ``MLFLOW_TRACKING_URI``
 point it elsewhere (e.g. an ``mlflow server``).
@@ -86,6 +88,7 @@ def _params(record: ResultRecord) -> dict[str, str]:
         "task": record.task,
         "upstream": record.upstream,
         "main_metric": record.main_metric,
+        "higher_is_better": record.higher_is_better,
         **{f"probe.{k}": v for k, v in record.probe.items()},
         **{f"selected.{k}": v for k, v in record.selected.items()},
         **{f"upstream.{k}": v for k, v in record.upstream_info.items()},

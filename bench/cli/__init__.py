@@ -16,6 +16,9 @@ COMMAND_MODULES = (
     "bench.cli.run",
     "bench.cli.list",
     "bench.cli.prepare",
+    "bench.cli.report",
+    "bench.cli.baseline",
+    "bench.cli.check",
 )
 
 EPILOG = """\
@@ -24,6 +27,8 @@ quick start:
   bench run --task demo.keywords --upstream mfcc probe.seeds=[0]
   bench run --task superb.ks --upstream wavlm_base_plus --data-root /data/speech_commands
   bench list tasks                                what can be run (also: upstreams, suites)
+  bench report                                    leaderboard (Markdown, CSV, HTML) of the results
+  bench check --upstream U --baseline FILE        regression gate for a checkpoint
 
 Results: one JSON record per (upstream, task) under bench_runs/records/, and an MLflow
 run in bench_runs/mlflow.db (view: mlflow ui --backend-store-uri sqlite:///bench_runs/mlflow.db).

@@ -19,6 +19,8 @@ EXPECTED_ERRORS = (
     "bench.runner.UpstreamLoadError",
     "bench.extract.UpstreamOutputError",
     "bench.tracking.TrackingError",
+    "bench.report.ReportError",
+    "bench.gate.GateError",
 )
 
 

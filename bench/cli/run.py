@@ -5,8 +5,12 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bench.cli.common import add_config_options, load_config, print_table
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
 
 log = logging.getLogger("bench.cli")
 
@@ -109,6 +113,13 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit(
             f"bench run: no tasks found for suite '{args.suite}' under {args.data_root}"
         )
+    outcomes = run_tasks(config, task_runs, upstream)
+    return 0 if all(outcome.error is None for outcome in outcomes) else 1
+
+
+def run_tasks(config: DictConfig, task_runs: list, upstream: str) -> list:
+    """Run ``task_runs`` for ``upstream`` and print a summary; one TaskOutcome per task
+    (a failed task carries its error). Shared with ``bench check --run``."""
     check_names(task_runs, upstream)
 
     from bench.runner import Runner
@@ -121,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
         log.info("[%d/%d] %s with %s", position, len(task_runs), task_run.task, upstream)
         outcomes.append(runner.run(task_run, upstream))
     print_summary(outcomes)
-    return 0 if all(outcome.error is None for outcome in outcomes) else 1
+    return outcomes
 
 
 def check_names(task_runs: list, upstream: str) -> None:

@@ -1,0 +1,102 @@
+"""``bench baseline``: store a reference checkpoint's results for ``bench check``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from bench.cli.common import add_config_options, load_config
+
+EXAMPLES = """\
+examples:
+  bench run --suite demo --upstream fbank_no_cmvn
+  bench baseline save --upstream fbank_no_cmvn --out results/baselines/demo-fbank_no_cmvn.json
+  bench baseline save --upstream ./ckpt-v1 --tasks 'superb.*' --out results/baselines/v1.json
+  bench baseline show results/baselines/demo-fbank_no_cmvn.json
+
+A baseline keeps each task's main test metric (mean, seed spread, n, direction, unit), the
+probe settings and data sizes behind it, the upstream's weights hash, bench's version and
+the date. `bench check` compares a new checkpoint with it.
+"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "baseline",
+        help="store or show a baseline for regression checks",
+        description="Store a reference checkpoint's results as a baseline, or show one.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    actions = parser.add_subparsers(dest="action", metavar="<action>", required=True)
+    save = actions.add_parser(
+        "save",
+        help="make a baseline from an upstream's records",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    save.add_argument("--upstream", "-u", required=True, metavar="U", help="upstream as run")
+    save.add_argument(
+        "--tasks", nargs="+", metavar="T", help="tasks to keep (default: all); patterns allowed"
+    )
+    save.add_argument("--out", type=Path, required=True, metavar="FILE", help="baseline JSON")
+    save.add_argument(
+        "--records", type=Path, metavar="DIR", help="records folder (default: paths.records)"
+    )
+    add_config_options(save)
+    save.set_defaults(func=run_save)
+    show = actions.add_parser("show", help="print a baseline as a table")
+    show.add_argument("file", type=Path, metavar="FILE")
+    show.set_defaults(func=run_show)
+
+
+def run_save(args: argparse.Namespace) -> int:
+    from bench.gate import GateError, baseline_from_records
+    from bench.records import read_records
+    from bench.report.results import is_pattern, matches_any
+
+    config = load_config(args)
+    records_dir = args.records or Path(config.paths.records)
+    try:
+        records = [r for r in read_records(records_dir) if r.upstream == args.upstream]
+    except ValueError as error:  # a corrupt record
+        raise GateError(str(error)) from None
+    if args.tasks:
+        records = [r for r in records if matches_any(r.task, args.tasks)]
+        missing = [
+            t for t in args.tasks if not is_pattern(t) and t not in {r.task for r in records}
+        ]
+        if missing:
+            raise GateError(
+                f"no record of {args.upstream} in {records_dir} for: {', '.join(missing)}"
+            )
+    if not records:
+        raise GateError(f"no records of {args.upstream} in {records_dir}; run `bench run` first")
+    baseline = baseline_from_records(records)
+    path = baseline.save(args.out)
+    print(f"wrote {path}: {args.upstream} on {', '.join(baseline.tasks)}")
+    return 0
+
+
+def run_show(args: argparse.Namespace) -> int:
+    from bench.cli.common import print_table
+    from bench.gate import Baseline
+    from bench.report.leaderboard import format_stat
+
+    baseline = Baseline.load(args.file)
+    rows = [
+        [
+            name,
+            f"{task.metric} {'↑' if task.higher_is_better else '↓'}",
+            format_stat(task.mean, task.std, task.n, task.metric),
+            task.n,
+            task.unit,
+        ]
+        for name, task in baseline.tasks.items()
+    ]
+    title = (
+        f"baseline {baseline.upstream} (weights {baseline.weights_hash[:12]}, "
+        f"bench {baseline.bench_version}, {baseline.created_at})"
+    )
+    print_table(title, ["task", "metric", "test", "seeds", "unit"], rows)
+    return 0

@@ -1,0 +1,450 @@
+"""Regression gate: compare a checkpoint's results with a stored baseline, task by task.
+
+A baseline (``bench baseline save``) keeps, per task, a reference checkpoint's main metric
+(mean, seed spread, n, direction, unit) with the probe settings and data sizes that produced
+it. ``compare`` checks new result records against it, direction-aware: a change for the worse
+larger than the task's tolerance is a regression.
+
+Tolerance syntax (``--tolerance``, repeatable): ``[TASK=]AMOUNT[,AMOUNT]`` where AMOUNT is
+a number in the metric's own unit (``0.5``: half a point of accuracy, or 0.005 of a HEAR
+top-1 accuracy) or ``<k>sd`` (k times the baseline's standard deviation over seeds). With
+both, the larger drop is allowed (``0.5,2sd``). A spec without ``TASK=`` applies to every
+task without its own. Default: ``2sd`` (which is 0 for a one-seed baseline: any drop fails).
+
+Outcome: exit code 1 if any task regressed; else 2 if any task could not be evaluated
+(no result, or not comparable: other metric, probe settings or data); else 0.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from bench.fileio import atomic_write_text
+from bench.records import ResultRecord
+from bench.report.markdown import markdown_table
+from bench.report.units import unit_of
+
+BASELINE_SCHEMA_VERSION = 1
+BASELINE_KIND = "bench baseline"
+REPORTED_SPLIT = "test"
+DEFAULT_TOLERANCE = "2sd"
+#: probe settings that change what a number means; they must match the baseline's
+COMPARABLE_PROBE_KEYS = (
+    "lr_grid",
+    "seeds",
+    "batch_size",
+    "max_steps",
+    "eval_every",
+    "patience",
+    "optimizer",
+    "weight_decay",
+    "layers",
+    "layer_norm",
+)
+
+
+class GateError(ValueError):
+    """A bad baseline file, tolerance or request; the check cannot run."""
+
+
+# -- baselines --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BaselineTask:
+    """One task of a baseline: the main metric on test, and what produced it."""
+
+    metric: str
+    higher_is_better: bool
+    unit: str
+    mean: float
+    std: float
+    n: int
+    values: list[float]
+    probe: dict[str, Any]
+    items: dict[str, int]
+    record_created_at: str = ""
+
+
+@dataclass(frozen=True)
+class Baseline:
+    upstream: str
+    weights_hash: str
+    bench_version: str
+    created_at: str
+    tasks: dict[str, BaselineTask]
+    schema_version: int = BASELINE_SCHEMA_VERSION
+    kind: str = BASELINE_KIND
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, allow_nan=False)
+
+    def save(self, path: Path) -> Path:
+        atomic_write_text(Path(path), self.to_json() + "\n")
+        return Path(path)
+
+    @classmethod
+    def load(cls, path: Path) -> Baseline:
+        try:
+            payload = json.loads(Path(path).read_text())
+            if payload.get("kind") != BASELINE_KIND:
+                raise ValueError("not a bench baseline")
+            if payload.get("schema_version") != BASELINE_SCHEMA_VERSION:
+                raise ValueError(f"schema version {payload.get('schema_version')} is not supported")
+            tasks = {name: BaselineTask(**task) for name, task in payload.pop("tasks").items()}
+            return cls(**payload, tasks=tasks)
+        except (OSError, ValueError, TypeError, KeyError, AttributeError) as error:
+            raise GateError(f"{path}: cannot read the baseline ({error})") from None
+
+
+def baseline_from_records(
+    records: Sequence[ResultRecord], created_at: str | None = None
+) -> Baseline:
+    """The baseline of one upstream's records (one per task, all from the same weights)."""
+    if not records:
+        raise GateError("no records to make a baseline from")
+    upstreams = {record.upstream for record in records}
+    hashes = {str(record.upstream_info.get("weights_hash", "")) for record in records}
+    if len(upstreams) != 1:
+        raise GateError(f"a baseline is one upstream's; got {sorted(upstreams)}")
+    if len(hashes) != 1:
+        raise GateError(
+            f"the records of {records[0].upstream} come from different weights {sorted(hashes)}; "
+            "re-run the tasks with one checkpoint"
+        )
+    return Baseline(
+        upstream=records[0].upstream,
+        weights_hash=hashes.pop(),
+        bench_version=records[0].versions.get("bench", ""),
+        created_at=created_at or datetime.now(UTC).isoformat(timespec="seconds"),
+        tasks={
+            record.task: _baseline_task(record) for record in sorted(records, key=lambda r: r.task)
+        },
+    )
+
+
+def _baseline_task(record: ResultRecord) -> BaselineTask:
+    stat = record.metrics.get(REPORTED_SPLIT, {}).get(record.main_metric)
+    if stat is None or stat.get("mean") is None:
+        raise GateError(
+            f"{record.upstream} on {record.task}: no finite test {record.main_metric} to keep"
+        )
+    return BaselineTask(
+        metric=record.main_metric,
+        higher_is_better=record.higher_is_better,
+        unit=unit_of(record.main_metric).label,
+        mean=float(stat["mean"]),
+        std=float(stat.get("std") or 0.0),
+        n=len(stat.get("values") or []),
+        values=[float(v) for v in stat.get("values") or [] if v is not None],
+        probe={key: record.probe.get(key) for key in COMPARABLE_PROBE_KEYS if key in record.probe},
+        items=dict(record.data.get("items", {})),
+        record_created_at=record.created_at,
+    )
+
+
+# -- tolerances -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """How much worse than the baseline a task may get: the larger of an absolute amount
+    (metric units) and ``seed_sds`` baseline standard deviations."""
+
+    absolute: float = 0.0
+    seed_sds: float = 0.0
+
+    def allowed_drop(self, baseline_std: float) -> float:
+        return max(self.absolute, self.seed_sds * baseline_std)
+
+    def __str__(self) -> str:
+        parts = ([f"{self.absolute:g}"] if self.absolute else []) + (
+            [f"{self.seed_sds:g}sd"] if self.seed_sds else []
+        )
+        return ",".join(parts) or "0"
+
+
+@dataclass(frozen=True)
+class TolerancePolicy:
+    default: Tolerance
+    per_task: Mapping[str, Tolerance] = field(default_factory=dict)
+
+    def for_task(self, task: str) -> Tolerance:
+        return self.per_task.get(task, self.default)
+
+
+def parse_tolerance(text: str) -> Tolerance:
+    """``0.5``, ``2sd``, ``0.5,2sd``."""
+    absolute = seed_sds = 0.0
+    for part in text.split(","):
+        part = part.strip().lower()
+        try:
+            if part.endswith("sd"):
+                seed_sds = float(part[:-2])
+            else:
+                absolute = float(part)
+        except ValueError:
+            raise GateError(
+                f"bad tolerance '{text}': expected a number (metric units), <k>sd, or both "
+                "separated by a comma, e.g. 0.5, 2sd, 0.5,2sd"
+            ) from None
+    if not (math.isfinite(absolute) and math.isfinite(seed_sds)) or absolute < 0 or seed_sds < 0:
+        raise GateError(f"bad tolerance '{text}': amounts must be finite and not negative")
+    return Tolerance(absolute, seed_sds)
+
+
+def parse_tolerances(specs: Sequence[str]) -> TolerancePolicy:
+    """``--tolerance`` values: ``[TASK=]AMOUNT[,AMOUNT]``; later specs replace earlier ones."""
+    default = parse_tolerance(DEFAULT_TOLERANCE)
+    per_task: dict[str, Tolerance] = {}
+    for spec in specs:
+        task, sep, amount = spec.rpartition("=")
+        if sep and not task.strip():
+            raise GateError(f"bad tolerance '{spec}': expected TASK=AMOUNT or AMOUNT")
+        if sep:
+            per_task[task.strip()] = parse_tolerance(amount)
+        else:
+            default = parse_tolerance(amount)
+    return TolerancePolicy(default, per_task)
+
+
+def check_policy(baseline: Baseline, policy: TolerancePolicy) -> None:
+    """A per-task tolerance for a task the baseline lacks is a typo, not a no-op."""
+    unknown = sorted(set(policy.per_task) - set(baseline.tasks))
+    if unknown:
+        raise GateError(
+            f"tolerance for task(s) not in the baseline: {', '.join(unknown)} "
+            f"(baseline tasks: {', '.join(baseline.tasks)})"
+        )
+
+
+# -- comparison -------------------------------------------------------------------------------
+
+
+class Status(StrEnum):
+    PASS = "pass"
+    REGRESSION = "REGRESSION"
+    MISSING = "missing"
+    NOT_COMPARABLE = "not comparable"
+
+
+@dataclass(frozen=True)
+class TaskVerdict:
+    """change: the signed improvement over the baseline (positive is better, whatever the
+    metric's direction); allowed_drop: how negative it may get before it is a regression."""
+
+    task: str
+    metric: str
+    higher_is_better: bool
+    baseline: BaselineTask
+    current_mean: float | None
+    current_std: float | None
+    current_n: int
+    change: float | None
+    allowed_drop: float
+    tolerance: str
+    status: Status
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class GateResult:
+    upstream: str
+    baseline: Baseline
+    verdicts: list[TaskVerdict]
+    notes: list[str]
+
+    @property
+    def exit_code(self) -> int:
+        statuses = {verdict.status for verdict in self.verdicts}
+        if Status.REGRESSION in statuses:
+            return 1
+        if statuses & {Status.MISSING, Status.NOT_COMPARABLE}:
+            return 2
+        return 0
+
+    @property
+    def summary(self) -> str:
+        return {
+            0: "PASS: no task regressed beyond its tolerance",
+            1: "FAIL: regression",
+            2: "COULD NOT EVALUATE: some tasks have no comparable result",
+        }[self.exit_code]
+
+
+def compare(
+    baseline: Baseline,
+    records: Mapping[str, ResultRecord],
+    policy: TolerancePolicy,
+    missing_reasons: Mapping[str, str] | None = None,
+) -> GateResult:
+    """Check ``records`` (task -> the new checkpoint's record) against ``baseline``."""
+    check_policy(baseline, policy)
+    verdicts = [
+        _verdict(task, expected, records.get(task), policy.for_task(task), missing_reasons or {})
+        for task, expected in baseline.tasks.items()
+    ]
+    upstreams = {record.upstream for record in records.values()}
+    return GateResult(
+        upstream=", ".join(sorted(upstreams)) or "?",
+        baseline=baseline,
+        verdicts=verdicts,
+        notes=_notes(baseline, records, verdicts),
+    )
+
+
+def _verdict(
+    task: str,
+    expected: BaselineTask,
+    record: ResultRecord | None,
+    tolerance: Tolerance,
+    missing_reasons: Mapping[str, str],
+) -> TaskVerdict:
+    allowed = tolerance.allowed_drop(expected.std)
+
+    def verdict(
+        status: Status,
+        reason: str,
+        stat: Mapping[str, Any] | None = None,
+        change: float | None = None,
+    ) -> TaskVerdict:
+        return TaskVerdict(
+            task=task,
+            metric=expected.metric,
+            higher_is_better=expected.higher_is_better,
+            baseline=expected,
+            current_mean=stat.get("mean") if stat else None,
+            current_std=stat.get("std") if stat else None,
+            current_n=len(stat.get("values") or []) if stat else 0,
+            change=change,
+            allowed_drop=allowed,
+            tolerance=str(tolerance),
+            status=status,
+            reason=reason,
+        )
+
+    if record is None:
+        return verdict(Status.MISSING, missing_reasons.get(task, "no result record for this task"))
+    stat = record.metrics.get(REPORTED_SPLIT, {}).get(expected.metric)
+    problem = _incomparability(expected, record, stat)
+    if problem:
+        return verdict(Status.NOT_COMPARABLE, problem, stat)
+    assert stat is not None
+    sign = 1.0 if expected.higher_is_better else -1.0
+    change = sign * (float(stat["mean"]) - expected.mean)
+    # Rounding noise must not turn "exactly the tolerance" into a regression.
+    slack = 1e-9 * max(1.0, abs(expected.mean))
+    if change < -(allowed + slack):
+        return verdict(
+            Status.REGRESSION, f"worse by {-change:.4g}, allowed {allowed:.4g}", stat, change
+        )
+    return verdict(Status.PASS, "", stat, change)
+
+
+def _incomparability(
+    expected: BaselineTask, record: ResultRecord, stat: Mapping[str, Any] | None
+) -> str:
+    """Why the record cannot be compared with the baseline ('' when it can)."""
+    if record.higher_is_better != expected.higher_is_better:
+        return "the metric's direction differs from the baseline's"
+    if stat is None:
+        return f"the record has no test {expected.metric} (it reports {record.main_metric})"
+    if stat.get("mean") is None:
+        return f"test {expected.metric} is not finite"
+    probe = {k: record.probe.get(k) for k in expected.probe}
+    differing = [
+        f"{k} {probe[k]} (baseline {v})" for k, v in expected.probe.items() if probe[k] != v
+    ]
+    if differing:
+        return "probe settings differ: " + "; ".join(differing)
+    items = dict(record.data.get("items", {}))
+    if expected.items and items != expected.items:
+        return f"the data differ: items per split {items} (baseline {expected.items})"
+    return ""
+
+
+def _notes(
+    baseline: Baseline, records: Mapping[str, ResultRecord], verdicts: list[TaskVerdict]
+) -> list[str]:
+    notes = []
+    hashes = {str(r.upstream_info.get("weights_hash", "")) for r in records.values()}
+    if hashes == {baseline.weights_hash}:
+        notes.append("the checked records come from the baseline's own weights")
+    elif len(hashes) > 1:
+        notes.append(f"the checked records come from {len(hashes)} different weights")
+    for v in verdicts:
+        if (
+            v.status in (Status.PASS, Status.REGRESSION)
+            and "sd" in v.tolerance
+            and v.baseline.n < 2
+        ):
+            notes.append(
+                f"{v.task}: the baseline has one seed, so a tolerance in sd allows no drop"
+            )
+    return notes
+
+
+# -- the verdict as Markdown ------------------------------------------------------------------
+
+
+def verdict_markdown(result: GateResult) -> str:
+    baseline = result.baseline
+    rows = [
+        [
+            v.task,
+            f"{v.metric} {'↑' if v.higher_is_better else '↓'}",
+            _stat_text(v.metric, v.baseline.mean, v.baseline.std, v.baseline.n),
+            _stat_text(v.metric, v.current_mean, v.current_std, v.current_n),
+            _signed(v.metric, v.change),
+            f"{unit_of(v.metric).format(v.allowed_drop)} ({v.tolerance})",
+            f"**{v.status}**" if v.status != Status.PASS else v.status.value,
+            v.reason,
+        ]
+        for v in result.verdicts
+    ]
+    lines = [
+        f"### bench check: {result.summary}",
+        "",
+        f"Checkpoint `{result.upstream}` against baseline `{baseline.upstream}` "
+        f"(weights {baseline.weights_hash[:12] or '?'}, bench {baseline.bench_version or '?'}, "
+        f"{baseline.created_at}). Change: positive is better; a regression is a change for the "
+        "worse beyond the allowed drop.",
+        "",
+        markdown_table(
+            [
+                "task",
+                "metric",
+                "baseline",
+                "checkpoint",
+                "change",
+                "allowed drop",
+                "verdict",
+                "why",
+            ],
+            rows,
+        ),
+    ]
+    if result.notes:
+        lines += ["", *(f"- {note}" for note in result.notes)]
+    return "\n".join(lines) + "\n"
+
+
+def _stat_text(metric: str, mean: float | None, std: float | None, n: int) -> str:
+    unit = unit_of(metric)
+    if mean is None:
+        return "—"
+    spread = f" ± {unit.format(std)}" if n > 1 and std is not None else ""
+    return f"{unit.format(mean)}{spread} (n={n})"
+
+
+def _signed(metric: str, change: float | None) -> str:
+    if change is None:
+        return "—"
+    return ("+" if change >= 0 else "-") + unit_of(metric).format(abs(change))

@@ -1,0 +1,199 @@
+"""Measured results, read from JSON records and/or MLflow, reconciled into one list.
+
+Precedence: the JSON records are bench's durable source of truth, so for an
+(upstream, task) pair present in both, the record is used. A record that names its MLflow
+run (``record.mlflow["run_id"]``) is checked against that run when the store holds it: test
+metrics (mean and std) must agree, else the report stops (:class:`ReportError`), because one
+of the two stores has been altered. Pairs found only in MLflow are taken from MLflow (its
+latest finished run per pair; MLflow keeps every re-run, records keep the last one).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from bench.records import ResultRecord, read_records
+from bench.report import ReportError
+
+Source = Literal["records", "mlflow", "both"]
+REPORTED_SPLIT = "test"
+
+
+@dataclass(frozen=True)
+class MetricSummary:
+    """A metric over seeds: mean, sample standard deviation, number of values (None: not finite)."""
+
+    mean: float | None
+    std: float | None
+    n: int
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    """One upstream's result on one task, as reports need it (test split only)."""
+
+    upstream: str
+    task: str
+    suite: str
+    main_metric: str
+    higher_is_better: bool
+    metrics: Mapping[str, MetricSummary]
+    layer_weights: tuple[float, ...] | None = None
+    weights_hash: str = ""
+    bench_version: str = ""
+    origin: Literal["records", "mlflow"] = "records"
+    run_id: str | None = None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.upstream, self.task)
+
+    @property
+    def main(self) -> MetricSummary | None:
+        return self.metrics.get(self.main_metric)
+
+
+@dataclass
+class CollectedResults:
+    results: list[TaskResult]
+    notes: list[str] = field(default_factory=list)
+
+
+def result_from_record(record: ResultRecord) -> TaskResult:
+    metrics = {
+        name: MetricSummary(
+            mean=_finite(stat.get("mean")),
+            std=_finite(stat.get("std")),
+            n=len(stat.get("values") or []),
+        )
+        for name, stat in record.metrics.get(REPORTED_SPLIT, {}).items()
+    }
+    return TaskResult(
+        upstream=record.upstream,
+        task=record.task,
+        suite=record.suite,
+        main_metric=record.main_metric,
+        higher_is_better=record.higher_is_better,
+        metrics=metrics,
+        layer_weights=tuple(record.layer_weights) if record.layer_weights else None,
+        weights_hash=str(record.upstream_info.get("weights_hash", "")),
+        bench_version=record.versions.get("bench", ""),
+        origin="records",
+        run_id=(record.mlflow or {}).get("run_id"),
+    )
+
+
+def results_from_records(records_dir: Path) -> list[TaskResult]:
+    try:
+        return [result_from_record(record) for record in read_records(Path(records_dir))]
+    except ValueError as error:
+        raise ReportError(str(error)) from None
+
+
+def collect(
+    source: Source, records_dir: Path | None = None, tracking_uri: str | None = None
+) -> CollectedResults:
+    """Results from the records, MLflow, or both (reconciled as the module docstring says)."""
+    from_records = (
+        results_from_records(records_dir) if source in ("records", "both") and records_dir else []
+    )
+    if source == "records":
+        return CollectedResults(from_records)
+    if not tracking_uri:
+        raise ReportError("reading MLflow needs a tracking URI")
+    from bench.report.mlflow_reader import read_runs
+
+    runs = read_runs(tracking_uri)
+    if source == "mlflow":
+        return CollectedResults(latest_per_pair(runs))
+    return reconcile(from_records, runs)
+
+
+def latest_per_pair(runs: Sequence[TaskResult]) -> list[TaskResult]:
+    """The first run of each (upstream, task); ``runs`` come newest first."""
+    latest: dict[tuple[str, str], TaskResult] = {}
+    for run in runs:
+        latest.setdefault(run.key, run)
+    return sorted(latest.values(), key=lambda r: r.key)
+
+
+def reconcile(records: Sequence[TaskResult], runs: Sequence[TaskResult]) -> CollectedResults:
+    """Records first; each checked against its own MLflow run; MLflow fills the other pairs."""
+    runs_by_id = {run.run_id: run for run in runs if run.run_id}
+    latest = {run.key: run for run in latest_per_pair(runs)}
+    notes: list[str] = []
+    disagreements = []
+    for record in records:
+        own_run = runs_by_id.get(record.run_id) if record.run_id else None
+        if own_run is not None:
+            disagreements += [
+                f"{record.upstream}/{record.task}: {d}" for d in _differences(record, own_run)
+            ]
+        elif record.key in latest:
+            notes.append(
+                f"{record.upstream}/{record.task}: MLflow has other runs of this pair "
+                "but not the record's own; the record was used"
+            )
+    if disagreements:
+        raise ReportError(
+            "the records and MLflow disagree (records are the source of truth; re-run the "
+            "tasks or remove the stale runs): " + "; ".join(disagreements)
+        )
+    recorded = {record.key for record in records}
+    only_in_mlflow = [run for key, run in latest.items() if key not in recorded]
+    if only_in_mlflow:
+        notes.append(
+            "taken from MLflow (no record): "
+            + ", ".join(f"{r.upstream}/{r.task}" for r in only_in_mlflow)
+        )
+    results = sorted([*records, *only_in_mlflow], key=lambda r: r.key)
+    return CollectedResults(results, notes)
+
+
+def _differences(record: TaskResult, run: TaskResult) -> list[str]:
+    differences = []
+    for name, stat in record.metrics.items():
+        logged = run.metrics.get(name)
+        for field_name in ("mean", "std"):
+            ours = getattr(stat, field_name)
+            theirs = getattr(logged, field_name) if logged else None
+            if not _same(ours, theirs):
+                differences.append(f"test {name} {field_name}: record {ours}, MLflow {theirs}")
+    return differences
+
+
+def _same(a: float | None, b: float | None) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+
+
+def select(
+    results: Iterable[TaskResult],
+    upstreams: Sequence[str] | None = None,
+    tasks: Sequence[str] | None = None,
+) -> list[TaskResult]:
+    """The results of these upstreams (exact names) and tasks (names or glob patterns)."""
+    return [
+        result
+        for result in results
+        if (not upstreams or result.upstream in upstreams)
+        and (not tasks or matches_any(result.task, tasks))
+    ]
+
+
+def matches_any(name: str, patterns: Sequence[str]) -> bool:
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)
+
+
+def is_pattern(name: str) -> bool:
+    return any(char in name for char in "*?[")
+
+
+def _finite(value: float | None) -> float | None:
+    return float(value) if value is not None and math.isfinite(float(value)) else None
