@@ -1,9 +1,9 @@
 """Regression gate: compare a checkpoint's results with a stored baseline, task by task.
 
-A baseline (``bench baseline save``) keeps, per task, a reference checkpoint's main metric
-(mean, seed spread, n, direction, unit) with the probe settings and data sizes that produced
-it. ``compare`` checks new result records against it, direction-aware: a change for the worse
-larger than the task's tolerance is a regression.
+``compare`` checks a checkpoint's result records against a baseline (bench.baseline),
+direction-aware: a change for the worse larger than the task's tolerance is a regression.
+Results made differently from the baseline's (other probe settings, task options, data sizes,
+metric or direction) are not comparable. Pure: records in, verdicts out.
 
 Tolerance syntax (``--tolerance``, repeatable): ``[TASK=]AMOUNT[,AMOUNT]`` where AMOUNT is
 a number in the metric's own unit (``0.5``: half a point of accuracy, or 0.005 of a HEAR
@@ -17,137 +17,22 @@ Outcome: exit code 1 if any task regressed; else 2 if any task could not be eval
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
 from enum import StrEnum
-from pathlib import Path
 from typing import Any
 
-from bench.fileio import atomic_write_text
+from bench.baseline import REPORTED_SPLIT, Baseline, BaselineTask, task_options_of
 from bench.records import ResultRecord
 from bench.report.markdown import markdown_table
 from bench.report.units import unit_of
 
-BASELINE_SCHEMA_VERSION = 1
-BASELINE_KIND = "bench baseline"
-REPORTED_SPLIT = "test"
 DEFAULT_TOLERANCE = "2sd"
-#: probe settings that change what a number means; they must match the baseline's
-COMPARABLE_PROBE_KEYS = (
-    "lr_grid",
-    "seeds",
-    "batch_size",
-    "max_steps",
-    "eval_every",
-    "patience",
-    "optimizer",
-    "weight_decay",
-    "layers",
-    "layer_norm",
-)
 
 
 class GateError(ValueError):
-    """A bad baseline file, tolerance or request; the check cannot run."""
-
-
-# -- baselines --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class BaselineTask:
-    """One task of a baseline: the main metric on test, and what produced it."""
-
-    metric: str
-    higher_is_better: bool
-    unit: str
-    mean: float
-    std: float
-    n: int
-    values: list[float]
-    probe: dict[str, Any]
-    items: dict[str, int]
-    record_created_at: str = ""
-
-
-@dataclass(frozen=True)
-class Baseline:
-    upstream: str
-    weights_hash: str
-    bench_version: str
-    created_at: str
-    tasks: dict[str, BaselineTask]
-    schema_version: int = BASELINE_SCHEMA_VERSION
-    kind: str = BASELINE_KIND
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2, allow_nan=False)
-
-    def save(self, path: Path) -> Path:
-        atomic_write_text(Path(path), self.to_json() + "\n")
-        return Path(path)
-
-    @classmethod
-    def load(cls, path: Path) -> Baseline:
-        try:
-            payload = json.loads(Path(path).read_text())
-            if payload.get("kind") != BASELINE_KIND:
-                raise ValueError("not a bench baseline")
-            if payload.get("schema_version") != BASELINE_SCHEMA_VERSION:
-                raise ValueError(f"schema version {payload.get('schema_version')} is not supported")
-            tasks = {name: BaselineTask(**task) for name, task in payload.pop("tasks").items()}
-            return cls(**payload, tasks=tasks)
-        except (OSError, ValueError, TypeError, KeyError, AttributeError) as error:
-            raise GateError(f"{path}: cannot read the baseline ({error})") from None
-
-
-def baseline_from_records(
-    records: Sequence[ResultRecord], created_at: str | None = None
-) -> Baseline:
-    """The baseline of one upstream's records (one per task, all from the same weights)."""
-    if not records:
-        raise GateError("no records to make a baseline from")
-    upstreams = {record.upstream for record in records}
-    hashes = {str(record.upstream_info.get("weights_hash", "")) for record in records}
-    if len(upstreams) != 1:
-        raise GateError(f"a baseline is one upstream's; got {sorted(upstreams)}")
-    if len(hashes) != 1:
-        raise GateError(
-            f"the records of {records[0].upstream} come from different weights {sorted(hashes)}; "
-            "re-run the tasks with one checkpoint"
-        )
-    return Baseline(
-        upstream=records[0].upstream,
-        weights_hash=hashes.pop(),
-        bench_version=records[0].versions.get("bench", ""),
-        created_at=created_at or datetime.now(UTC).isoformat(timespec="seconds"),
-        tasks={
-            record.task: _baseline_task(record) for record in sorted(records, key=lambda r: r.task)
-        },
-    )
-
-
-def _baseline_task(record: ResultRecord) -> BaselineTask:
-    stat = record.metrics.get(REPORTED_SPLIT, {}).get(record.main_metric)
-    if stat is None or stat.get("mean") is None:
-        raise GateError(
-            f"{record.upstream} on {record.task}: no finite test {record.main_metric} to keep"
-        )
-    return BaselineTask(
-        metric=record.main_metric,
-        higher_is_better=record.higher_is_better,
-        unit=unit_of(record.main_metric).label,
-        mean=float(stat["mean"]),
-        std=float(stat.get("std") or 0.0),
-        n=len(stat.get("values") or []),
-        values=[float(v) for v in stat.get("values") or [] if v is not None],
-        probe={key: record.probe.get(key) for key in COMPARABLE_PROBE_KEYS if key in record.probe},
-        items=dict(record.data.get("items", {})),
-        record_created_at=record.created_at,
-    )
+    """A bad tolerance or request; the check cannot run."""
 
 
 # -- tolerances -------------------------------------------------------------------------------
@@ -249,7 +134,7 @@ class TaskVerdict:
     current_n: int
     change: float | None
     allowed_drop: float
-    tolerance: str
+    tolerance: Tolerance
     status: Status
     reason: str = ""
 
@@ -325,7 +210,7 @@ def _verdict(
             current_n=len(stat.get("values") or []) if stat else 0,
             change=change,
             allowed_drop=allowed,
-            tolerance=str(tolerance),
+            tolerance=tolerance,
             status=status,
             reason=reason,
         )
@@ -367,6 +252,9 @@ def _incomparability(
     items = dict(record.data.get("items", {}))
     if expected.items and items != expected.items:
         return f"the data differ: items per split {items} (baseline {expected.items})"
+    options = task_options_of(record)
+    if options != expected.task_options:
+        return f"task options differ: {options} (baseline {expected.task_options})"
     return ""
 
 
@@ -380,14 +268,8 @@ def _notes(
     elif len(hashes) > 1:
         notes.append(f"the checked records come from {len(hashes)} different weights")
     for v in verdicts:
-        if (
-            v.status in (Status.PASS, Status.REGRESSION)
-            and "sd" in v.tolerance
-            and v.baseline.n < 2
-        ):
-            notes.append(
-                f"{v.task}: the baseline has one seed, so a tolerance in sd allows no drop"
-            )
+        if v.baseline.n < 2 and v.tolerance.seed_sds and not v.tolerance.absolute:
+            notes.append(f"{v.task}: the baseline has one seed, so {v.tolerance} allows no drop")
     return notes
 
 

@@ -1,21 +1,23 @@
-"""The regression gate, on hand-made records: direction, tolerances, exit codes, baselines."""
+"""The regression gate and baselines, on hand-made records: direction, tolerances, exit codes."""
 
 import json
+from pathlib import Path
 
 import pytest
 from _records import make_record
 
+from bench.baseline import Baseline, BaselineError, baseline_from_records
 from bench.gate import (
-    Baseline,
     GateError,
     Status,
     Tolerance,
-    baseline_from_records,
     compare,
     parse_tolerance,
     parse_tolerances,
     verdict_markdown,
 )
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def accuracy(upstream, values, **kwargs):
@@ -93,7 +95,10 @@ def test_per_task_tolerances_override_the_default(baseline):
     assert check(baseline, records, "0", "superb.ks=1.0", "superb.asv=0.3").exit_code == 0
     result = check(baseline, records, "5", "superb.asv=0.1")
     assert statuses(result) == {"superb.ks": Status.PASS, "superb.asv": Status.REGRESSION}
-    assert {v.task: v.tolerance for v in result.verdicts} == {"superb.ks": "5", "superb.asv": "0.1"}
+    assert {v.task: str(v.tolerance) for v in result.verdicts} == {
+        "superb.ks": "5",
+        "superb.asv": "0.1",
+    }
 
 
 def test_exactly_the_tolerance_is_not_a_regression(baseline):
@@ -158,6 +163,13 @@ def test_results_that_are_not_comparable_cannot_be_evaluated(baseline, record, r
     assert result.exit_code == 2
 
 
+def test_other_task_options_are_not_comparable(baseline):
+    record = accuracy("n", [90.0] * 3)
+    record.config = {"task_options": {"superb.ks": {"crops": 4}}}
+    verdict = verdicts(check(baseline, [record, eer("n", [5.0] * 3)]))["superb.ks"]
+    assert verdict.status == Status.NOT_COMPARABLE and "task options differ" in verdict.reason
+
+
 def test_non_finite_result_cannot_be_evaluated(baseline):
     record = accuracy("n", [90.0] * 3)
     record.metrics["test"]["accuracy"]["mean"] = None
@@ -177,18 +189,25 @@ def test_baseline_round_trip_and_contents(baseline, tmp_path):
 
 
 def test_baselines_come_from_one_checkpoint():
-    with pytest.raises(GateError, match="different weights"):
+    with pytest.raises(BaselineError, match="different weights"):
         baseline_from_records(
             [accuracy("u", [1.0], weights_hash="a"), eer("u", [1.0], weights_hash="b")]
         )
-    with pytest.raises(GateError, match="one upstream"):
+    with pytest.raises(BaselineError, match="one upstream"):
         baseline_from_records([accuracy("u", [1.0]), eer("v", [1.0])])
+
+
+def test_one_seed_baselines_are_flagged_when_the_tolerance_is_in_sd():
+    one_seed = baseline_from_records([accuracy("ref", [90.0], probe={"seeds": [0]})])
+    result = check(one_seed, [accuracy("new", [89.99], probe={"seeds": [0]})])
+    assert result.exit_code == 1  # 2sd of no spread allows no drop at all
+    assert "superb.ks: the baseline has one seed, so 2sd allows no drop" in result.notes
 
 
 def test_a_file_that_is_not_a_baseline_is_refused(tmp_path):
     path = tmp_path / "record.json"
     path.write_text(accuracy("u", [1.0]).to_json())
-    with pytest.raises(GateError, match="not a bench baseline"):
+    with pytest.raises(BaselineError, match="not a bench baseline"):
         Baseline.load(path)
 
 
@@ -204,3 +223,24 @@ def test_verdict_markdown(baseline):
         "| superb.asv | eer ↓ | 5.00 ± 0.20 (n=3) | 4.00 ± 0.00 (n=3) | +1.00 | 1.00 (1) | pass |"
         in text
     )
+
+
+def test_committed_demo_baseline_matches_the_default_demo_protocol():
+    """results/baselines/demo-fbank_no_cmvn.json was made by `bench run --suite demo` with the
+    default configuration; if a demo task's schedule changes, the baseline must be remade
+    (else every `bench check` against it would be "not comparable")."""
+    from bench.config import load_config
+    from bench.runner import probe_settings
+    from bench.task import SUITES, TASKS
+
+    baseline = Baseline.load(REPO / "results" / "baselines" / "demo-fbank_no_cmvn.json")
+    assert baseline.upstream == "fbank_no_cmvn"
+    assert sorted(baseline.tasks) == sorted(SUITES.get("demo").tasks)
+    config = load_config(REPO / "bench.yaml")
+    for name, expected in baseline.tasks.items():
+        settings = probe_settings(TASKS.get(name)(None), config)
+        current = {key: getattr(settings, key) for key in expected.probe}
+        current = {k: list(v) if isinstance(v, tuple) else v for k, v in current.items()}
+        assert current == expected.probe, name
+        assert expected.n == 3 and expected.task_options == {}
+        assert expected.metric == TASKS.get(name).metadata.main_metric

@@ -9,12 +9,13 @@ from _records import make_record
 
 from bench.records import write_record
 from bench.report import ReportError
-from bench.report.leaderboard import build_leaderboard, leaderboard_table
+from bench.report.leaderboard import build_leaderboard
 from bench.report.mlflow_reader import read_runs
 from bench.report.outputs import parse_formats, write_report
 from bench.report.references import load_references
 from bench.report.render import ReportContext, to_markdown
 from bench.report.results import collect, reconcile, result_from_record, select
+from bench.report.tables import leaderboard_table
 from bench.tracking import log_record
 
 REFERENCES = Path(__file__).resolve().parents[1] / "results" / "references"

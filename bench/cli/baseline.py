@@ -51,7 +51,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_save(args: argparse.Namespace) -> int:
-    from bench.gate import GateError, baseline_from_records
+    from bench.baseline import BaselineError, baseline_from_records
     from bench.records import read_records
     from bench.report.results import is_pattern, matches_any
 
@@ -60,18 +60,20 @@ def run_save(args: argparse.Namespace) -> int:
     try:
         records = [r for r in read_records(records_dir) if r.upstream == args.upstream]
     except ValueError as error:  # a corrupt record
-        raise GateError(str(error)) from None
+        raise BaselineError(str(error)) from None
     if args.tasks:
         records = [r for r in records if matches_any(r.task, args.tasks)]
         missing = [
             t for t in args.tasks if not is_pattern(t) and t not in {r.task for r in records}
         ]
         if missing:
-            raise GateError(
+            raise BaselineError(
                 f"no record of {args.upstream} in {records_dir} for: {', '.join(missing)}"
             )
     if not records:
-        raise GateError(f"no records of {args.upstream} in {records_dir}; run `bench run` first")
+        raise BaselineError(
+            f"no records of {args.upstream} in {records_dir}; run `bench run` first"
+        )
     baseline = baseline_from_records(records)
     path = baseline.save(args.out)
     print(f"wrote {path}: {args.upstream} on {', '.join(baseline.tasks)}")
@@ -79,9 +81,9 @@ def run_save(args: argparse.Namespace) -> int:
 
 
 def run_show(args: argparse.Namespace) -> int:
+    from bench.baseline import Baseline
     from bench.cli.common import print_table
-    from bench.gate import Baseline
-    from bench.report.leaderboard import format_stat
+    from bench.report.tables import format_stat
 
     baseline = Baseline.load(args.file)
     rows = [

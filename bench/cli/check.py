@@ -55,8 +55,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from bench.baseline import Baseline
     from bench.fileio import atomic_write_text
-    from bench.gate import Baseline, check_policy, compare, parse_tolerances, verdict_markdown
+    from bench.gate import check_policy, compare, parse_tolerances, verdict_markdown
 
     config = load_config(args)
     baseline = Baseline.load(args.baseline)

@@ -21,6 +21,7 @@ EXPECTED_ERRORS = (
     "bench.tracking.TrackingError",
     "bench.report.ReportError",
     "bench.gate.GateError",
+    "bench.baseline.BaselineError",
 )
 
 

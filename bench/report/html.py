@@ -6,9 +6,10 @@ from html import escape
 from pathlib import Path
 
 from bench.fileio import atomic_write_text
-from bench.report.leaderboard import DisplayTable, Leaderboard, leaderboard_table, references_table
+from bench.report.leaderboard import Leaderboard
 from bench.report.plots import layer_heatmap_svg, layer_weights, task_bars_svg
 from bench.report.render import TITLE, ReportContext, explanation
+from bench.report.tables import DisplayTable, leaderboard_table, references_table
 
 STYLE = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: #222;

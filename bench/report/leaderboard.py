@@ -1,9 +1,9 @@
-"""The leaderboard: measured results beside published ones, as pandas tables.
+"""The leaderboard: measured results (upstream rows x task columns) beside published rows,
+each row's summary scores, and all of it as one tidy pandas table (one row per upstream x
+task x metric: measured, missing, published, or a derived score). ``bench.report.tables``
+formats it for display.
 
-Everything starts from one tidy table (one row per upstream x task x metric: measured,
-published, missing, or derived summary scores); the displayed tables are views of it.
-
-Rules the tables follow:
+Rules:
 - Each task is shown in its own unit, with its main metric's mean +- sample std over seeds.
 - A missing result is a missing cell ("—"), never filled in; "n/a" marks a non-finite value.
 - A row's SUPERB score and HEAR average are computed from the cells that row shows: in the
@@ -15,9 +15,9 @@ Rules the tables follow:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import pandas as pd
 
@@ -36,9 +36,6 @@ from bench.report.units import metric_label, unit_of
 MEASURED, PUBLISHED, MISSING = "measured", "published", "missing"
 SUPERB_SCORE = "superb.score"
 HEAR_SUITE = "hear"
-MISSING_CELL = "—"
-PARTIAL_MARK = "*"
-NINETEEN_TASKS_MARK = "†"
 
 TIDY_COLUMNS = [
     "kind",
@@ -90,14 +87,13 @@ class Summary:
 
 @dataclass
 class Leaderboard:
+    """The results, their columns and rows, and the published references; the views
+    (published rows beside, summary scores, the tidy table) are computed on first use."""
+
     columns: list[TaskColumn]
     upstreams: list[str]
     results: list[TaskResult]
     references: References
-    published_rows: list[str]
-    summaries: dict[tuple[str, str], Summary]
-    reference_summaries: dict[str, Summary]
-    tidy: pd.DataFrame
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -118,7 +114,37 @@ class Leaderboard:
         return self.sources.index(source) + 1
 
     def result(self, upstream: str, task: str) -> TaskResult | None:
-        return next((r for r in self.results if r.upstream == upstream and r.task == task), None)
+        return self._results_by_key.get((upstream, task))
+
+    @cached_property
+    def _results_by_key(self) -> dict[tuple[str, str], TaskResult]:
+        return {result.key: result for result in self.results}
+
+    @cached_property
+    def published_rows(self) -> list[str]:
+        """Published rows with at least one number in the leaderboard's columns."""
+        return _published_rows_beside(self)
+
+    @cached_property
+    def summaries(self) -> dict[tuple[str, str], Summary]:
+        """(MEASURED or PUBLISHED, row label) -> the row's scores over the table's tasks."""
+        return {
+            **{(MEASURED, u): _measured_summary(self, u) for u in self.upstreams},
+            **{
+                (PUBLISHED, label): _published_summary(self, label, self.superb_tasks)
+                for label in self.published_rows
+            },
+        }
+
+    @cached_property
+    def reference_summaries(self) -> dict[str, Summary]:
+        """Published row label -> its scores over everything its source reports."""
+        labels = dict.fromkeys(self.references.published["upstream"])
+        return {label: _published_summary(self, label, None) for label in labels}
+
+    @cached_property
+    def tidy(self) -> pd.DataFrame:
+        return _tidy(self)
 
 
 def build_leaderboard(
@@ -129,32 +155,14 @@ def build_leaderboard(
 ) -> Leaderboard:
     """The leaderboard of ``results``; requested upstreams and (non-pattern) tasks without any
     result still get a row or column, of missing cells."""
-    upstream_order = list(dict.fromkeys([*(upstreams or []), *(r.upstream for r in results)]))
     columns, notes = _columns(results, [t for t in tasks or [] if not is_pattern(t)])
     board = Leaderboard(
         columns=columns,
-        upstreams=upstream_order,
+        upstreams=list(dict.fromkeys([*(upstreams or []), *(r.upstream for r in results)])),
         results=list(results),
         references=references,
-        published_rows=[],
-        summaries={},
-        reference_summaries={},
-        tidy=pd.DataFrame(columns=TIDY_COLUMNS),
         notes=notes,
     )
-    board.published_rows = _published_rows_beside(board)
-    board.summaries = {
-        **{(MEASURED, u): _measured_summary(board, u) for u in board.upstreams},
-        **{
-            (PUBLISHED, u): _published_summary(board, u, board.superb_tasks)
-            for u in board.published_rows
-        },
-    }
-    board.reference_summaries = {
-        label: _published_summary(board, label, None)
-        for label in dict.fromkeys(references.published["upstream"])
-    }
-    board.tidy = _tidy(board)
     board.notes += _coverage_notes(board)
     return board
 
@@ -197,7 +205,6 @@ def published_source(board: Leaderboard, label: str) -> list[str]:
 
 
 def _published_rows_beside(board: Leaderboard) -> list[str]:
-    """Published rows with at least one number in the leaderboard's columns."""
     frame = _published(board)
     wanted = {(c.task, c.metric) for c in board.columns if c.metric}
     has_cell = frame[
@@ -263,18 +270,27 @@ def _measured_rows(board: Leaderboard) -> list[dict]:
             result = board.result(upstream, column.task)
             if result is None:
                 rows.append(
-                    _row(MEASURED, upstream, column.task, column.metric, True, None, source=MISSING)
+                    _row(
+                        MEASURED,
+                        upstream,
+                        column.task,
+                        column.metric,
+                        higher_is_better=column.higher_is_better,
+                        source=MISSING,
+                    )
                 )
                 continue
             for metric, stat in result.metrics.items():
+                is_main = metric == result.main_metric
                 rows.append(
                     _row(
                         MEASURED,
                         upstream,
                         column.task,
                         metric,
-                        metric == result.main_metric,
-                        result.higher_is_better if metric == result.main_metric else None,
+                        is_main=is_main,
+                        # a record states the direction of its main metric only
+                        higher_is_better=result.higher_is_better if is_main else None,
                         mean=stat.mean,
                         std=stat.std,
                         n=stat.n,
@@ -288,20 +304,17 @@ def _published_tidy_rows(board: Leaderboard) -> list[dict]:
     directions = {(p.task, p.metric): p.higher_is_better for p in board.references.points}
     rows = []
     for entry in _published(board).itertuples(index=False):
-        is_main = entry.task == HEAR_AVERAGE or SUPERB_MAIN_METRIC.get(entry.task) == entry.metric
-        direction = (
-            True if entry.task == HEAR_AVERAGE else directions.get((entry.task, entry.metric))
-        )
+        is_average = entry.task == HEAR_AVERAGE
         rows.append(
             _row(
                 PUBLISHED,
                 entry.upstream,
                 entry.task,
                 entry.metric,
-                is_main,
-                direction,
+                is_main=is_average or SUPERB_MAIN_METRIC.get(entry.task) == entry.metric,
+                higher_is_better=True if is_average else directions.get((entry.task, entry.metric)),
                 mean=entry.value,
-                n=HEAR_AVERAGE_TASKS if entry.task == HEAR_AVERAGE else None,
+                n=HEAR_AVERAGE_TASKS if is_average else None,
                 source=entry.source,
             )
         )
@@ -323,8 +336,6 @@ def _summary_rows(board: Leaderboard) -> list[dict]:
                     upstream,
                     HEAR_AVERAGE,
                     f"hear_average_{len(summary.hear_tasks)}_tasks",
-                    True,
-                    True,
                     mean=summary.hear,
                     n=len(summary.hear_tasks),
                     source="computed over " + ", ".join(summary.hear_tasks),
@@ -342,8 +353,6 @@ def _superb_row(kind: str, upstream: str, score: SuperbScore) -> dict:
         upstream,
         SUPERB_SCORE,
         "superb_score",
-        True,
-        True,
         mean=score.value,
         n=len(score.tasks),
         source="computed over " + ", ".join(score.tasks),
@@ -355,16 +364,21 @@ def _row(
     upstream: str,
     task: str,
     metric: str | None,
-    is_main: bool,
-    higher_is_better: bool | None,
+    *,
+    is_main: bool = True,
+    higher_is_better: bool | None = True,
     mean: float | None = None,
     std: float | None = None,
     n: int | None = 0,
     source: str = "",
 ) -> dict:
-    unit = unit_of(metric).label if metric and task not in (SUPERB_SCORE, HEAR_AVERAGE) else ""
+    """One tidy row; summary scores (SUPERB score, HEAR average) count as main, higher-better."""
     if task == HEAR_AVERAGE:
         unit = "%"
+    elif task == SUPERB_SCORE or not metric:
+        unit = ""
+    else:
+        unit = unit_of(metric).label
     return {
         "kind": kind,
         "upstream": upstream,
@@ -395,138 +409,10 @@ def _coverage_notes(board: Leaderboard) -> list[str]:
         notes.append(
             f"HEAR average over the HEAR tasks present: {', '.join(board.hear_tasks)} "
             f"({len(board.hear_tasks)} of {HEAR_AVERAGE_TASKS}); published averages "
-            f"({NINETEEN_TASKS_MARK}) cover all {HEAR_AVERAGE_TASKS}"
+            f"(marked †) cover all {HEAR_AVERAGE_TASKS}"
         )
     for (kind, upstream), summary in board.summaries.items():
         if summary.superb and summary.superb.incomplete:
             parts = [f"{t} (no {', '.join(m)})" for t, m in summary.superb.incomplete.items()]
             notes.append(f"{upstream} ({kind}): left out of its SUPERB score: {'; '.join(parts)}")
     return notes
-
-
-# -- cells ------------------------------------------------------------------------------------
-
-
-def format_stat(mean: float | None, std: float | None, n: int | None, metric: str | None) -> str:
-    """``mean ± std`` in the metric's unit; the mean alone for one seed; n/a if not finite."""
-    unit = unit_of(metric or "")
-    if mean is None or not math.isfinite(mean):
-        return "n/a"
-    if n is not None and n > 1 and std is not None and math.isfinite(std):
-        return f"{unit.format(mean)} ± {unit.format(std)}"
-    return unit.format(mean)
-
-
-def measured_cell(board: Leaderboard, upstream: str, column: TaskColumn) -> str:
-    result = board.result(upstream, column.task)
-    stat = result.metrics.get(column.metric or "") if result else None
-    if result is None or stat is None or result.main_metric != column.metric:
-        return MISSING_CELL
-    return format_stat(stat.mean, stat.std, stat.n, column.metric)
-
-
-def published_cell(board: Leaderboard, label: str, task: str, metric: str | None) -> str:
-    value = published_value(board, label, task, metric)
-    return MISSING_CELL if value is None else format_stat(value, None, None, metric)
-
-
-def superb_cell(summary: Summary, expected: Sequence[str]) -> str:
-    score = summary.superb
-    if score is None or score.value is None:
-        return MISSING_CELL
-    partial = PARTIAL_MARK if set(score.tasks) != set(expected) else ""
-    return f"{_score_text(score.value)}{partial}"
-
-
-def _score_text(value: float) -> str:
-    """One decimal; a value that rounds to zero prints as 0.0, not -0.0."""
-    return f"{round(value, 1) + 0.0:.1f}"
-
-
-def hear_cell(summary: Summary, expected: Sequence[str]) -> str:
-    if summary.hear is None:
-        return MISSING_CELL
-    if summary.hear_is_published:
-        return f"{summary.hear:.2f}{NINETEEN_TASKS_MARK}"
-    partial = PARTIAL_MARK if set(summary.hear_tasks) != set(expected) else ""
-    return f"{summary.hear:.2f}{partial}"
-
-
-# -- displayed tables -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class DisplayTable:
-    """A table of display strings; ``published`` flags the rows that are published numbers."""
-
-    frame: pd.DataFrame
-    published: list[bool]
-
-
-def leaderboard_table(board: Leaderboard) -> DisplayTable:
-    """Upstream x task (main metrics), then summary scores and the source of each row."""
-    headers = {c.task: f"{c.task} {c.label}" for c in board.columns}
-    rows, flags = [], []
-    for upstream in board.upstreams:
-        cells = {headers[c.task]: measured_cell(board, upstream, c) for c in board.columns}
-        origins = {r.origin for r in board.results if r.upstream == upstream}
-        rows.append(
-            _table_row(board, upstream, cells, (MEASURED, upstream), "measured" + _origin(origins))
-        )
-        flags.append(False)
-    for label in board.published_rows:
-        cells = {
-            headers[c.task]: published_cell(board, label, c.task, c.metric) for c in board.columns
-        }
-        sources = ", ".join(f"[{board.source_number(s)}]" for s in published_source(board, label))
-        rows.append(
-            _table_row(
-                board, f"{label} (published)", cells, (PUBLISHED, label), f"published {sources}"
-            )
-        )
-        flags.append(True)
-    return DisplayTable(pd.DataFrame(rows), flags)
-
-
-def _origin(origins: set[str]) -> str:
-    return f" ({', '.join(sorted(origins))})" if origins else " (no results)"
-
-
-def _table_row(
-    board: Leaderboard, label: str, cells: dict, key: tuple[str, str], source: str
-) -> dict:
-    summary = board.summaries[key]
-    row = {"upstream": label, **cells}
-    if board.superb_tasks:
-        row["SUPERB score"] = superb_cell(summary, board.superb_tasks)
-    if board.hear_tasks:
-        row["HEAR avg (%)"] = hear_cell(summary, board.hear_tasks)
-    row["source"] = source
-    return row
-
-
-def references_table(board: Leaderboard) -> DisplayTable:
-    """Every published row, over every published task metric, with its SUPERB score."""
-    frame = _published(board)
-    metrics = list(dict.fromkeys(zip(frame["task"], frame["metric"], strict=True)))
-    superb_metrics = [(t, m) for t, m in metrics if t != HEAR_AVERAGE]
-    directions = {(p.task, p.metric): p.higher_is_better for p in board.references.points}
-    rows = []
-    for label, summary in board.reference_summaries.items():
-        row = {"upstream": label}
-        for task, metric in superb_metrics:
-            header = f"{task} {metric_label(metric, directions.get((task, metric)))}"
-            row[header] = published_cell(board, label, task, metric)
-        row["SUPERB score (tasks)"] = (
-            f"{_score_text(summary.superb.value)} ({len(summary.superb.tasks)})"
-            if summary.superb and summary.superb.value is not None
-            else MISSING_CELL
-        )
-        row[f"HEAR avg, {HEAR_AVERAGE_TASKS} tasks (%)"] = (
-            f"{summary.hear:.2f}" if summary.hear is not None else MISSING_CELL
-        )
-        row["source"] = ", ".join(
-            f"[{board.source_number(s)}]" for s in published_source(board, label)
-        )
-        rows.append(row)
-    return DisplayTable(pd.DataFrame(rows), [True] * len(rows))

@@ -8,14 +8,14 @@ from pathlib import Path
 import pandas as pd
 
 from bench.fileio import atomic_write_text
-from bench.report.leaderboard import (
+from bench.report.leaderboard import Leaderboard
+from bench.report.markdown import markdown_table
+from bench.report.tables import (
     NINETEEN_TASKS_MARK,
     PARTIAL_MARK,
-    Leaderboard,
     leaderboard_table,
     references_table,
 )
-from bench.report.markdown import markdown_table
 
 TITLE = "bench leaderboard"
 

@@ -1,0 +1,145 @@
+"""Baselines for regression checks: a reference checkpoint's results, stored as JSON.
+
+Per task, a baseline keeps the main test metric (mean, standard deviation over seeds, n, the
+per-seed values, direction, unit) and what produced it: the probe settings, the task options
+and the data's item counts per split. For the whole file: the upstream, its weights hash,
+bench's version and the date. ``bench baseline save`` writes one; ``bench check`` (bench.gate)
+compares a checkpoint with it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench.fileio import atomic_write_text
+from bench.records import ResultRecord
+from bench.report.units import unit_of
+
+BASELINE_SCHEMA_VERSION = 1
+BASELINE_KIND = "bench baseline"
+REPORTED_SPLIT = "test"
+#: probe settings that change what a number means; a checked result must match the baseline's
+COMPARABLE_PROBE_KEYS = (
+    "lr_grid",
+    "seeds",
+    "batch_size",
+    "max_steps",
+    "eval_every",
+    "patience",
+    "optimizer",
+    "weight_decay",
+    "layers",
+    "layer_norm",
+)
+
+
+class BaselineError(ValueError):
+    """A baseline cannot be made or read."""
+
+
+@dataclass(frozen=True)
+class BaselineTask:
+    """One task of a baseline: the main metric on test, and what produced it."""
+
+    metric: str
+    higher_is_better: bool
+    unit: str
+    mean: float
+    std: float
+    n: int
+    values: list[float]
+    probe: dict[str, Any]
+    items: dict[str, int]
+    task_options: dict[str, Any] = field(default_factory=dict)
+    record_created_at: str = ""
+
+
+@dataclass(frozen=True)
+class Baseline:
+    upstream: str
+    weights_hash: str
+    bench_version: str
+    created_at: str
+    tasks: dict[str, BaselineTask]
+    schema_version: int = BASELINE_SCHEMA_VERSION
+    kind: str = BASELINE_KIND
+
+    def to_json(self) -> str:
+        payload = asdict(self)
+        # What the file is comes first, for a reader opening it.
+        header = {key: payload.pop(key) for key in ("kind", "schema_version")}
+        return json.dumps({**header, **payload}, indent=2, allow_nan=False)
+
+    def save(self, path: Path) -> Path:
+        atomic_write_text(Path(path), self.to_json() + "\n")
+        return Path(path)
+
+    @classmethod
+    def load(cls, path: Path) -> Baseline:
+        try:
+            payload = json.loads(Path(path).read_text())
+            if payload.get("kind") != BASELINE_KIND:
+                raise ValueError("not a bench baseline")
+            if payload.get("schema_version") != BASELINE_SCHEMA_VERSION:
+                raise ValueError(f"schema version {payload.get('schema_version')} is not supported")
+            tasks = {name: BaselineTask(**task) for name, task in payload.pop("tasks").items()}
+            return cls(**payload, tasks=tasks)
+        except (OSError, ValueError, TypeError, KeyError, AttributeError) as error:
+            raise BaselineError(f"{path}: cannot read the baseline ({error})") from None
+
+
+def baseline_from_records(
+    records: Sequence[ResultRecord], created_at: str | None = None
+) -> Baseline:
+    """The baseline of one upstream's records (one per task, all from the same weights)."""
+    if not records:
+        raise BaselineError("no records to make a baseline from")
+    upstreams = {record.upstream for record in records}
+    hashes = {str(record.upstream_info.get("weights_hash", "")) for record in records}
+    if len(upstreams) != 1:
+        raise BaselineError(f"a baseline is one upstream's; got {sorted(upstreams)}")
+    if len(hashes) != 1:
+        raise BaselineError(
+            f"the records of {records[0].upstream} come from different weights {sorted(hashes)}; "
+            "re-run the tasks with one checkpoint"
+        )
+    return Baseline(
+        upstream=records[0].upstream,
+        weights_hash=hashes.pop(),
+        bench_version=records[0].versions.get("bench", ""),
+        created_at=created_at or datetime.now(UTC).isoformat(timespec="seconds"),
+        tasks={
+            record.task: _baseline_task(record) for record in sorted(records, key=lambda r: r.task)
+        },
+    )
+
+
+def _baseline_task(record: ResultRecord) -> BaselineTask:
+    stat = record.metrics.get(REPORTED_SPLIT, {}).get(record.main_metric)
+    if stat is None or stat.get("mean") is None:
+        raise BaselineError(
+            f"{record.upstream} on {record.task}: no finite test {record.main_metric} to keep"
+        )
+    return BaselineTask(
+        metric=record.main_metric,
+        higher_is_better=record.higher_is_better,
+        unit=unit_of(record.main_metric).label,
+        mean=float(stat["mean"]),
+        std=float(stat.get("std") or 0.0),
+        n=len(stat.get("values") or []),
+        values=[float(v) for v in stat.get("values") or [] if v is not None],
+        probe={key: record.probe.get(key) for key in COMPARABLE_PROBE_KEYS if key in record.probe},
+        items=dict(record.data.get("items", {})),
+        task_options=task_options_of(record),
+        record_created_at=record.created_at,
+    )
+
+
+def task_options_of(record: ResultRecord) -> dict[str, Any]:
+    """The ``task_options`` the record's task ran with (e.g. a HEAR grid size)."""
+    return dict((record.config.get("task_options") or {}).get(record.task) or {})
