@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bench.cli.common import add_config_options, load_config
+from bench.cli.common import add_config_options, load_config, reclaim_overrides
 
 EXAMPLES = """\
 examples:
@@ -55,6 +55,7 @@ def run_save(args: argparse.Namespace) -> int:
     from bench.records import read_records
     from bench.report.results import is_pattern, matches_any
 
+    reclaim_overrides(args, "tasks")
     config = load_config(args)
     records_dir = args.records or Path(config.paths.records)
     try:

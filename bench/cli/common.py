@@ -70,6 +70,18 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def reclaim_overrides(args: argparse.Namespace, *list_options: str) -> None:
+    """Move ``key=value`` items that a list option (``nargs="+"``, e.g. ``--upstreams a b``)
+    swallowed back to the overrides: argparse gives a list option every word that follows it.
+    Upstream and task names never contain ``=``."""
+    for option in list_options:
+        values = getattr(args, option) or []
+        overrides = [value for value in values if "=" in value]
+        if overrides:
+            setattr(args, option, [value for value in values if "=" not in value] or None)
+            args.overrides = [*args.overrides, *overrides]
+
+
 def load_config(args: argparse.Namespace, extra: Sequence[str] = ()) -> Any:
     """The configuration from ``--config``/bench.yaml, overrides, then ``extra`` overrides."""
     from bench.config import load_config as load

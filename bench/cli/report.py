@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from bench.cli.common import add_config_options, load_config
+from bench.cli.common import add_config_options, load_config, print_table, reclaim_overrides
+
+if TYPE_CHECKING:
+    from bench.report.leaderboard import Leaderboard
 
 DEFAULT_OUT = Path("results/report")
 
@@ -91,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
     from bench.report.render import ReportContext
     from bench.report.results import collect, select
 
+    reclaim_overrides(args, "upstreams", "tasks")
     config = load_config(args)
     formats = parse_formats(args.format)
     source = resolve_source(args)
@@ -106,9 +111,24 @@ def run(args: argparse.Namespace) -> int:
     context = ReportContext(
         generated_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), inputs=tuple(inputs)
     )
+    print_measured(board)
     for path in write_report(board, context, args.out, formats):
         print(f"wrote {path}")
     return 0
+
+
+def print_measured(board: Leaderboard) -> None:
+    """The measured rows of the leaderboard on the terminal (the files have everything)."""
+    from bench.report.tables import leaderboard_table
+
+    table = leaderboard_table(board)
+    measured = table.frame[[not published for published in table.published]]
+    if len(measured):
+        print_table(
+            "leaderboard (test; each task's main metric, mean ± std over seeds)",
+            list(measured.columns),
+            measured.values.tolist(),
+        )
 
 
 def _inputs(source: str, records_dir: Path, uri: str) -> list[str]:
