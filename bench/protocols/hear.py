@@ -565,7 +565,7 @@ def _stat(values: Sequence[float]) -> Stat:
 
 
 def _mean_layer_weights(models: Sequence[TrainedPredictor]) -> list[float] | None:
-    weights = [model.model.combiner.layer_weights() for model in models]
+    weights = [model.model.combiner.learned_weights() for model in models]
     if weights[0] is None:
         return None
     return np.mean(np.asarray(weights), axis=0).tolist()
