@@ -134,6 +134,13 @@ def check_names(task_runs: list, upstream: str) -> None:
     resolve_upstream(upstream)
 
 
+def format_score(score: dict) -> str:
+    """``mean ± std``; a metric that was not finite (stored as null) shows as n/a."""
+    if score["mean"] is None:
+        return "n/a"
+    return f"{score['mean']:.3g} ± {score['std'] or 0:.2g}"
+
+
 def print_summary(outcomes: list) -> None:
     rows = []
     for outcome in outcomes:
@@ -147,7 +154,7 @@ def print_summary(outcomes: list) -> None:
                 record.task,
                 record.upstream,
                 record.main_metric,
-                f"{score['mean']:.2f} ± {score['std']:.2f}",
+                format_score(score),
                 f"{record.selected.get('lr', ''):g}" if "lr" in record.selected else "",
                 str(outcome.record_path),
                 (record.mlflow or {}).get("run_id", "-"),
