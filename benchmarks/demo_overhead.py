@@ -19,6 +19,10 @@ saved to a temporary folder and loaded through bench's local-checkpoint path).
 
 from __future__ import annotations
 
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as bench sets it, before torch loads
+
 import argparse
 import tempfile
 import time
