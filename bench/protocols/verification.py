@@ -94,9 +94,11 @@ class XVector(nn.Module):
         mask = frame_mask(valid, hidden.shape[-1]).unsqueeze(1).to(hidden.dtype)
         count = valid.to(hidden.dtype).view(-1, 1)
         mean = (hidden * mask).sum(-1) / count
-        # unbiased, as torch.std in s3prl's pooling; one valid frame gives a zero spread
-        spread = ((hidden - mean.unsqueeze(-1)) ** 2 * mask).sum(-1) / (count - 1).clamp(min=1)
-        return F.relu(self.embedding(torch.cat([mean, spread.sqrt()], dim=-1)))
+        # unbiased, as torch.std in s3prl's pooling; clamped so that a unit that is constant
+        # (a dead ReLU) gets a zero gradient rather than NaN
+        variance = ((hidden - mean.unsqueeze(-1)) ** 2 * mask).sum(-1) / (count - 1).clamp(min=1)
+        spread = variance.clamp(min=1e-8).sqrt()
+        return F.relu(self.embedding(torch.cat([mean, spread], dim=-1)))
 
     def forward(self, frames: Tensor, lengths: Tensor) -> Tensor:
         """The training branch: the embedding through one more affine layer."""

@@ -28,6 +28,7 @@ from pathlib import Path
 from bench.data import TaskData
 from bench.task import Schedule, TaskMetadata, register_task
 from bench.tasks.corpora.speech_commands import (
+    SILENCE,
     TEST_DIR,
     TRAIN_DIR,
     read_speech_commands,
@@ -80,7 +81,7 @@ class KeywordSpotting(KeywordSpottingProtocol, SuperbTask):
 
     def test_root(self) -> Path:
         return self.corpus_dir(
-            self.options.test_dir, (TEST_DIR, f"speech_commands/{TEST_DIR}"), "yes"
+            self.options.test_dir, (TEST_DIR, f"speech_commands/{TEST_DIR}"), SILENCE
         )
 
     def corpus_dirs(self) -> list[Path]:
