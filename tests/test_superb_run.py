@@ -22,7 +22,7 @@ CHANCE = {"superb.ks": 100 / 12, "superb.ic": 100 / 4, "superb.sid": 100 / 6, "s
 TASK_OPTIONS = """\
 task_options:
   superb.sid: {crop_seconds: 0.3, crops_per_utterance: 2}
-  superb.asv: {min_seconds: 0.5}
+  superb.asv: {min_seconds: 0.3}
 """
 
 
@@ -72,7 +72,7 @@ def test_suite_end_to_end(superb_root, config_file, fast_overrides, tmp_path, ml
 
 def test_asv_dev_speaker_variant(superb_root, config_file, fast_overrides, tmp_path):
     config_file.write_text(
-        "task_options:\n  superb.asv: {min_seconds: 0.5, checkpoint_selection: dev_speakers, dev_speakers: 1}\n"
+        "task_options:\n  superb.asv: {min_seconds: 0.3, checkpoint_selection: dev_speakers, dev_speakers: 2}\n"
     )
     argv = [
         "run",
@@ -92,7 +92,7 @@ def test_asv_dev_speaker_variant(superb_root, config_file, fast_overrides, tmp_p
 
 
 def test_prepare_prints_the_report(superb_root, capsys, tmp_path):
-    argv = ["prepare", "superb.er", "--data-root", str(superb_root), f"paths.workspace={tmp_path}"]
+    argv = ["prepare", "superb.er", f"paths.workspace={tmp_path}", "--data-root", str(superb_root)]
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert (

@@ -158,7 +158,7 @@ class Utterances:
             if max_frames is not None and len(frames) > max_frames:
                 start = int(torch.randint(len(frames) - max_frames + 1, (1,), generator=generator))
                 frames = frames[start : start + max_frames]
-            crops.append(torch.from_numpy(np.ascontiguousarray(frames)))
+            crops.append(torch.from_numpy(np.array(frames)))  # a copy: the cache is read-only
         lengths = torch.tensor([len(c) for c in crops])
         longest = max(int(lengths.max()), TDNN_REDUCTION + 1)
         padded = torch.zeros(len(crops), longest, *crops[0].shape[1:], dtype=torch.float32)
@@ -200,6 +200,8 @@ class TrialSet:
 
 
 def trial_set(items: Sequence[Item], trials: list[TrialPair], features: FeatureStore) -> TrialSet:
+    if not trials:
+        raise DataError("a trial list is empty")
     position = {item.key: i for i, item in enumerate(items)}
     unknown = sorted({key for _, *pair in trials for key in pair} - set(position))
     if unknown:

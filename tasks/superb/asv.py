@@ -132,6 +132,8 @@ class SpeakerVerification(VoxCeleb1Task):
         min_seconds: float = 2.0
 
     def verify(self) -> Verification:
+        if self.options.checkpoint_selection == "dev_speakers" and self.options.dev_speakers < 2:
+            raise DataError(f"{self.metadata.name}: dev trials need dev_speakers >= 2")
         if self.options.checkpoint_selection not in SELECTIONS:
             raise DataError(
                 f"{self.metadata.name}: checkpoint_selection must be one of {', '.join(SELECTIONS)}, "
