@@ -19,7 +19,8 @@ than ``crop_seconds`` becomes up to ``crops_per_utterance`` fixed crops of that 
 end; shorter ones stay whole. The crops of one utterance share a ``group``, so a training
 draw picks an utterance uniformly and then one of its crops, as s3prl picks an utterance
 and then a crop position. Dev and test are whole utterances. The random crop's continuum of
-positions becomes K positions; K = 4 by default (about 1.3x the training audio to extract).
+positions becomes K positions; K = 4 by default (an utterance of d > 8 s costs
+min(K, ceil(d / 8)) x 8 s of extraction instead of d).
 bench sweeps ``SUPERB_LR_GRID`` and stops early: dev every 1,000 steps, after 10 without
 improvement.
 """
