@@ -16,6 +16,9 @@ examples:
   bench run --suite demo --upstream mfcc probe.seeds=[0]
   bench run --task superb.ks --upstream wavlm_base_plus --data-root /data
       (/data holds speech_commands_v0.01/ and speech_commands_test_set_v0.01/)
+  bench run --suite superb-utterance --upstream fbank --data-root /data
+      (/data also holds fluent_speech_commands_dataset/, VoxCeleb1/, IEMOCAP_full_release/;
+       `bench prepare superb.sid --data-root /data` checks a corpus and says what is missing)
   bench run --suite hear --upstream spear_large_speech_audio --data-root /data/hear/tasks
   bench run --task hear --task-dir /data/hear/tasks/esc50-v2.0.0-full --upstream fbank
   bench run --task demo.keywords --upstream ./my-checkpoint extract.device=cuda
