@@ -176,7 +176,9 @@ def _check_frame_rate(report: ConformanceReport, upstream: Upstream) -> None:
     frames_short = upstream.num_frames(int(short_s * rate))
     frames_long = upstream.num_frames(int(long_s * rate))
     measured = (frames_long - frames_short) / (long_s - short_s)
-    slack = max(2.0, 0.05 * upstream.frame_rate)  # frames a front-end's window may cost
+    # Frames a front end's receptive field may cost: up to 100 ms (SPEAR's conv front end
+    # drops 7 fbank frames, 4 output frames at 50 Hz).
+    slack = max(2.0, 0.1 * upstream.frame_rate)
     offset = abs(frames_short - short_s * upstream.frame_rate)
     passed = math.isclose(measured, upstream.frame_rate, rel_tol=0.01) and offset <= slack
     detail = (

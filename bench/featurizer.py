@@ -2,7 +2,9 @@
 
 ``WeightedSum`` learns softmax weights over layers, initialised to zero (equal weights),
 optionally after a parameter-free layer norm of each layer; it can also pin one layer.
-It works on any ``[..., L, D]`` input: pooled ``[B, L, D]`` or frames ``[B, T, L, D]``.
+``ConcatLayers`` puts every layer side by side instead (HEAR results as the SPEAR paper
+reports them). Both work on any ``[..., L, D]`` input: pooled ``[B, L, D]`` or frames
+``[B, T, L, D]``; ``layer_combiner`` builds the one ``ProbeSettings.layers`` asks for.
 """
 
 from __future__ import annotations
@@ -49,6 +51,13 @@ class WeightedSum(nn.Module):
             return torch.softmax(self.logits, dim=0)
         return F.one_hot(torch.tensor(self.fixed_layer), self.num_layers).float()
 
+    def learned_weights(self) -> list[float] | None:
+        """The softmax weights when they are learned (what results record), else None."""
+        return None if self.logits is None else self.weights().detach().cpu().tolist()
+
+    def output_dim(self, hidden_size: int) -> int:
+        return hidden_size
+
     def forward(self, features: Tensor, prenormalized: bool = False) -> Tensor:
         if features.shape[-2] != self.num_layers:
             raise ValueError(
@@ -62,3 +71,32 @@ class WeightedSum(nn.Module):
         if self.layer_norm and not prenormalized:
             features = F.layer_norm(features, features.shape[-1:])
         return torch.einsum("...ld,l->...d", features, weights)
+
+
+class ConcatLayers(nn.Module):
+    """``[..., L, D] -> [..., L * D]``: every layer side by side, optionally layer-normed."""
+
+    def __init__(self, num_layers: int, layer_norm: bool = False):
+        super().__init__()
+        self.num_layers = num_layers
+        self.layer_norm = layer_norm
+
+    def forward(self, features: Tensor, prenormalized: bool = False) -> Tensor:
+        if self.layer_norm and not prenormalized:
+            features = F.layer_norm(features, features.shape[-1:])
+        return features.flatten(start_dim=-2)
+
+    def learned_weights(self) -> None:
+        return None
+
+    def output_dim(self, hidden_size: int) -> int:
+        return self.num_layers * hidden_size
+
+
+def layer_combiner(
+    num_layers: int, layers: str | int = "weighted", layer_norm: bool = False
+) -> nn.Module:
+    """``ConcatLayers`` for ``layers="concat"``, else a ``WeightedSum``."""
+    if layers == "concat":
+        return ConcatLayers(num_layers, layer_norm)
+    return WeightedSum(num_layers, layers, layer_norm)

@@ -165,6 +165,7 @@ class Runner:
         # Read metadata, schedule and protocol from the instance: a generic task (e.g. any
         # HEAR task directory) sets them from its data when constructed.
         task = task_cls(resolve_data_root(task_cls, task_run, config), options)
+        task.manifest_dir = Path(config.paths.data) / "manifests"
         name = task.metadata.name
         task.prepare()
         data = task.load()

@@ -12,10 +12,13 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from bench.data import DataError, TaskData
 from bench.registry import Registry
+
+if TYPE_CHECKING:
+    from bench.verification import Verification
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,11 @@ class Task:
     balanced_sampling: ClassVar[bool] = False
     #: gain applied to the audio before the upstream, in dB (s3prl's KS loader applies -3 dB)
     audio_gain_db: ClassVar[float] = 0.0
+    #: where ``prepare`` may keep what it learns about a corpus (``bench.manifest``); the
+    #: runner and ``bench prepare`` set it to ``<paths.data>/manifests``
+    manifest_dir: Path | None = None
+    #: the corpus report of the last ``prepare``, for tasks that verify a corpus tree
+    verification: Verification | None = None
 
     @dataclass(frozen=True)
     class Options:

@@ -19,8 +19,11 @@ cores).
 
 from __future__ import annotations
 
-import argparse
 import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as bench sets it, before torch loads
+
+import argparse
 import time
 from collections.abc import Callable
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a test never touches the network
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as bench sets it; before torch loads
 
 
 @pytest.fixture(scope="session")

@@ -174,3 +174,15 @@ def test_cli_module_and_name_resolution_import_no_torch():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("name", ["fbank", "fbank_no_cmvn", "mfcc", "tests/fixtures/spear/tiny"])
+def test_bench_check_upstream_passes_for_builtin_and_spear(name, capsys):
+    """Through the real command: registered names and a SPEAR snapshot dir."""
+    from pathlib import Path
+
+    from bench.cli import main
+
+    target = str(Path(__file__).resolve().parents[1] / name) if "/" in name else name
+    assert main(["check-upstream", target]) == 0
+    assert "all checks passed" in capsys.readouterr().out

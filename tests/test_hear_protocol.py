@@ -21,6 +21,7 @@ from hear_fakes import (
 )
 
 from bench.data import DataError
+from bench.featurizer import layer_combiner
 from bench.hear import predictor
 from bench.hear.grid import GridPoint, full_grid, sample_grid
 from bench.hear.metrics import HEAR_METRICS
@@ -175,13 +176,13 @@ def test_layer_norm_is_the_store_s_for_clips_and_the_probe_s_for_frames(
     tmp_path: Path, dcase_root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     built: list[bool] = []
-    original = predictor.LayerCombiner.__init__
+    original = predictor.layer_combiner
 
-    def recording(self: Any, num_layers: int, mode: Any, normalize_layers: bool = False) -> None:
-        built.append(normalize_layers)
-        original(self, num_layers, mode, normalize_layers)
+    def recording(num_layers: int, layers: Any = "weighted", layer_norm: bool = False) -> Any:
+        built.append(layer_norm)
+        return original(num_layers, layers, layer_norm)
 
-    monkeypatch.setattr(predictor.LayerCombiner, "__init__", recording)
+    monkeypatch.setattr(predictor, "layer_combiner", recording)
     store = FakeFeatureStore(informative=True)
     run("hear", multiclass_dir(tmp_path, per_class=4), store, layer_norm=True)
     assert store.layer_norm_requests == [True] * 3 and not any(built)
@@ -386,7 +387,7 @@ def test_predictor_architecture_matches_the_reference() -> None:
         50,
     )
     assert model.mlp[2].p == 0.1
-    assert torch.equal(model.combiner.weights.detach(), torch.zeros(13))
+    assert torch.equal(model.combiner.logits.detach(), torch.zeros(13))
     # Xavier-normal std: gain * sqrt(2 / (fan_in + fan_out)); gain 1 first, sqrt(2) after ReLU.
     assert model.mlp[0].weight.std().item() == pytest.approx(math.sqrt(2 / (768 + 1024)), rel=0.05)
     assert model.mlp[4].weight.std().item() == pytest.approx(
@@ -395,12 +396,12 @@ def test_predictor_architecture_matches_the_reference() -> None:
     concat = predictor.HearPredictor(
         13, 768, 50, GridPoint(1, "xavier_uniform", 1e-3), config, "concat", True
     )
-    assert concat.mlp[0].in_features == 13 * 768 and concat.combiner.layer_weights() is None
+    assert concat.mlp[0].in_features == 13 * 768 and concat.combiner.learned_weights() is None
 
 
 def test_weighted_sum_and_layer_norm() -> None:
-    combiner = predictor.LayerCombiner(3, "weighted", normalize_layers=True)
+    combiner = layer_combiner(3, "weighted", layer_norm=True)
     layers = torch.randn(5, 3, 16) * 7 + 3
     expected = torch.nn.functional.layer_norm(layers, (16,)).mean(dim=1)  # zero weights: a mean
     assert torch.allclose(combiner(layers), expected, atol=1e-6)
-    assert combiner.layer_weights() == pytest.approx([1 / 3] * 3)
+    assert combiner.learned_weights() == pytest.approx([1 / 3] * 3)

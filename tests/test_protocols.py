@@ -193,3 +193,16 @@ def test_frame_protocol_learns_events():
     )
     assert outcome.metrics["test"]["frame_f1"].mean > 85
     assert outcome.layer_weights[0] > outcome.layer_weights[1]
+
+
+def test_stat_over_seeds_and_non_finite_values():
+    import math
+
+    from bench.protocols.base import Stat
+
+    stat = Stat.of([1.0, 2.0, 4.0])
+    assert stat.mean == pytest.approx(7 / 3) and stat.std == pytest.approx(1.5275252)
+    assert Stat.of([5.0]).std == 0.0
+    infinite = Stat.of([1.0, math.inf])
+    assert infinite.mean == math.inf and math.isnan(infinite.std)
+    assert infinite.to_dict() == {"mean": None, "std": None, "values": [1.0, None]}

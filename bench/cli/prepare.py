@@ -40,7 +40,10 @@ def run(args: argparse.Namespace) -> int:
         resolve_data_root(task_cls, TaskRun(name, args.data_root), config),
         config.task_options.get(name, {}),
     )
+    task.manifest_dir = Path(config.paths.data) / "manifests"
     task.prepare()
+    if task.verification is not None:
+        print(task.verification.render())
     data = task.load()
     data.check(name)
     rows = [[split, len(items)] for split, items in data.splits.items()]

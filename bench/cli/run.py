@@ -20,6 +20,9 @@ examples:
   bench run --suite demo --upstream mfcc probe.seeds=[0]
   bench run --task superb.ks --upstream wavlm_base_plus --data-root /data
       (/data holds speech_commands_v0.01/ and speech_commands_test_set_v0.01/)
+  bench run --suite superb-utterance --upstream fbank --data-root /data
+      (/data also holds fluent_speech_commands_dataset/, VoxCeleb1/, IEMOCAP_full_release/;
+       `bench prepare superb.sid --data-root /data` checks a corpus and says what is missing)
   bench run --suite hear --upstream spear_large_speech_audio --data-root /data/hear/tasks
   bench run --task hear --task-dir /data/hear/tasks/esc50-v2.0.0-full --upstream fbank
   bench run --task demo.keywords --upstream ./my-checkpoint extract.device=cuda
@@ -145,6 +148,13 @@ def check_names(task_runs: list, upstream: str) -> None:
     resolve_upstream(upstream)
 
 
+def format_score(score: dict) -> str:
+    """``mean ± std``; a metric that was not finite (stored as null) shows as n/a."""
+    if score["mean"] is None:
+        return "n/a"
+    return f"{score['mean']:.3g} ± {score['std'] or 0:.2g}"
+
+
 def print_summary(outcomes: list) -> None:
     rows = []
     for outcome in outcomes:
@@ -158,7 +168,7 @@ def print_summary(outcomes: list) -> None:
                 record.task,
                 record.upstream,
                 record.main_metric,
-                f"{score['mean']:.2f} ± {score['std']:.2f}",
+                format_score(score),
                 f"{record.selected.get('lr', ''):g}" if "lr" in record.selected else "",
                 str(outcome.record_path),
                 (record.mlflow or {}).get("run_id", "-"),

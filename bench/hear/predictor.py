@@ -14,9 +14,10 @@ Facts from hear-eval-kit 2021.1.3 (``heareval/predictions/task_predictions.py``)
   {3.2e-3, 1e-3, 3.2e-4, 1e-4} = 16 points, in scikit-learn ParameterGrid order (sorted keys,
   last varying fastest), shuffled with ``random`` seeded 42; the first 8 are trained.
 
-bench adds the layer featurizer in front (``LayerCombiner``): the input is every layer of the
-upstream, ``[B, L, D]``, combined by a learned softmax weighted sum (weights zero-initialised,
-trained with the predictor), concatenated, or reduced beforehand to one layer.
+bench adds its layer featurizer in front (``bench.featurizer.layer_combiner``): the input is
+every layer of the upstream, ``[B, L, D]``, combined by a learned softmax weighted sum
+(weights zero-initialised, trained with the predictor), concatenated, or reduced beforehand
+to one layer.
 """
 
 from __future__ import annotations
@@ -33,8 +34,11 @@ import torch
 from torch import nn
 from torch.nn import functional
 
+from bench.featurizer import layer_combiner
 from bench.hear.grid import GridPoint
+from bench.probe import make_optimizer
 
+#: "weighted" and "concat" combine every layer; "single": the features hold one layer already
 CombineMode = Literal["weighted", "concat", "single"]
 
 
@@ -53,37 +57,6 @@ class TrainingConfig:
 
 
 # -- model ------------------------------------------------------------------------------------
-
-
-class LayerCombiner(nn.Module):
-    """[B, L, D] -> [B, D] (weighted sum, or the single layer when L = 1) or [B, L*D] (concat).
-
-    normalize_layers: parameter-free layer norm of each layer first (for frame inputs; pooled
-        scene features arrive already normalised per frame by the feature store).
-    """
-
-    def __init__(self, num_layers: int, mode: CombineMode, normalize_layers: bool = False):
-        super().__init__()
-        if mode == "single" and num_layers != 1:
-            raise ValueError("mode 'single' expects features reduced to one layer")
-        self.mode = mode
-        self.normalize_layers = normalize_layers
-        self.weights = nn.Parameter(torch.zeros(num_layers)) if mode == "weighted" else None
-
-    def output_dim(self, num_layers: int, hidden_size: int) -> int:
-        return num_layers * hidden_size if self.mode == "concat" else hidden_size
-
-    def forward(self, layers: torch.Tensor) -> torch.Tensor:
-        if self.normalize_layers:
-            layers = functional.layer_norm(layers, layers.shape[-1:])
-        if self.weights is not None:
-            return torch.einsum("l,bld->bd", torch.softmax(self.weights, dim=0), layers)
-        return layers.flatten(start_dim=1)
-
-    def layer_weights(self) -> list[float] | None:
-        if self.weights is None:
-            return None
-        return torch.softmax(self.weights.detach(), dim=0).cpu().tolist()
 
 
 def build_mlp(
@@ -123,8 +96,11 @@ class HearPredictor(nn.Module):
     ):
         super().__init__()
         self.multilabel = multilabel
-        self.combiner = LayerCombiner(num_layers, mode, normalize_layers)
-        in_dim = self.combiner.output_dim(num_layers, hidden_size)
+        if mode == "single" and num_layers != 1:
+            raise ValueError("mode 'single' expects features reduced to one layer")
+        selection = 0 if mode == "single" else mode
+        self.combiner = layer_combiner(num_layers, selection, normalize_layers)
+        in_dim = self.combiner.output_dim(hidden_size)
         self.mlp = build_mlp(in_dim, num_labels, point, config.hidden_dim, config.dropout)
 
     def forward(self, layers: torch.Tensor) -> torch.Tensor:
@@ -233,7 +209,7 @@ def train_predictor(
     """Train with early stopping; return the model at its best validation, in eval mode."""
     with isolated_rng(seed, device):
         model = make_model().to(device)
-        optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+        optimizer = make_optimizer("adam", model.parameters(), lr, weight_decay=0.0)
         order = fixed_order(train, seed)
         rng = np.random.default_rng(seed)
         stopper = _EarlyStopping(config.patience, maximize)

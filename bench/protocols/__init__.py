@@ -8,4 +8,5 @@ PROTOCOL_MODULES = (
     "bench.protocols.utterance",
     "bench.protocols.frame",
     "bench.protocols.hear",
+    "bench.protocols.verification",
 )

@@ -87,11 +87,16 @@ class Stat:
 
     @classmethod
     def of(cls, values: Sequence[float]) -> Stat:
+        """Mean and sample standard deviation; with a non-finite value the mean is what
+        arithmetic gives (inf, nan) and the spread is undefined (nan)."""
         values = tuple(float(v) for v in values)
         if not values:
             raise ValueError("a Stat needs at least one value")
-        std = statistics.stdev(values) if len(values) > 1 else 0.0
-        return cls(mean=statistics.fmean(values), std=std, values=values)
+        if len(values) == 1:
+            return cls(mean=values[0], std=0.0, values=values)
+        if not all(math.isfinite(v) for v in values):
+            return cls(mean=float(np.mean(values)), std=math.nan, values=values)
+        return cls(mean=statistics.fmean(values), std=statistics.stdev(values), values=values)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -552,20 +552,11 @@ def _postprocessing_dict(detail: Any) -> dict[str, float] | None:
 
 
 def _stats(runs: Sequence[Mapping[str, float]]) -> dict[str, Stat]:
-    return {name: _stat([run[name] for run in runs]) for name in runs[0]}
-
-
-def _stat(values: Sequence[float]) -> Stat:
-    """Stat.of, which cannot take a standard deviation of infinities (a reference-mode
-    d-prime): then the mean is what arithmetic gives and the deviation is undefined."""
-    if all(math.isfinite(value) for value in values):
-        return Stat.of(values)
-    spread = math.nan if len(values) > 1 else 0.0
-    return Stat(mean=float(np.mean(values)), std=spread, values=tuple(float(v) for v in values))
+    return {name: Stat.of([run[name] for run in runs]) for name in runs[0]}
 
 
 def _mean_layer_weights(models: Sequence[TrainedPredictor]) -> list[float] | None:
-    weights = [model.model.combiner.layer_weights() for model in models]
+    weights = [model.model.combiner.learned_weights() for model in models]
     if weights[0] is None:
         return None
     return np.mean(np.asarray(weights), axis=0).tolist()

@@ -91,7 +91,8 @@ def sweep_outcome(
     """Select, score and summarise a finished sweep."""
     lr = select_lr(trials, higher_is_better)
     selected = [t for t in trials if t.lr == lr]
-    weights = [t.model.featurizer.weights() for t in selected if hasattr(t.model, "featurizer")]
+    weights = [t.model.featurizer.learned_weights() for t in selected]
+    weights = [w for w in weights if w is not None]
     return ProbeOutcome(
         metrics=score_trials(selected, score),
         selected={"lr": lr, "selection_metric": f"dev_{selection_metric}"},
@@ -106,5 +107,5 @@ def sweep_outcome(
             }
             for t in trials
         ],
-        layer_weights=torch.stack(weights).mean(0).tolist() if weights else None,
+        layer_weights=torch.tensor(weights).mean(0).tolist() if weights else None,
     )

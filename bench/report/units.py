@@ -44,6 +44,7 @@ _SUPERB_UNITS = {
     "frame_accuracy": PERCENT,
     "stoi": PERCENT,
     "bleu": Unit("BLEU", 2),
+    "min_dcf": Unit("", 4),
     "mtwv": Unit("", 4),
     "pesq": Unit("", 2),
     "si_sdri": DECIBEL,

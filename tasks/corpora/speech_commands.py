@@ -26,12 +26,22 @@ from pathlib import Path
 
 from bench.audio import audio_info
 from bench.data import DataError, Item, TaskData
+from bench.verification import Verification
 
 KEYWORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
 UNKNOWN, SILENCE = "_unknown_", "_silence_"
 CLASSES = (*KEYWORDS, UNKNOWN, SILENCE)
 BACKGROUND_DIR = "_background_noise_"
 TRAIN_DIR, TEST_DIR = "speech_commands_v0.01", "speech_commands_test_set_v0.01"
+
+# Totals of the published v0.01 archives.
+WORD_CLIPS, NOISE_FILES = 64_721, 6  # 64,727 wav files in the train archive
+VALIDATION_CLIPS, TESTING_CLIPS, TEST_SET_CLIPS = 6_798, 6_835, 3_081
+HOW_TO_GET = (
+    "download speech_commands_v0.01.tar.gz and speech_commands_test_set_v0.01.tar.gz "
+    "(download.tensorflow.org/data/, CC BY 4.0) and unpack each into a folder of its own "
+    f"name: DIR/{TRAIN_DIR}/ and DIR/{TEST_DIR}/"
+)
 
 
 def _read_list(path: Path) -> set[str]:
@@ -97,3 +107,53 @@ def read_speech_commands(train_root: Path, test_root: Path, dev_every: int = 10)
         splits={"train": train, "dev": dev, "test": read_test(test_root)},
         vocabulary={"label": list(CLASSES)},
     )
+
+
+def verify_speech_commands(train_root: Path, test_root: Path) -> Verification:
+    """Required: both archives, the two list files, the keyword folders, background noise.
+    Counts of the full corpus are warnings (a subset is fine)."""
+    report = Verification(f"Speech Commands v0.01 ({train_root}, {test_root})", HOW_TO_GET)
+    if report.require_dir(train_root, f"the unpacked {TRAIN_DIR} archive"):
+        _verify_train_archive(report, train_root)
+    if report.require_dir(test_root, f"the unpacked {TEST_DIR} archive"):
+        _verify_test_set(report, test_root)
+    return report
+
+
+def _verify_train_archive(report: Verification, root: Path) -> None:
+    word_dirs = [d for d in _wav_dirs(root) if d.name != BACKGROUND_DIR]
+    missing_keywords = sorted(set(KEYWORDS) - {d.name for d in word_dirs})
+    if missing_keywords:
+        report.error(f"{root}: keyword folders missing: {', '.join(missing_keywords)}")
+    clips = {f"{d.name}/{wav.name}" for d in word_dirs for wav in d.glob("*.wav")}
+    report.expect_count(f"{TRAIN_DIR}: word clips", len(clips), WORD_CLIPS)
+    noise = list((root / BACKGROUND_DIR).glob("*.wav"))
+    if not noise:
+        report.error(f"{root / BACKGROUND_DIR}: no background noise wavs (the _silence_ class)")
+    else:
+        report.expect_count(f"{BACKGROUND_DIR} files", len(noise), NOISE_FILES)
+    for name, expected in (
+        ("validation_list.txt", VALIDATION_CLIPS),
+        ("testing_list.txt", TESTING_CLIPS),
+    ):
+        if not report.require_file(root / name, f"it ships in the {TRAIN_DIR} archive"):
+            continue
+        listed = _read_list(root / name)
+        report.expect_count(f"{name} entries", len(listed), expected)
+        absent = sorted(listed - clips)
+        if absent:
+            report.warn(f"{name}: {len(absent):,} listed clips are not on disk (a subset?)")
+
+
+def _verify_test_set(report: Verification, root: Path) -> None:
+    class_dirs = _wav_dirs(root)
+    unknown = [d.name for d in class_dirs if d.name not in CLASSES]
+    if unknown:
+        report.error(
+            f"{root}: unknown class folders {', '.join(unknown)} (expected {', '.join(CLASSES)})"
+        )
+    missing = sorted(set(CLASSES) - {d.name for d in class_dirs})
+    if missing:
+        report.warn(f"{root}: class folders missing: {', '.join(missing)}")
+    clips = sum(len(list(d.glob("*.wav"))) for d in class_dirs)
+    report.expect_count(f"{TEST_DIR}: clips", clips, TEST_SET_CLIPS)

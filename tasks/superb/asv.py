@@ -1,0 +1,172 @@
+"""superb.asv: speaker verification on VoxCeleb1 (SUPERB ASV).
+
+Data (``--data-root DIR``): ``DIR/VoxCeleb1/`` as for superb.sid (``iden_split.txt``, wavs
+under ``dev/wav/`` and ``test/wav/`` or ``wav/``) plus the trial list ``veri_test2.txt``.
+
+Splits, as s3prl's ``VoxCeleb1SV`` corpus builds them: train = every utterance in
+iden_split.txt of a speaker absent from the trial list (the 1,211 VoxCeleb1 dev speakers,
+148,642 utterances), labelled by speaker; test = the utterances the trial list names.
+The trial list is ``veri_test2.txt``, VoxCeleb1-O cleaned (37,611 trials), the one s3prl
+downloads as ``voxceleb1_test_v2.txt``; option ``trial_list: veri_test.txt`` gives the
+original list (37,720 trials, a few with label errors). s3prl drops training utterances
+shorter than 2 s after sox silence removal; bench drops those shorter than
+``min_seconds`` (2.0) as recorded, without silence removal (no VoxCeleb1 utterance is under
+4 s, so none is dropped on the real corpus).
+
+Protocol (s3prl 0.4.18 ``problem/asv/superb_asv.py`` and ``nn/speaker_model.py``; the
+protocol itself is ``bench.protocols.verification``): x-vector on the weighted sum of
+frames, AM-softmax (s = 30, m = 0.4), random 8 s training crops, AdamW lr 1e-4 (torch's
+default weight decay 0.01), batch 10 with 5 accumulation steps (bench: batch 50), 200,000
+steps, gradient clipping 1,000, audio at -3 dB; cosine scoring; EER (%) and minDCF
+(p_target 0.01, C_miss = C_fa = 1). s3prl's ExponentialLR (gamma 0.9) is not applied.
+
+Checkpoint selection (option ``checkpoint_selection``, recorded in the result's
+``selected``):
+
+- ``test`` (default, SUPERB's protocol): VoxCeleb1 has no dev set; SUPERB saves a
+  checkpoint every 20,000 steps, scores each on the test trials and reports the best EER.
+  bench evaluates on the test trials every 5,000 steps, keeps the best, stops after 5
+  evaluations without improvement, and selects the learning rate the same way. Optimistic
+  by construction; it is what SUPERB numbers mean.
+- ``dev_speakers``: ``dev_speakers`` (40, as many as the test set) training speakers are
+  held out (a fixed hash order) and their utterances make dev trials, one same-speaker and
+  one different-speaker trial per utterance (seeded); checkpoints and learning rate are
+  selected on the dev EER, and test is scored once.
+
+Sequence cache: the x-vector reads frames, so ASV fills the frame-level cache (float16,
+every layer). For VoxCeleb1 (about 352 h) that is about 20 GB for FBANK but about 1.3 TB
+for a 13-layer, 768-dimensional model (HuBERT/WavLM Base), far over
+``extract.max_sequence_cache_gb`` (50 GB); bench refuses such a run rather than fill the
+disk. Raise the limit on a machine with the disk for it; online extraction or caching fewer
+layers is not implemented.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections import defaultdict
+from dataclasses import dataclass
+
+from bench.data import DataError, Fold, Item, TaskData
+from bench.task import Schedule, TaskMetadata, register_task
+from bench.tasks.corpora.voxceleb1 import (
+    CORPUS_DIR,
+    TRIAL_LIST,
+    WavIndex,
+    find_trial_list,
+    read_iden_split,
+    read_trials,
+    speaker_of,
+    verify_voxceleb1,
+)
+from bench.tasks.superb.common import CITATION, HOMEPAGE
+from bench.tasks.superb.sid import VOXCELEB_LICENSE, VoxCeleb1Options, VoxCeleb1Task
+from bench.verification import Verification
+
+SELECTIONS = ("test", "dev_speakers")
+#: Each probe trains an x-vector for up to 200k steps: three rates around s3prl's 1e-4.
+ASV_LR_GRID = (1e-5, 1e-4, 1e-3)
+
+
+def held_out_speakers(speakers: set[str], count: int) -> set[str]:
+    """A fixed pseudo-random choice of ``count`` speakers."""
+    order = sorted(speakers, key=lambda s: hashlib.sha256(s.encode()).hexdigest())
+    return set(order[:count])
+
+
+def speaker_trials(items: list[Item], seed: int = 0) -> list[tuple[int, str, str]]:
+    """One target and one non-target trial per utterance (targets need two utterances)."""
+    rng = random.Random(seed)
+    by_speaker: dict[str, list[str]] = defaultdict(list)
+    for item in items:
+        by_speaker[item.label].append(item.key)
+    speakers = sorted(by_speaker)
+    trials = []
+    for speaker in speakers:
+        others = [s for s in speakers if s != speaker]
+        for key in by_speaker[speaker]:
+            same = [k for k in by_speaker[speaker] if k != key]
+            if same:
+                trials.append((1, key, rng.choice(same)))
+            if others:
+                trials.append((0, key, rng.choice(by_speaker[rng.choice(others)])))
+    return trials
+
+
+@register_task
+class SpeakerVerification(VoxCeleb1Task):
+    __doc__ = __doc__
+
+    metadata = TaskMetadata(
+        name="superb.asv",
+        description="Speaker verification, VoxCeleb1-O trials, x-vector + AM-softmax (SUPERB ASV)",
+        corpus="VoxCeleb1",
+        data_layout=f"{CORPUS_DIR}/ (iden_split.txt, veri_test2.txt; dev/wav/ and test/wav/, or wav/)",
+        main_metric="eer",
+        higher_is_better=False,
+        license=VOXCELEB_LICENSE,
+        homepage=HOMEPAGE,
+        citation=CITATION,
+    )
+    protocol = "speaker_verification"
+    schedule = Schedule(
+        lr_grid=ASV_LR_GRID,
+        batch_size=50,
+        max_steps=200_000,
+        eval_every=5000,
+        patience=5,
+        optimizer="adamw",
+        weight_decay=0.01,
+    )
+    audio_gain_db = -3.0
+
+    @dataclass(frozen=True)
+    class Options(VoxCeleb1Options):
+        """trial_list; checkpoint_selection: test (SUPERB) | dev_speakers; dev_speakers;
+        min_seconds: shortest training utterance kept."""
+
+        trial_list: str = TRIAL_LIST
+        checkpoint_selection: str = "test"
+        dev_speakers: int = 40
+        min_seconds: float = 2.0
+
+    def verify(self) -> Verification:
+        if self.options.checkpoint_selection == "dev_speakers" and self.options.dev_speakers < 2:
+            raise DataError(f"{self.metadata.name}: dev trials need dev_speakers >= 2")
+        if self.options.checkpoint_selection not in SELECTIONS:
+            raise DataError(
+                f"{self.metadata.name}: checkpoint_selection must be one of {', '.join(SELECTIONS)}, "
+                f"got {self.options.checkpoint_selection!r}"
+            )
+        return verify_voxceleb1(self.root(), self.options.trial_list)
+
+    def read(self) -> TaskData:
+        index = WavIndex(self.root())
+        trials = read_trials(find_trial_list(self.root(), self.options.trial_list))
+        test_keys = sorted({key for _, *pair in trials for key in pair})
+        test_speakers = {speaker_of(key) for key in test_keys}
+        train = [
+            Item(key=relative, path=index.path(relative), label=speaker_of(relative))
+            for _, relative in read_iden_split(self.split_file())
+            if speaker_of(relative) not in test_speakers
+        ]
+        test = [Item(key=key, path=index.path(key), label=speaker_of(key)) for key in test_keys]
+        return TaskData(splits={"train": train, "test": test}, extras={"trials": {"test": trials}})
+
+    def load(self) -> TaskData:
+        data = self.read()
+        durations = self.durations(item.path for item in data.splits["train"])
+        train = [i for i in data.splits["train"] if durations[i.path] >= self.options.min_seconds]
+        fold = Fold("main", ("train",), (), ("test",))
+        if self.options.checkpoint_selection == "dev_speakers":
+            held_out = held_out_speakers({i.label for i in train}, self.options.dev_speakers)
+            dev = [i for i in train if i.label in held_out]
+            train = [i for i in train if i.label not in held_out]
+            data.splits["dev"] = dev
+            data.extras["trials"]["dev"] = speaker_trials(dev)
+            fold = Fold("main", ("train",), ("dev",), ("test",))
+        data.splits["train"] = train
+        data.vocabulary = {"label": sorted({i.label for i in train})}
+        data.folds = (fold,)
+        return data

@@ -1,0 +1,94 @@
+"""superb.ks: keyword spotting on Speech Commands v0.01 (SUPERB KS).
+
+Data (``--data-root DIR``): ``DIR/speech_commands_v0.01/`` and
+``DIR/speech_commands_test_set_v0.01/`` side by side, each archive unpacked into a folder
+of its own name (``DIR/speech_commands/`` holding both also works), or the task options
+``train_dir`` and ``test_dir``.
+
+Splits and labels (``bench.tasks.corpora.speech_commands``): 12 classes, the 10 keywords,
+``_unknown_`` (the other 20 words) and ``_silence_`` (1 s crops of the background noise);
+dev = validation_list.txt, testing_list.txt left out, train = the rest of the first
+archive; test = the separate test set (3,081 clips).
+
+Protocol, from s3prl's ``downstream/speech_commands`` (config.yaml, dataset.py,
+expert.py): head Linear(D, 256) -> mean pool -> Linear(12), cross-entropy; Adam, lr 1e-4,
+batch 32, 200,000 steps, gradient clipping 1; training batches class-balanced (a
+``WeightedRandomSampler`` with weights 1 / class count); audio at -3 dB (sox ``gain
+-3.0``); dev accuracy measured on a class-balanced resample of dev, every 4,000 steps,
+the best kept. bench sweeps ``SUPERB_LR_GRID`` around that lr, selects on dev balanced
+accuracy (the expectation of s3prl's resampled dev accuracy), and stops early: dev every
+1,000 steps, after 10 evaluations without improvement.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.data import TaskData
+from bench.task import Schedule, TaskMetadata, register_task
+from bench.tasks.corpora.speech_commands import (
+    SILENCE,
+    TEST_DIR,
+    TRAIN_DIR,
+    read_speech_commands,
+    verify_speech_commands,
+)
+from bench.tasks.superb.common import CITATION, HOMEPAGE, SUPERB_LR_GRID, SuperbTask
+from bench.verification import Verification
+
+
+class KeywordSpottingProtocol:
+    """SUPERB KS's probing protocol (see the module doc); demo.keywords shares it."""
+
+    protocol = "utterance_classification"
+    balanced_sampling = True
+    selection_metric = "balanced_accuracy"
+    audio_gain_db = -3.0
+
+
+@register_task
+class KeywordSpotting(KeywordSpottingProtocol, SuperbTask):
+    __doc__ = __doc__
+
+    metadata = TaskMetadata(
+        name="superb.ks",
+        description="Keyword spotting, Speech Commands v0.01, 12 classes (SUPERB KS)",
+        corpus="Speech Commands v0.01",
+        data_layout=f"{TRAIN_DIR}/ and {TEST_DIR}/ side by side, as the archives unpack",
+        main_metric="accuracy",
+        license="CC BY 4.0",
+        homepage=HOMEPAGE,
+        citation=CITATION,
+    )
+    schedule = Schedule(
+        lr_grid=SUPERB_LR_GRID, batch_size=32, max_steps=200_000, eval_every=1000, patience=10
+    )
+
+    @dataclass(frozen=True)
+    class Options:
+        """train_dir, test_dir: the two unpacked archives, when not under --data-root."""
+
+        train_dir: str | None = None
+        test_dir: str | None = None
+
+    def train_root(self) -> Path:
+        return self.corpus_dir(
+            self.options.train_dir,
+            (TRAIN_DIR, f"speech_commands/{TRAIN_DIR}"),
+            "validation_list.txt",
+        )
+
+    def test_root(self) -> Path:
+        return self.corpus_dir(
+            self.options.test_dir, (TEST_DIR, f"speech_commands/{TEST_DIR}"), SILENCE
+        )
+
+    def corpus_dirs(self) -> list[Path]:
+        return [self.train_root(), self.test_root()]
+
+    def verify(self) -> Verification:
+        return verify_speech_commands(self.train_root(), self.test_root())
+
+    def read(self) -> TaskData:
+        return read_speech_commands(self.train_root(), self.test_root())
