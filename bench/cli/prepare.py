@@ -47,5 +47,6 @@ def run(args: argparse.Namespace) -> int:
     data = task.load()
     data.check(name)
     rows = [[split, len(items)] for split, items in data.splits.items()]
-    print_table(f"{name}: data at {task.data_root}", ["split", "items"], rows)
+    print(f"{name}: data at {task.data_root}")
+    print_table(f"{name} items", ["split", "items"], rows)
     return 0
