@@ -69,6 +69,8 @@ class ProbeConfig:
     #: parameter-free layer norm of each layer before combining
     layer_norm: bool = False
     device: str = "cpu"
+    #: probes trained at once, one thread each; null: one per CPU thread (1 on a GPU)
+    workers: int | None = None
 
 
 @dataclass

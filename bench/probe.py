@@ -6,9 +6,11 @@ evaluations; the returned state is the dev-best one, and test is scored with it.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,6 +98,15 @@ def _evaluate(model: nn.Module, evaluate: Callable[[nn.Module], float]) -> float
         return float(evaluate(model))
 
 
-def seed_everything(seed: int) -> None:
-    """Deterministic parameter initialisation for a probe."""
-    torch.manual_seed(seed)
+_GLOBAL_RNG = threading.Lock()
+
+
+@contextlib.contextmanager
+def seeded(seed: int, device: str = "cpu") -> Iterator[None]:
+    """Build a probe's parameters from ``seed``: torch's global generator is seeded for the
+    block and restored after, under a lock, so probes built in parallel threads get the same
+    parameters as when built one after another."""
+    devices = [torch.device(device).index or 0] if torch.device(device).type == "cuda" else []
+    with _GLOBAL_RNG, torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield

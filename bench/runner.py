@@ -57,6 +57,7 @@ def resolve_data_root(task_cls: type[Task], task_run: TaskRun, config: DictConfi
 
 def probe_settings(task: Task, config: DictConfig) -> Any:
     """The task's schedule with the config's ``probe.*`` overrides applied."""
+    from bench.parallel import probe_workers
     from bench.protocols.base import ProbeSettings
 
     schedule, probe = task.schedule, config.probe
@@ -81,6 +82,7 @@ def probe_settings(task: Task, config: DictConfig) -> Any:
         layer_norm=bool(probe.layer_norm),
         device=str(probe.device),
         progress=bool(config.runtime.progress),
+        workers=probe_workers(probe.workers, str(probe.device)),
     )
 
 

@@ -380,7 +380,8 @@ def test_predictor_architecture_matches_the_reference() -> None:
         13, 768, 50, GridPoint(2, "xavier_normal", 1e-3), config, "weighted", multilabel=False
     )
     kinds = [type(module).__name__ for module in model.mlp]
-    assert kinds == ["Linear", "BatchNorm1d", "Dropout", "ReLU"] * 2 + ["Linear"]
+    assert kinds == ["Linear", "BatchNorm1d", "SeededDropout", "ReLU"] * 2 + ["Linear"]
+    assert isinstance(model.mlp[2], torch.nn.Dropout)
     assert (model.mlp[0].in_features, model.mlp[0].out_features, model.mlp[-1].out_features) == (
         768,
         1024,

@@ -51,7 +51,7 @@ def test_demo_suite_end_to_end(demo_root, fast_overrides, tmp_path, mlflow_uri, 
             and run.info.experiment_id == experiment.experiment_id
         )
         assert run.data.metrics[f"test_{record.main_metric}"] == pytest.approx(record.score["mean"])
-        assert run.data.params["selected.lr"] == "0.001"
+        assert float(run.data.params["selected.lr"]) == record.selected["lr"]
 
     # The same command again: features come from the cache and metrics are identical.
     capsys.readouterr()

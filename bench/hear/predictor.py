@@ -22,7 +22,6 @@ to one layer.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import math
 from collections.abc import Callable, Iterator, Sequence
@@ -36,7 +35,7 @@ from torch.nn import functional
 
 from bench.featurizer import layer_combiner
 from bench.hear.grid import GridPoint
-from bench.probe import make_optimizer
+from bench.probe import make_optimizer, seeded
 
 #: "weighted" and "concat" combine every layer; "single": the features hold one layer already
 CombineMode = Literal["weighted", "concat", "single"]
@@ -73,11 +72,26 @@ def build_mlp(
     for _ in range(point.hidden_layers):
         linear = nn.Linear(size, hidden_dim)
         init(linear.weight, gain=nn.init.calculate_gain(activation))
-        modules += [linear, nn.BatchNorm1d(hidden_dim), nn.Dropout(dropout), nn.ReLU()]
+        modules += [linear, nn.BatchNorm1d(hidden_dim), SeededDropout(dropout), nn.ReLU()]
         size, activation = hidden_dim, "relu"
     projection = nn.Linear(size, num_labels)
     init(projection.weight, gain=nn.init.calculate_gain(activation))
     return nn.Sequential(*modules, projection)
+
+
+class SeededDropout(nn.Dropout):
+    """``nn.Dropout`` drawing its masks from ``generator`` (when set) instead of torch's
+    global generator, so that predictors trained side by side in threads are reproducible."""
+
+    generator: torch.Generator | None = None
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0 or self.generator is None:
+            return super().forward(inputs)
+        if self.p == 1:
+            return torch.zeros_like(inputs)
+        keep = torch.empty_like(inputs).bernoulli_(1 - self.p, generator=self.generator)
+        return inputs * keep / (1 - self.p)
 
 
 class HearPredictor(nn.Module):
@@ -105,6 +119,12 @@ class HearPredictor(nn.Module):
 
     def forward(self, layers: torch.Tensor) -> torch.Tensor:
         return self.mlp(self.combiner(layers))
+
+    def use_generator(self, generator: torch.Generator) -> None:
+        """Draw dropout masks from ``generator``."""
+        for module in self.modules():
+            if isinstance(module, SeededDropout):
+                module.generator = generator
 
     def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         if self.multilabel:
@@ -206,33 +226,36 @@ def train_predictor(
     seed: int,
     device: str = "cpu",
 ) -> TrainedPredictor:
-    """Train with early stopping; return the model at its best validation, in eval mode."""
-    with isolated_rng(seed, device):
-        model = make_model().to(device)
-        optimizer = make_optimizer("adam", model.parameters(), lr, weight_decay=0.0)
-        order = fixed_order(train, seed)
-        rng = np.random.default_rng(seed)
-        stopper = _EarlyStopping(config.patience, maximize)
-        best: TrainedPredictor | None = None
-        best_state: dict[str, torch.Tensor] = {}
-        for epoch in range(config.max_epochs):
-            epoch_order = rng.permutation(len(train)) if config.shuffle else order
-            _train_epoch(model, optimizer, train, epoch_order, config.batch_size, device)
-            final_epoch = epoch == config.max_epochs - 1
-            if (epoch + 1) % config.eval_every and not (final_epoch and best is None):
-                continue
-            model.eval()
-            result = validate(model)
-            if stopper.improves(result.score) or best is None:
-                best = TrainedPredictor(model, result.score, result.detail, epoch, epoch + 1)
-                best_state = copy.deepcopy(model.state_dict())
-            if stopper.should_stop(result.score, config.stop_on_non_finite):
-                break
-        assert best is not None
-        model.load_state_dict(best_state)
+    """Train with early stopping; return the model at its best validation, in eval mode.
+    Nothing here draws from torch's global generator, so several can run in threads."""
+    with seeded(seed, device):
+        model = make_model()
+    model = model.to(device)
+    model.use_generator(torch.Generator(device=device).manual_seed(seed))
+    optimizer = make_optimizer("adam", model.parameters(), lr, weight_decay=0.0)
+    order = fixed_order(train, seed)
+    rng = np.random.default_rng(seed)
+    stopper = _EarlyStopping(config.patience, maximize)
+    best: TrainedPredictor | None = None
+    best_state: dict[str, torch.Tensor] = {}
+    for epoch in range(config.max_epochs):
+        epoch_order = rng.permutation(len(train)) if config.shuffle else order
+        _train_epoch(model, optimizer, train, epoch_order, config.batch_size, device)
+        final_epoch = epoch == config.max_epochs - 1
+        if (epoch + 1) % config.eval_every and not (final_epoch and best is None):
+            continue
         model.eval()
-        best.epochs = epoch + 1
-        return best
+        result = validate(model)
+        if stopper.improves(result.score) or best is None:
+            best = TrainedPredictor(model, result.score, result.detail, epoch, epoch + 1)
+            best_state = copy.deepcopy(model.state_dict())
+        if stopper.should_stop(result.score, config.stop_on_non_finite):
+            break
+    assert best is not None
+    model.load_state_dict(best_state)
+    model.eval()
+    best.epochs = epoch + 1
+    return best
 
 
 class _EarlyStopping:
@@ -288,15 +311,6 @@ def predict_logits(
         for start in range(0, len(features), batch_size)
     ]
     return torch.cat(outputs) if outputs else torch.zeros((0, model.mlp[-1].out_features))
-
-
-@contextlib.contextmanager
-def isolated_rng(seed: int, device: str) -> Iterator[None]:
-    """Seed torch for one training without disturbing the caller's random state."""
-    devices = [torch.device(device).index or 0] if torch.device(device).type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        yield
 
 
 def training_seed(seed: int, *indices: int) -> int:

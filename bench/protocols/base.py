@@ -61,6 +61,7 @@ class ProbeSettings:
     layers: ``"weighted"`` (learned softmax weighted sum, the default), ``"last"``,
         ``"concat"`` (all layers side by side; HEAR protocols only) or a layer index.
     layer_norm: parameter-free layer norm of each layer before combining.
+    workers: probes trained at once, each on one thread (1: one at a time, on every thread).
     """
 
     lr_grid: tuple[float, ...]
@@ -75,6 +76,8 @@ class ProbeSettings:
     layer_norm: bool = False
     device: str = "cpu"
     progress: bool = True
+    #: probes trained at once (``bench.parallel``)
+    workers: int = 1
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from torch import Tensor
 
 from bench.data import DataError, Item, TaskData
 from bench.heads import FrameHead, frame_mask
-from bench.probe import TrainResult, seed_everything, train_probe
+from bench.probe import TrainResult, seeded, train_probe
 from bench.protocols.base import (
     PROTOCOLS,
     FeatureStore,
@@ -147,16 +147,16 @@ class FrameClassification(ProbeProtocol):
             folds.append(splits)
 
         def train_one(lr: float, seed: int, fold: int) -> tuple[FrameHead, TrainResult]:
-            seed_everything(seed)
             train = folds[fold]["train"]
-            head = FrameHead(
-                upstream.num_layers,
-                train.frames.shape[-1],
-                len(classes),
-                hidden_dim=hidden_dim,
-                layers=settings.layers,
-                layer_norm=settings.layer_norm,
-            )
+            with seeded(seed):
+                head = FrameHead(
+                    upstream.num_layers,
+                    train.frames.shape[-1],
+                    len(classes),
+                    hidden_dim=hidden_dim,
+                    layers=settings.layers,
+                    layer_norm=settings.layer_norm,
+                )
             return head, self._train(
                 head, folds[fold], event_classes, settings, lr, seed, selection_metric
             )

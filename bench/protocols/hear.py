@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -64,6 +64,7 @@ from bench.hear.predictor import (
     training_seed,
 )
 from bench.hear.taskdir import HearTaskMetadata
+from bench.parallel import map_parallel
 from bench.protocols.base import (
     PROTOCOLS,
     FeatureStore,
@@ -245,6 +246,17 @@ PROTOCOLS.register("hear.timestamp", HearTimestampProtocol)
 # -- one run of the protocol ------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Job:
+    """One predictor to train: a grid point on a fold, with a seed."""
+
+    fold: Fold
+    point: GridPoint
+    seed: int
+    grid_index: int
+    phase: str  # "grid" (the search, on the first fold) or "fold" (retraining)
+
+
 class _ProtocolRun:
     """Grid search on the first fold, retraining on the others, scoring; see module docstring."""
 
@@ -306,35 +318,51 @@ class _ProtocolRun:
 
     def _grid_search(self, grid: Sequence[GridPoint]) -> tuple[int, TrainedPredictor]:
         """Train every grid point on the first fold; keep the best (the first of equals, as
-        the reference's stable sort does). Only the best model is held in memory."""
+        the reference's stable sort does)."""
         fold, seed = self.folds[0], self.seeds[0]
-        best_index, best = -1, None
-        for index, point in enumerate(self._progress(grid, "HEAR grid")):
-            trained = self._train(fold, point, seed, grid_index=index, phase="grid")
-            if best is None or self._better(trained.score, best.score):
-                best_index, best = index, trained
-        assert best is not None, "the grid has no points"
-        return best_index, best
+        jobs = [_Job(fold, point, seed, index, "grid") for index, point in enumerate(grid)]
+        trained = self._train_all(jobs, "HEAR grid")
+        if not trained:
+            raise ValueError("the grid has no points")
+        best_index = 0
+        for index, candidate in enumerate(trained):
+            if self._better(candidate.score, trained[best_index].score):
+                best_index = index
+        return best_index, trained[best_index]
 
     def _train_folds(
         self, grid: Sequence[GridPoint], best_index: int, best: TrainedPredictor
     ) -> list[tuple[Fold, TrainedPredictor]]:
+        """The grid-search model for the first seed and fold (as the reference keeps it);
+        the selected grid point retrained for every other (seed, fold)."""
         runs = [(seed, fold) for seed in self.seeds for fold in self.folds]
-        finals = []
-        for seed, fold in self._progress(runs, "HEAR folds"):
-            if seed == self.seeds[0] and fold is self.folds[0]:
-                finals.append((fold, best))  # the grid-search model, as the reference keeps it
-            else:
-                model = self._train(
-                    fold, grid[best_index], seed, grid_index=best_index, phase="fold"
-                )
-                finals.append((fold, model))
-        return finals
 
-    def _train(
-        self, fold: Fold, point: GridPoint, seed: int, grid_index: int, phase: str
-    ) -> TrainedPredictor:
+        def is_grid_run(seed: int, fold: Fold) -> bool:
+            return seed == self.seeds[0] and fold is self.folds[0]
+
+        jobs = [
+            _Job(fold, grid[best_index], seed, best_index, "fold")
+            for seed, fold in runs
+            if not is_grid_run(seed, fold)
+        ]
+        retrained = iter(self._train_all(jobs, "HEAR folds"))
+        return [(fold, best if is_grid_run(seed, fold) else next(retrained)) for seed, fold in runs]
+
+    def _train_all(self, jobs: Sequence[_Job], description: str) -> list[TrainedPredictor]:
+        """Train ``jobs``, ``settings.workers`` at a time; their trials are kept in job order."""
+        with tqdm(
+            total=len(jobs),
+            desc=f"{description} {self.metadata.task_name}",
+            disable=not self.settings.progress,
+            leave=False,
+        ) as bar:
+            results = map_parallel(self._train, jobs, self.settings.workers, lambda: bar.update(1))
+        self.trials.extend(trial for _, trial in results)
+        return [trained for trained, _ in results]
+
+    def _train(self, job: _Job) -> tuple[TrainedPredictor, dict[str, Any]]:
         started = time.perf_counter()
+        fold, point = job.fold, job.point
         train = ProbeArrays.concatenate([self.splits[name].arrays for name in fold.train])
         valid = self._single_split(fold.dev)
         fold_index = self.folds.index(fold)
@@ -345,24 +373,22 @@ class _ProtocolRun:
             lr=point.lr,
             config=self.config,
             maximize=self.maximize,
-            seed=training_seed(seed, fold_index, grid_index),
+            seed=training_seed(job.seed, fold_index, job.grid_index),
             device=self.settings.device,
         )
-        self.trials.append(
-            {
-                "phase": phase,
-                "fold": fold.name,
-                "seed": seed,
-                **point.as_dict(),
-                "selection_metric": self.selection_metric,
-                "dev_score": _finite_or_none(trained.score),
-                "best_epoch": trained.best_epoch + 1,
-                "epochs": trained.epochs,
-                "postprocessing": _postprocessing_dict(trained.detail),
-                "seconds": round(time.perf_counter() - started, 3),
-            }
-        )
-        return trained
+        trial = {
+            "phase": job.phase,
+            "fold": fold.name,
+            "seed": job.seed,
+            **point.as_dict(),
+            "selection_metric": self.selection_metric,
+            "dev_score": _finite_or_none(trained.score),
+            "best_epoch": trained.best_epoch + 1,
+            "epochs": trained.epochs,
+            "postprocessing": _postprocessing_dict(trained.detail),
+            "seconds": round(time.perf_counter() - started, 3),
+        }
+        return trained, trial
 
     def _make_model(self, point: GridPoint) -> HearPredictor:
         return HearPredictor(
@@ -448,16 +474,6 @@ class _ProtocolRun:
                 fold.name: _postprocessing_dict(model.detail) for fold, model in finals
             }
         return selected
-
-    def _progress(self, values: Sequence[Any], description: str) -> Iterator[Any]:
-        return iter(
-            tqdm(
-                values,
-                desc=f"{description} {self.metadata.task_name}",
-                disable=not self.settings.progress,
-                leave=False,
-            )
-        )
 
 
 # -- helpers ----------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ seeds, every seed's value being its mean over folds.
 
 from __future__ import annotations
 
+import itertools
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from bench.parallel import map_parallel
 from bench.probe import TrainResult, is_better
 from bench.progress import progress_bar
 from bench.protocols.base import ProbeOutcome, ProbeSettings, Stat
@@ -37,17 +39,17 @@ def run_sweep(
     num_folds: int,
     desc: str,
 ) -> list[Trial]:
-    """Every (lr, seed, fold) of the grid, trained by ``train_one(lr, seed, fold)``."""
-    trials = []
-    total = len(settings.lr_grid) * len(settings.seeds) * num_folds
-    with progress_bar(total=total, desc=desc, enabled=settings.progress) as bar:
-        for lr in settings.lr_grid:
-            for seed in settings.seeds:
-                for fold in range(num_folds):
-                    model, result = train_one(lr, seed, fold)
-                    trials.append(Trial(lr, seed, fold, model, result))
-                    bar.update(1)
-    return trials
+    """Every (lr, seed, fold) of the grid, trained by ``train_one(lr, seed, fold)``,
+    ``settings.workers`` at a time (see ``bench.parallel``)."""
+    grid = list(itertools.product(settings.lr_grid, settings.seeds, range(num_folds)))
+    with progress_bar(total=len(grid), desc=desc, enabled=settings.progress) as bar:
+        trained = map_parallel(
+            lambda point: train_one(*point), grid, settings.workers, lambda: bar.update(1)
+        )
+    return [
+        Trial(lr, seed, fold, model, result)
+        for (lr, seed, fold), (model, result) in zip(grid, trained, strict=True)
+    ]
 
 
 def select_lr(trials: Sequence[Trial], higher_is_better: bool = True) -> float:

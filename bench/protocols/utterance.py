@@ -30,7 +30,7 @@ from torch import Tensor
 
 from bench.data import DataError, Fold, Item, TaskData
 from bench.heads import UtteranceHead
-from bench.probe import TrainResult, seed_everything, train_probe
+from bench.probe import TrainResult, seeded, train_probe
 from bench.protocols.base import (
     PROTOCOLS,
     FeatureStore,
@@ -199,15 +199,16 @@ class UtteranceClassification(ProbeProtocol):
         seed: int,
         selection_metric: str,
     ) -> tuple[UtteranceHead, TrainResult]:
-        seed_everything(seed)
         train, dev = arrays["train"], arrays["dev"]
-        head = UtteranceHead(
-            upstream.num_layers,
-            train.features.shape[-1],
-            sum(encoder.sizes),
-            layers=settings.layers,
-            layer_norm=settings.layer_norm,
-        ).to(settings.device)
+        with seeded(seed):
+            head = UtteranceHead(
+                upstream.num_layers,
+                train.features.shape[-1],
+                sum(encoder.sizes),
+                layers=settings.layers,
+                layer_norm=settings.layer_norm,
+            )
+        head = head.to(settings.device)
         assert train.sample_weights is not None
         weights = train.sample_weights
 

@@ -37,7 +37,7 @@ from bench.data import DataError, Item, TaskData
 from bench.featurizer import WeightedSum
 from bench.heads import frame_mask
 from bench.metrics import equal_error_rate, min_dcf
-from bench.probe import TrainResult, seed_everything, train_probe
+from bench.probe import TrainResult, seeded, train_probe
 from bench.protocols.base import (
     PROTOCOLS,
     FeatureStore,
@@ -239,13 +239,16 @@ class SpeakerVerification(ProbeProtocol):
         max_frames = round(CROP_SECONDS * upstream.frame_rate)
 
         def train_one(lr: float, seed: int, _fold: int) -> tuple[SpeakerProbe, TrainResult]:
-            seed_everything(seed)
-            probe = SpeakerProbe(
-                XVector(
-                    upstream.num_layers, upstream.hidden_size, settings.layers, settings.layer_norm
-                ),
-                AMSoftmax(EMBEDDING_DIM, len(speakers), AM_SOFTMAX_SCALE, AM_SOFTMAX_MARGIN),
-            )
+            with seeded(seed):
+                probe = SpeakerProbe(
+                    XVector(
+                        upstream.num_layers,
+                        upstream.hidden_size,
+                        settings.layers,
+                        settings.layer_norm,
+                    ),
+                    AMSoftmax(EMBEDDING_DIM, len(speakers), AM_SOFTMAX_SCALE, AM_SOFTMAX_MARGIN),
+                )
 
             def batch_loss(model: SpeakerProbe, generator: torch.Generator) -> Tensor:
                 index = torch.randint(len(train), (settings.batch_size,), generator=generator)
