@@ -46,3 +46,36 @@ def test_single_layer_selection():
     assert parse_layers("last", 4) == 3 and parse_layers(-1, 4) == 3
     with pytest.raises(ValueError, match="layer 7 does not exist"):
         parse_layers(7, 4)
+
+
+@pytest.mark.parametrize("shape", [(3, 7, 5, 16), (4096, 5, 16)])  # one chunk; several chunks
+def test_float16_features_give_the_float32_weighted_sum_and_weight_gradient(monkeypatch, shape):
+    from bench import featurizer as module
+
+    monkeypatch.setattr(module, "_CHUNK_ELEMENTS", 1000)  # chunks of 12 rows: many, uneven
+    torch.manual_seed(0)
+    half = (torch.randn(*shape) * 2).half()
+    original = half.clone()
+    reference, fast = WeightedSum(5), WeightedSum(5)
+    with torch.no_grad():
+        reference.logits.copy_(torch.randn(5))
+        fast.logits.copy_(reference.logits)
+    upstream_grad = torch.randn(*shape[:-2], 16)
+
+    expected = reference(half.float())  # the plain einsum on widened features
+    expected.backward(upstream_grad)
+    result = fast(half)
+    result.backward(upstream_grad)
+
+    assert result.dtype == torch.float32 and result.shape == expected.shape
+    torch.testing.assert_close(result, expected, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(fast.logits.grad, reference.logits.grad, rtol=1e-4, atol=1e-4)
+    assert torch.equal(half, original)  # the backward pass works on copies
+
+
+def test_float16_features_with_layer_norm_or_one_layer_are_widened():
+    torch.manual_seed(0)
+    half = torch.randn(2, 6, 4, 8).half()
+    normed = WeightedSum(4, layer_norm=True)(half)
+    torch.testing.assert_close(normed, WeightedSum(4, layer_norm=True)(half.float()))
+    torch.testing.assert_close(WeightedSum(4, layers=2)(half), half[..., 2, :].float())

@@ -290,7 +290,7 @@ def _train_epoch(
 ) -> None:
     model.train()
     for batch in batches(order, batch_size):
-        features = torch.from_numpy(train.features[batch]).to(device, torch.float32)
+        features = torch.from_numpy(train.features[batch]).to(device)  # widened by the combiner
         targets = torch.from_numpy(train.targets[batch]).to(device)
         optimizer.zero_grad()
         loss = model.loss(model(features), targets)
@@ -305,9 +305,7 @@ def predict_logits(
     """Logits for every row, in order (eval mode)."""
     model.eval()
     outputs = [
-        model(
-            torch.from_numpy(features[start : start + batch_size]).to(device, torch.float32)
-        ).cpu()
+        model(torch.from_numpy(features[start : start + batch_size]).to(device)).cpu()
         for start in range(0, len(features), batch_size)
     ]
     return torch.cat(outputs) if outputs else torch.zeros((0, model.mlp[-1].out_features))

@@ -67,7 +67,7 @@ class PackedSplit:
         positions = self.offsets[index, None] + torch.arange(longest)[None, :]
         valid = frame_mask(lengths, longest)
         positions = torch.where(valid, positions, self.offsets[index, None])
-        return self.frames[positions].float(), self.labels[positions], valid
+        return self.frames[positions], self.labels[positions], valid
 
 
 def pack(
