@@ -85,6 +85,7 @@ class Espeak:
             ctypes.c_void_p,
         ]
         self._lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
+        self._lib.espeak_ng_SetRandSeed.argtypes = [ctypes.c_long]
         if self._lib.espeak_Initialize(AUDIO_OUTPUT_SYNCHRONOUS, 0, data_path, 0) != ESPEAK_RATE:
             raise SpeechSynthesisError(f"espeak-ng failed to initialise: {INSTALL_HINT}")
         self._chunks: list[np.ndarray] = []
@@ -104,6 +105,8 @@ class Espeak:
             raise SpeechSynthesisError(f"espeak-ng has no voice '{voice.name}'")
         self._lib.espeak_SetParameter(PARAM_RATE, voice.rate, 0)
         self._lib.espeak_SetParameter(PARAM_PITCH, voice.pitch, 0)
+        # Some voice variants mix in random noise (breath): seed it, or every run differs.
+        self._lib.espeak_ng_SetRandSeed(0)
         self._chunks = []
         encoded = text.encode()
         if (

@@ -58,9 +58,9 @@ class DemoKeywords(DemoData, KeywordSpottingProtocol, Task):
     )
 
     def prepare(self) -> None:
-        from bench.tasks.demo.generate import build_once, build_speech_commands
+        from bench.tasks.demo.generate import build_once, build_speech_commands_in_fresh_process
 
-        build_once(self.root() / "speech_commands", build_speech_commands)
+        build_once(self.root() / "speech_commands", build_speech_commands_in_fresh_process)
 
     def load(self) -> TaskData:
         corpus = self.root() / "speech_commands"
