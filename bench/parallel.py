@@ -17,6 +17,7 @@ training loops use their own generators).
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from typing import TypeVar
@@ -36,7 +37,8 @@ def map_parallel(
     """``[train(job) for job in jobs]``, ``workers`` at a time, results in job order.
 
     ``on_done`` is called (in the caller's thread) as each job finishes, e.g. to advance a
-    progress bar. The first failure cancels the jobs not yet started and is raised.
+    progress bar. The first failure (or Ctrl-C) is raised once the running jobs have
+    stopped at their next ``raise_if_cancelled``; jobs not yet started never start.
     """
     if workers <= 1 or len(jobs) <= 1:
         results = []
@@ -45,19 +47,39 @@ def map_parallel(
             if on_done:
                 on_done()
         return results
-    with single_threaded_torch(), ThreadPoolExecutor(max_workers=workers) as pool:
+    with single_threaded_torch():
+        pool = ThreadPoolExecutor(max_workers=workers)
         futures = [pool.submit(train, job) for job in jobs]
-        pending = set(futures)
-        while pending:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for future in done:
-                if future.exception() is not None:
-                    for other in pending:
-                        other.cancel()
-                    raise future.exception()  # type: ignore[misc]
-                if on_done:
-                    on_done()
+        try:
+            pending = set(futures)
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    if future.exception() is not None:
+                        raise future.exception()  # type: ignore[misc]
+                    if on_done:
+                        on_done()
+        except BaseException:  # a failed job, or Ctrl-C: stop the others too
+            _STOP.set()
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+            _STOP.clear()
         return [future.result() for future in futures]
+
+
+class Cancelled(Exception):
+    """Raised in a job by ``raise_if_cancelled`` once a sibling job failed or the run was
+    interrupted."""
+
+
+_STOP = threading.Event()
+
+
+def raise_if_cancelled() -> None:
+    """Training loops call this every step, so an interrupted sweep stops within a step."""
+    if _STOP.is_set():
+        raise Cancelled
 
 
 @contextlib.contextmanager

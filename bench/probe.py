@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from bench.parallel import raise_if_cancelled
 from bench.protocols.base import ProbeSettings
 
 
@@ -68,6 +69,7 @@ def train_probe(
     )
     evaluations_since_best = 0
     for step in range(1, settings.max_steps + 1):
+        raise_if_cancelled()
         model.train()
         loss = batch_loss(model, generator)
         optimizer.zero_grad(set_to_none=True)

@@ -16,7 +16,12 @@ from test_protocols import SETTINGS, ToyTask, make_items, pooled_features
 
 from bench.data import TaskData
 from bench.hear.predictor import SeededDropout
-from bench.parallel import map_parallel, probe_workers, single_threaded_torch
+from bench.parallel import (
+    map_parallel,
+    probe_workers,
+    raise_if_cancelled,
+    single_threaded_torch,
+)
 from bench.protocols.base import PROTOCOLS, ProbeOutcome, UpstreamInfo
 from bench.protocols.utterance import UtteranceClassification
 from bench.task import TASKS
@@ -49,6 +54,27 @@ def test_a_failure_is_raised_and_torch_threads_are_restored() -> None:
     with pytest.raises(ValueError, match="job 3 failed"):
         map_parallel(fail_on_three, [1, 2, 3, 4, 5], workers=2)
     assert torch.get_num_threads() == before
+
+
+def test_a_failure_stops_running_siblings_at_their_next_step() -> None:
+    steps: list[int] = []
+
+    def job(kind: str) -> str:
+        if kind == "fail":
+            time.sleep(0.05)
+            raise RuntimeError("probe diverged")
+        for step in range(10_000):  # a long training, checking between steps
+            raise_if_cancelled()
+            steps.append(step)
+            time.sleep(0.001)
+        return "finished"
+
+    started = time.perf_counter()
+    with pytest.raises(RuntimeError, match="probe diverged"):
+        map_parallel(job, ["train", "fail", "train"], workers=2)
+    assert time.perf_counter() - started < 5  # not the ~10 s the long job would take
+    assert 0 < len(steps) < 10_000
+    raise_if_cancelled()  # no stop left over for later sweeps
 
 
 def test_workers_default_to_cpu_threads_and_one_on_a_gpu() -> None:

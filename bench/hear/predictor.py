@@ -35,6 +35,7 @@ from torch.nn import functional
 
 from bench.featurizer import layer_combiner
 from bench.hear.grid import GridPoint
+from bench.parallel import raise_if_cancelled
 from bench.probe import make_optimizer, seeded
 
 #: "weighted" and "concat" combine every layer; "single": the features hold one layer already
@@ -239,6 +240,7 @@ def train_predictor(
     best: TrainedPredictor | None = None
     best_state: dict[str, torch.Tensor] = {}
     for epoch in range(config.max_epochs):
+        raise_if_cancelled()
         epoch_order = rng.permutation(len(train)) if config.shuffle else order
         _train_epoch(model, optimizer, train, epoch_order, config.batch_size, device)
         final_epoch = epoch == config.max_epochs - 1
