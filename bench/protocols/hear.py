@@ -39,7 +39,6 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from bench.data import DataError, Fold, Item, TaskData
 from bench.hear.events import (
@@ -65,6 +64,7 @@ from bench.hear.predictor import (
 )
 from bench.hear.taskdir import HearTaskMetadata
 from bench.parallel import map_parallel
+from bench.progress import progress_bar
 from bench.protocols.base import (
     PROTOCOLS,
     FeatureStore,
@@ -350,11 +350,10 @@ class _ProtocolRun:
 
     def _train_all(self, jobs: Sequence[_Job], description: str) -> list[TrainedPredictor]:
         """Train ``jobs``, ``settings.workers`` at a time; their trials are kept in job order."""
-        with tqdm(
+        with progress_bar(
             total=len(jobs),
             desc=f"{description} {self.metadata.task_name}",
-            disable=not self.settings.progress,
-            leave=False,
+            enabled=self.settings.progress,
         ) as bar:
             results = map_parallel(self._train, jobs, self.settings.workers, lambda: bar.update(1))
         self.trials.extend(trial for _, trial in results)
