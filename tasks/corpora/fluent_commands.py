@@ -17,8 +17,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from bench.corpus_check import CorpusReport, quote
 from bench.data import DataError, Item, TaskData
-from bench.verification import Verification, quote
 
 DATASET_DIR = "fluent_speech_commands_dataset"
 SLOTS = ("action", "object", "location")
@@ -71,10 +71,10 @@ def read_fluent_commands(root: Path) -> TaskData:
     return TaskData(splits=splits, vocabulary=slot_vocabulary(splits["train"]))
 
 
-def verify_fluent_commands(root: Path) -> Verification:
+def verify_fluent_commands(root: Path) -> CorpusReport:
     """Required: the three CSVs with their columns, every listed wav, and no dev/test slot
     value unseen in train (the classifier could not name it)."""
-    report = Verification(f"Fluent Speech Commands ({root})", HOW_TO_GET)
+    report = CorpusReport(f"Fluent Speech Commands ({root})", HOW_TO_GET)
     if not report.require_dir(root / "data", f"the unpacked {DATASET_DIR} archive"):
         return report
     splits = {}

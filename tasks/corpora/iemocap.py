@@ -18,8 +18,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.corpus_check import CorpusReport
 from bench.data import DataError
-from bench.verification import Verification
 
 CORPUS_DIR = "IEMOCAP_full_release"
 SESSIONS = (1, 2, 3, 4, 5)
@@ -70,10 +70,10 @@ def read_session(corpus: Path, session: int) -> list[Utterance]:
     return utterances
 
 
-def verify_iemocap(corpus: Path, sessions: tuple[int, ...] = SESSIONS) -> Verification:
+def verify_iemocap(corpus: Path, sessions: tuple[int, ...] = SESSIONS) -> CorpusReport:
     """Required: every session's label files and the wav of every kept utterance. Totals of
     the full corpus are warnings."""
-    report = Verification(f"IEMOCAP ({corpus})", HOW_TO_GET)
+    report = CorpusReport(f"IEMOCAP ({corpus})", HOW_TO_GET)
     if not report.require_dir(corpus, "the unpacked IEMOCAP release"):
         return report
     utterances: list[Utterance] = []

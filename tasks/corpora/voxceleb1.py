@@ -18,8 +18,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+from bench.corpus_check import CorpusReport
 from bench.data import DataError
-from bench.verification import Verification
 
 CORPUS_DIR = "VoxCeleb1"
 CORPUS_DIR_VARIANTS = (CORPUS_DIR, "voxceleb1", "vox1")
@@ -122,10 +122,10 @@ class WavIndex:
         ]
 
 
-def verify_voxceleb1(corpus: Path, trial_list: str | None = None) -> Verification:
+def verify_voxceleb1(corpus: Path, trial_list: str | None = None) -> CorpusReport:
     """Required: a wav folder, iden_split.txt and (for ASV) the trial list, and every wav
     they name. Totals of the full corpus are warnings."""
-    report = Verification(f"VoxCeleb1 ({corpus})", HOW_TO_GET)
+    report = CorpusReport(f"VoxCeleb1 ({corpus})", HOW_TO_GET)
     if not report.require_dir(corpus, "the VoxCeleb1 folder"):
         return report
     index = WavIndex(corpus)
@@ -153,7 +153,7 @@ def verify_voxceleb1(corpus: Path, trial_list: str | None = None) -> Verificatio
     return report
 
 
-def _verify_entries(report: Verification, index: WavIndex, entries: list[SplitEntry]) -> None:
+def _verify_entries(report: CorpusReport, index: WavIndex, entries: list[SplitEntry]) -> None:
     report.expect_count(f"{SPLIT_FILE} utterances", len(entries), UTTERANCES)
     report.expect_count(
         f"{SPLIT_FILE} speakers", len({speaker_of(rel) for _, rel in entries}), SPEAKERS

@@ -1,6 +1,6 @@
-"""Corpus verification: a report of checks on a corpus tree as its archives unpack.
+"""Corpus checks: a report on a corpus tree as its archives unpack.
 
-A task's ``verify`` fills a ``Verification``: required files and folders (errors when
+A task's ``verify`` fills a ``CorpusReport``: required files and folders (errors when
 missing), the known totals of the full corpus (warnings when they differ, since a subset
 is a legitimate choice) and, when something is missing, how to obtain the corpus (the
 manual steps of licensed corpora). ``bench prepare`` prints the report; ``bench run``
@@ -28,7 +28,7 @@ class Check:
 
 
 @dataclass
-class Verification:
+class CorpusReport:
     """The checks of one corpus tree; ``subject`` names it, ``how_to_get`` says how to obtain it."""
 
     subject: str
@@ -95,7 +95,7 @@ class Verification:
 
     def raise_for_errors(self) -> None:
         if self.errors:
-            raise DataError(f"corpus verification failed\n{self.render()}")
+            raise DataError(f"corpus check failed\n{self.render()}")
 
     def to_dict(self) -> dict[str, object]:
         return {
