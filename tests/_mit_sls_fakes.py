@@ -29,7 +29,13 @@ def golden() -> dict[str, torch.Tensor]:
 def write_rspin(path: Path) -> Path:
     """The R-Spin release format: ``{"cfg": ..., "state_dict": ...}`` via ``torch.save``."""
     cfg = json.loads((FIXTURE / "tiny_cfg.json").read_text())
-    torch.save({"cfg": {k: cfg[k] for k in ("codebook_dim", "codebook_size")}, "state_dict": rspin_state()}, path)
+    torch.save(
+        {
+            "cfg": {k: cfg[k] for k in ("codebook_dim", "codebook_size")},
+            "state_dict": rspin_state(),
+        },
+        path,
+    )
     return path
 
 
@@ -51,7 +57,9 @@ def spin_recipe(encoder_type: str, use_layer: int) -> dict:
     }
 
 
-def spin_checkpoint(encoder: dict[str, torch.Tensor], head: dict[str, torch.Tensor], recipe: dict) -> dict:
+def spin_checkpoint(
+    encoder: dict[str, torch.Tensor], head: dict[str, torch.Tensor], recipe: dict
+) -> dict:
     """A Lightning checkpoint of ``SpinModel`` (the keys Lightning 2 writes)."""
     state = {f"encoder.model.{k}": v for k, v in encoder.items()}
     state["pred_head.layers.0.weight"] = head["pred_head.weight"]
@@ -63,7 +71,9 @@ def spin_checkpoint(encoder: dict[str, torch.Tensor], head: dict[str, torch.Tens
         "pytorch-lightning_version": "2.0.2",
         "state_dict": state,
         "loops": {"fit_loop": {"state_dict": {}, "epoch_progress": {"total": {"ready": 4}}}},
-        "callbacks": {"ModelCheckpoint{'monitor': None}": {"best_model_path": "", "best_model_score": None}},
+        "callbacks": {
+            "ModelCheckpoint{'monitor': None}": {"best_model_path": "", "best_model_score": None}
+        },
         "optimizer_states": [{"state": {}, "param_groups": [{"lr": 1e-6, "params": [0, 1]}]}],
         "lr_schedulers": [{"last_epoch": 5000, "lr_lambdas": [None]}],
         "hparams_name": "config",
@@ -91,7 +101,9 @@ def write_spin_hubert(path: Path, use_layer: int = 2) -> Path:
     return path
 
 
-def dinosr_model_state(*, dim: int = 32, layers: int = 2, heads: int = 2, codebook: int = 16, seed: int = 0) -> dict:
+def dinosr_model_state(
+    *, dim: int = 32, layers: int = 2, heads: int = 2, codebook: int = 16, seed: int = 0
+) -> dict:
     """``DinosrModel.state_dict()``: layer-norm CNN, 2 stacked positional convs, 2 heads."""
     g = torch.Generator().manual_seed(seed)
 
@@ -104,7 +116,9 @@ def dinosr_model_state(*, dim: int = 32, layers: int = 2, heads: int = 2, codebo
     channels, kernels = 16, (10, 3, 3, 3, 3, 2, 2)
     state: dict[str, torch.Tensor] = {"mask_emb": rand(dim)}
     for i, kernel in enumerate(kernels):
-        state[f"feature_extractor.conv_layers.{i}.0.weight"] = rand(channels, 1 if i == 0 else channels, kernel)
+        state[f"feature_extractor.conv_layers.{i}.0.weight"] = rand(
+            channels, 1 if i == 0 else channels, kernel
+        )
         for name, t in norm(channels).items():
             state[f"feature_extractor.conv_layers.{i}.2.1.{name}"] = t
     for name, t in norm(channels).items():
@@ -119,19 +133,32 @@ def dinosr_model_state(*, dim: int = 32, layers: int = 2, heads: int = 2, codebo
         for proj in ("q", "k", "v", "out"):
             state[f"{prefix}self_attn.{proj}_proj.weight"] = rand(dim, dim)
             state[f"{prefix}self_attn.{proj}_proj.bias"] = rand(dim, scale=0.1)
-        state[f"{prefix}fc1.weight"], state[f"{prefix}fc1.bias"] = rand(64, dim), rand(64, scale=0.1)
-        state[f"{prefix}fc2.weight"], state[f"{prefix}fc2.bias"] = rand(dim, 64), rand(dim, scale=0.1)
+        state[f"{prefix}fc1.weight"], state[f"{prefix}fc1.bias"] = (
+            rand(64, dim),
+            rand(64, scale=0.1),
+        )
+        state[f"{prefix}fc2.weight"], state[f"{prefix}fc2.bias"] = (
+            rand(dim, 64),
+            rand(dim, scale=0.1),
+        )
         for ln in ("self_attn_layer_norm", "final_layer_norm"):
             for name, t in norm(dim).items():
                 state[f"{prefix}{ln}.{name}"] = t
     for name, t in norm(dim).items():
         state[f"encoder.layer_norm.{name}"] = t
     for i in range(heads):
-        state[f"heads.{i}.weight"], state[f"heads.{i}.bias"] = rand(codebook, dim), rand(codebook, scale=0.1)
+        state[f"heads.{i}.weight"], state[f"heads.{i}.bias"] = (
+            rand(codebook, dim),
+            rand(codebook, scale=0.1),
+        )
         state[f"_codebook{i}"] = rand(codebook, dim)
         state[f"_codebook_cnts{i}"] = torch.ones(codebook)
     # the EMA teacher's weights (a nested dict of the encoder's own names)
-    state["_ema"] = {k.removeprefix("encoder."): v.clone() for k, v in state.items() if k.startswith("encoder.layers.")}
+    state["_ema"] = {
+        k.removeprefix("encoder."): v.clone()
+        for k, v in state.items()
+        if k.startswith("encoder.layers.")
+    }
     return state
 
 
@@ -140,12 +167,24 @@ def write_dinosr(path: Path, state: dict | None = None, normalize: bool = True) 
     checkpoint = {
         "args": None,
         "cfg": {
-            "model": {"_name": "dinosr", "encoder_layers": 2, "encoder_attention_heads": 2, "average_top_k_layers": 2, "layer_norm_first": False},
+            "model": {
+                "_name": "dinosr",
+                "encoder_layers": 2,
+                "encoder_attention_heads": 2,
+                "average_top_k_layers": 2,
+                "layer_norm_first": False,
+            },
             "task": {"_name": "audio_pretraining", "normalize": normalize},
         },
         "model": state if state is not None else dinosr_model_state(),
         "criterion": None,
-        "optimizer_history": [{"criterion_name": "ModelCriterion", "optimizer_name": "FairseqAdam", "num_updates": 400000}],
+        "optimizer_history": [
+            {
+                "criterion_name": "ModelCriterion",
+                "optimizer_name": "FairseqAdam",
+                "num_updates": 400000,
+            }
+        ],
         "task_state": {},
         "extra_state": {"epoch": 200, "previous_best": None},
     }

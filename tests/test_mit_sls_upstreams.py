@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+import _mit_sls_fakes as fakes
 import pytest
 import torch
 
@@ -13,7 +14,6 @@ from bench.upstreams.dinosr import load_dinosr
 from bench.upstreams.fairseq_layout import LayoutError
 from bench.upstreams.spin import build_rspin, load_rspin, load_spin
 from bench.upstreams.torch_checkpoint import CheckpointFileError, load_checkpoint, pickled_class_of
-import _mit_sls_fakes as fakes
 
 pytest.importorskip("transformers")
 
@@ -68,7 +68,9 @@ def test_spin_hubert_units_come_from_the_recipes_layer(tmp_path):
     torch.testing.assert_close(out.hidden_states[0][0], gold["state_0"][0], atol=2e-4, rtol=1e-4)
     head = quantizer.head[0]
     codebook = torch.nn.functional.normalize(fakes.rspin_state()["codebook.weight"], dim=1)
-    by_hand = (torch.nn.functional.normalize(head(out.hidden_states[1]), dim=-1) @ codebook.T).argmax(-1)
+    by_hand = (
+        torch.nn.functional.normalize(head(out.hidden_states[1]), dim=-1) @ codebook.T
+    ).argmax(-1)
     units, _ = upstream.units(wavs, lens)
     assert torch.equal(units, by_hand)
 
@@ -89,13 +91,13 @@ def test_spin_checkpoint_with_a_foreign_key_is_refused(tmp_path):
     checkpoint = fakes.spin_checkpoint(encoder, head, fakes.spin_recipe("WavLM", 2))
     checkpoint["state_dict"]["teacher.proj.weight"] = torch.zeros(2)
     torch.save(checkpoint, tmp_path / "spin_wavlm_16.ckpt")
-    with pytest.raises(CheckpointFileError, match="teacher.proj.weight"):
+    with pytest.raises(CheckpointFileError, match=r"teacher\.proj\.weight"):
         load_spin(tmp_path / "spin_wavlm_16.ckpt")
 
 
 def test_spin_recipe_that_contradicts_the_weights_is_refused(tmp_path):
     path = fakes.write_spin_wavlm(tmp_path / "spin_wavlm_16.ckpt", fakes.spin_recipe("HuBERT", 2))
-    with pytest.raises(LayoutError, match="recipe says encoder HuBERT"):
+    with pytest.raises(LayoutError, match=r"recipe says encoder HuBERT"):
         load_spin(path)
 
 
@@ -112,7 +114,9 @@ def test_dinosr_units_are_the_top_prediction_head(tmp_path):
     units, _ = upstream.units(wavs, lens)
     assert torch.equal(units, by_hand)
     first_head = load_dinosr(tmp_path / "dinosr.ckpt", codebook=0).units(wavs, lens)[0]
-    assert torch.equal(first_head, (last @ state["heads.0.weight"].T + state["heads.0.bias"]).argmax(-1))
+    assert torch.equal(
+        first_head, (last @ state["heads.0.weight"].T + state["heads.0.bias"]).argmax(-1)
+    )
 
 
 def test_dinosr_without_heads_has_states_but_no_units(tmp_path):
@@ -173,7 +177,7 @@ def test_a_pickle_that_would_run_a_command_is_refused_unrun(tmp_path, monkeypatc
 def test_not_a_checkpoint_is_a_clear_error(tmp_path):
     path = tmp_path / "wavlm_rspin_32-40k.pt"
     path.write_bytes(b"not a checkpoint")
-    with pytest.raises(CheckpointFileError, match="wavlm_rspin_32-40k.pt"):
+    with pytest.raises(CheckpointFileError, match=r"wavlm_rspin_32-40k\.pt"):
         load_checkpoint(path)
     with pytest.raises(CheckpointFileError, match="no checkpoint file"):
         load_checkpoint(tmp_path / "absent.pt")

@@ -443,3 +443,30 @@ def detect_torch_checkpoint_file(name: str) -> UpstreamBundle | None:
 
 
 DETECTORS.append(detect_torch_checkpoint_file)
+
+
+# -- published without weights or code (listed so that `bench list upstreams` says so) ----
+def _not_available(name: str, family: str, why: str) -> UpstreamBundle:
+    return UpstreamBundle(
+        name=name,
+        family=family,
+        builder="bench.upstreams.hf_checkpoint:raise_unavailable",
+        source="not published",
+        description=f"NOT AVAILABLE: {why}",
+        options={"message": f"{name}: {why}"},
+    )
+
+
+_register(
+    _not_available(
+        "dc_spin",
+        "dc-spin",
+        "DC-Spin (Chang & Glass, 2024) has no public code or weights; a local checkpoint "
+        "would need its layout, which is unpublished",
+    ),
+    _not_available(
+        "colld",
+        "colld",
+        "CoLLD (Chen et al., ICASSP 2024) has no public code or weights",
+    ),
+)

@@ -98,7 +98,9 @@ class CodebookUpstream(TransformersSSLUpstream):
     ):
         super().__init__(model, normalize=normalize, attention_mask=True)
         if frontend_state not in ("projection", "encoder_input"):
-            raise ValueError(f"frontend_state must be 'projection' or 'encoder_input', not {frontend_state!r}")
+            raise ValueError(
+                f"frontend_state must be 'projection' or 'encoder_input', not {frontend_state!r}"
+            )
         self.quantizer = quantizer
         self.frontend_state = frontend_state
         self.family = family

@@ -62,7 +62,9 @@ def load_dinosr(
     state = checkpoint["model"]
     model_cfg = _config(checkpoint, "model")
     if model_cfg.get("_name", "dinosr") != "dinosr":
-        raise CheckpointFileError(f"{path} is a fairseq '{model_cfg.get('_name')}' model, not DinoSR")
+        raise CheckpointFileError(
+            f"{path} is a fairseq '{model_cfg.get('_name')}' model, not DinoSR"
+        )
     encoder_state = {k: v for k, v in state.items() if not _TRAINING_STATE.fullmatch(k)}
     heads_in_cfg = model_cfg.get("encoder_attention_heads")
     model = build_encoder(
@@ -71,7 +73,9 @@ def load_dinosr(
         num_heads=int(heads_in_cfg) if heads_in_cfg is not None else None,
         layer_norm_first=bool(model_cfg.get("layer_norm_first", False)),
     )
-    heads = sorted(int(m.group(1)) for k in state if (m := re.fullmatch(r"heads\.(\d+)\.weight", k)))
+    heads = sorted(
+        int(m.group(1)) for k in state if (m := re.fullmatch(r"heads\.(\d+)\.weight", k))
+    )
     quantizer = None
     if heads:
         index = heads[-1] if codebook is None else int(codebook)
@@ -108,4 +112,6 @@ def build_dinosr(
 ) -> CodebookUpstream:
     """Bundle builder: ``dinosr.ckpt`` from ``path`` or $BENCH_CHECKPOINTS (published as a URL)."""
     file = resolve_checkpoint_file(filename, path=path, url=DINOSR_URL)
-    return load_dinosr(file, codebook=codebook, frontend_state=frontend_state, source=path or DINOSR_URL)
+    return load_dinosr(
+        file, codebook=codebook, frontend_state=frontend_state, source=path or DINOSR_URL
+    )

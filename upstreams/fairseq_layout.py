@@ -42,19 +42,40 @@ HEADS_BY_WIDTH = {768: 12, 1024: 16}
 
 _RENAMES = (
     (r"feature_extractor\.conv_layers\.(\d+)\.0\.", r"feature_extractor.conv_layers.\1.conv."),
-    (r"feature_extractor\.conv_layers\.(\d+)\.2\.1\.", r"feature_extractor.conv_layers.\1.layer_norm."),
+    (
+        r"feature_extractor\.conv_layers\.(\d+)\.2\.1\.",
+        r"feature_extractor.conv_layers.\1.layer_norm.",
+    ),
     (r"feature_extractor\.conv_layers\.0\.2\.", r"feature_extractor.conv_layers.0.layer_norm."),
     (r"layer_norm\.", r"feature_projection.layer_norm."),
     (r"post_extract_proj\.", r"feature_projection.projection."),
     (r"mask_emb$", r"masked_spec_embed"),
-    (r"encoder\.pos_conv\.0\.weight_g$", r"encoder.pos_conv_embed.conv.parametrizations.weight.original0"),
-    (r"encoder\.pos_conv\.0\.weight_v$", r"encoder.pos_conv_embed.conv.parametrizations.weight.original1"),
+    (
+        r"encoder\.pos_conv\.0\.weight_g$",
+        r"encoder.pos_conv_embed.conv.parametrizations.weight.original0",
+    ),
+    (
+        r"encoder\.pos_conv\.0\.weight_v$",
+        r"encoder.pos_conv_embed.conv.parametrizations.weight.original1",
+    ),
     (r"encoder\.pos_conv\.0\.parametrizations\.", r"encoder.pos_conv_embed.conv.parametrizations."),
     (r"encoder\.pos_conv\.0\.bias$", r"encoder.pos_conv_embed.conv.bias"),
-    (r"encoder\.layers\.(\d+)\.self_attn\.(q|k|v|out)_proj\.", r"encoder.layers.\1.attention.\2_proj."),
-    (r"encoder\.layers\.(\d+)\.self_attn\.grep_linear\.", r"encoder.layers.\1.attention.gru_rel_pos_linear."),
-    (r"encoder\.layers\.(\d+)\.self_attn\.grep_a$", r"encoder.layers.\1.attention.gru_rel_pos_const"),
-    (r"encoder\.layers\.(\d+)\.self_attn\.relative_attention_bias\.", r"encoder.layers.\1.attention.rel_attn_embed."),
+    (
+        r"encoder\.layers\.(\d+)\.self_attn\.(q|k|v|out)_proj\.",
+        r"encoder.layers.\1.attention.\2_proj.",
+    ),
+    (
+        r"encoder\.layers\.(\d+)\.self_attn\.grep_linear\.",
+        r"encoder.layers.\1.attention.gru_rel_pos_linear.",
+    ),
+    (
+        r"encoder\.layers\.(\d+)\.self_attn\.grep_a$",
+        r"encoder.layers.\1.attention.gru_rel_pos_const",
+    ),
+    (
+        r"encoder\.layers\.(\d+)\.self_attn\.relative_attention_bias\.",
+        r"encoder.layers.\1.attention.rel_attn_embed.",
+    ),
     (r"encoder\.layers\.(\d+)\.self_attn_layer_norm\.", r"encoder.layers.\1.layer_norm."),
     (r"encoder\.layers\.(\d+)\.fc1\.", r"encoder.layers.\1.feed_forward.intermediate_dense."),
     (r"encoder\.layers\.(\d+)\.fc2\.", r"encoder.layers.\1.feed_forward.output_dense."),
@@ -161,14 +182,16 @@ def infer_shape(
         num_heads = heads_from_weights
     if num_heads is None:
         if hidden not in HEADS_BY_WIDTH:
-            raise LayoutError(
-                f"width {hidden} is not a published Base/Large width; pass num_heads"
-            )
+            raise LayoutError(f"width {hidden} is not a published Base/Large width; pass num_heads")
         num_heads = HEADS_BY_WIDTH[hidden]
 
     if architecture == "data2vec-audio":
         depth = len(
-            {int(m.group(1)) for key in state if (m := re.match(r"encoder\.pos_conv\.(\d+)\.0\.weight$", key))}
+            {
+                int(m.group(1))
+                for key in state
+                if (m := re.match(r"encoder\.pos_conv\.(\d+)\.0\.weight$", key))
+            }
         )
         pos_weight = _require(state, "encoder.pos_conv.0.0.weight", "the positional convolutions")
     else:
@@ -288,7 +311,9 @@ def build_encoder(
         *(f"shape mismatch {line}" for line in misshaped),
     ]
     if problems:
-        raise LayoutError(f"{architecture} encoder does not match the checkpoint: " + "; ".join(problems[:10]))
+        raise LayoutError(
+            f"{architecture} encoder does not match the checkpoint: " + "; ".join(problems[:10])
+        )
     model.load_state_dict({name: t.float() for name, t in weights.items()}, strict=True)
     return model.eval().requires_grad_(False)
 

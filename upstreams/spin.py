@@ -72,7 +72,9 @@ def _spin_parts(checkpoint: Any, path: Path) -> tuple[dict, dict, dict]:
 
 def _dnn_head(state: Mapping[str, Tensor], prefix: str) -> list[tuple[Tensor, Tensor | None]]:
     indices = sorted(
-        int(m.group(1)) for k in state if (m := re.fullmatch(rf"{re.escape(prefix)}(\d+)\.weight", k))
+        int(m.group(1))
+        for k in state
+        if (m := re.fullmatch(rf"{re.escape(prefix)}(\d+)\.weight", k))
     )
     if indices != list(range(len(indices))) or not indices:
         raise LayoutError(f"prediction head {prefix}N layers are not numbered 0..N-1: {indices}")
@@ -100,7 +102,9 @@ def load_spin(
     head_recipe = _recipe_section(recipe, "model", "pred_head")
     loss_recipe = _recipe_section(recipe, "model", "loss")
     if head_recipe.get("activation", "ReLU") != "ReLU" or head_recipe.get("activate_last"):
-        raise LayoutError(f"{path}: only Spin's ReLU prediction head (activate_last off) is supported")
+        raise LayoutError(
+            f"{path}: only Spin's ReLU prediction head (activate_last off) is supported"
+        )
     if not loss_recipe.get("l2_norm", True):
         raise LayoutError(f"{path}: a Spin codebook without l2_norm is not supported")
     if encoder_recipe.get("normalize") or encoder_recipe.get("pre_normalize"):
@@ -149,9 +153,13 @@ def load_rspin(
         )
     model = build_encoder(encoder_state, _encoder_architecture(encoder_state, "wavlm"))
     codebook = rest["codebook.weight"]
-    size = checkpoint["cfg"].get("codebook_size") if isinstance(checkpoint["cfg"], Mapping) else None
+    size = (
+        checkpoint["cfg"].get("codebook_size") if isinstance(checkpoint["cfg"], Mapping) else None
+    )
     if size is not None and int(size) != codebook.shape[0]:
-        raise LayoutError(f"{path}: cfg says {size} codewords, the codebook has {codebook.shape[0]}")
+        raise LayoutError(
+            f"{path}: cfg says {size} codewords, the codebook has {codebook.shape[0]}"
+        )
     layer = model.config.num_hidden_layers
     quantizer = UnitQuantizer(
         layer,
@@ -175,7 +183,9 @@ def build_spin(
     file = resolve_checkpoint_file(
         filename, path=path, hub_repo=SPIN_HUB_DATASET, hub_repo_type="dataset", revision=revision
     )
-    return load_spin(file, frontend_state=frontend_state, source=path or f"{SPIN_HUB_DATASET}/{filename}")
+    return load_spin(
+        file, frontend_state=frontend_state, source=path or f"{SPIN_HUB_DATASET}/{filename}"
+    )
 
 
 def build_rspin(

@@ -53,7 +53,11 @@ def _stand_in(dotted_name: str) -> tuple[type, str]:
 
 def pickled_class_of(value: Any) -> str | None:
     """The dotted name of the class an inert stand-in replaced, else None."""
-    return getattr(value, "__dict__", {}).get("pickled_class") if isinstance(value, OrderedDict) else None
+    return (
+        getattr(value, "__dict__", {}).get("pickled_class")
+        if isinstance(value, OrderedDict)
+        else None
+    )
 
 
 def checkpoint_dir() -> Path:
@@ -102,7 +106,9 @@ def find_local_checkpoint(filename: str) -> Path | None:
     return candidate if candidate.is_file() else None
 
 
-def hf_file(repo_id: str, filename: str, *, repo_type: str = "model", revision: str | None = None) -> Path:
+def hf_file(
+    repo_id: str, filename: str, *, repo_type: str = "model", revision: str | None = None
+) -> Path:
     """A file of a hub repository: the local HF cache first, the hub if it is reachable."""
     import huggingface_hub
     from huggingface_hub import errors
