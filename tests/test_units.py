@@ -46,7 +46,9 @@ def test_pnmi_matches_sklearn_on_random_sequences():
     ]
     scores = unit_scores(phones, units, 7, 11)
     flat_p, flat_u = np.concatenate(phones), np.concatenate(units)
-    assert scores.pnmi == pytest.approx(mutual_info_score(flat_p, flat_u) / entropy(np.bincount(flat_p)))
+    assert scores.pnmi == pytest.approx(
+        mutual_info_score(flat_p, flat_u) / entropy(np.bincount(flat_p))
+    )
     table = contingency_matrix(flat_p, flat_u)
     assert scores.phone_purity == pytest.approx(table.max(axis=0).sum() / table.sum())
     assert scores.cluster_purity == pytest.approx(table.max(axis=1).sum() / table.sum())
