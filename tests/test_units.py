@@ -14,9 +14,9 @@ from sklearn.metrics.cluster import contingency_matrix
 
 from bench.cli import main
 from bench.data import DataError
+from bench.metrics.units import bitrate, collapse_repeats, scores_from_counts, unit_scores, upsample
 from bench.records import read_records
 from bench.tasks.corpora.phone_alignments import read_alignments, read_frame_labels, textgrid_frames
-from bench.units import bitrate, collapse_repeats, scores_from_counts, unit_scores, upsample
 
 
 def test_pnmi_and_purities_of_a_hand_computed_table():

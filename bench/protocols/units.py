@@ -4,7 +4,7 @@ Units come from the upstream's own quantizer (Spin, R-Spin, DinoSR: ``unit_quant
 applied to its layer of the sequence cache, or from k-means (scikit-learn's
 ``MiniBatchKMeans``) fitted on the frames of one layer of the task's ``train`` split and
 applied to its ``test`` split. Every test item's label is its frame-level phone sequence at
-``task.label_rate``; the metrics are ``bench.units``' PNMI, phone and cluster purity and
+``task.label_rate``; the metrics are ``bench.metrics.units``' PNMI, phone and cluster purity and
 bitrate. k-means runs once per seed (``probe.seeds``); an upstream's own units are
 deterministic and scored once.
 
@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from bench.data import DataError, TaskData
+from bench.metrics.units import bitrate, collapse_repeats, unit_scores, upsample
 from bench.protocols.base import (
     PROTOCOLS,
     FeatureStore,
@@ -32,7 +33,6 @@ from bench.protocols.base import (
     UpstreamInfo,
 )
 from bench.task import Task
-from bench.units import bitrate, collapse_repeats, unit_scores, upsample
 
 log = logging.getLogger(__name__)
 
