@@ -15,7 +15,7 @@ def _register(*bundles: UpstreamBundle) -> None:
         UPSTREAMS.register(bundle.name, bundle)
 
 
-# -- classical features (SUPERB's FBANK row) --------------------------------------------
+# -- classical features (SUPERB's FBANK row; names as s3prl's baseline upstream) --------
 _register(
     UpstreamBundle(
         name="fbank",
@@ -41,10 +41,22 @@ _register(
         name="mfcc",
         family="classical",
         builder="bench.upstreams.classical:mfcc",
-        description="13 MFCCs + deltas (Kaldi: 23 mel bins, lifter 22, no CMVN)",
+        description="13 MFCCs + deltas, per-utterance CMVN (SUPERB MFCC, s3prl's mfcc; "
+        "chance on mean-pooled tasks)",
         num_layers=1,
         hidden_size=39,
         frame_rate=100.0,
+        options={"cmvn": True},
+    ),
+    UpstreamBundle(
+        name="mfcc_no_cmvn",
+        family="classical",
+        builder="bench.upstreams.classical:mfcc",
+        description="13 MFCCs + deltas (Kaldi: 23 mel bins, lifter 22), no normalisation",
+        num_layers=1,
+        hidden_size=39,
+        frame_rate=100.0,
+        options={"cmvn": False},
     ),
 )
 
