@@ -337,7 +337,11 @@ def detect_s3prl(name: str) -> UpstreamBundle | None:
 
 
 def detect_hear_module(name: str) -> UpstreamBundle | None:
-    """``hear:<importable module>[:<model file>]``, e.g. ``hear:hearbaseline.naive``."""
+    """``hear:<importable module>[:<model file>]``, e.g. ``hear:hearbaseline.naive``.
+
+    Importing a module runs its code, so building one needs ``--trust-remote-code`` like
+    a checkpoint that ships code (resolving the name imports nothing).
+    """
     if not name.startswith(HEAR_PREFIX):
         return None
     module, _, model_file = name[len(HEAR_PREFIX) :].partition(":")
@@ -346,9 +350,11 @@ def detect_hear_module(name: str) -> UpstreamBundle | None:
         family="hear",
         builder="bench.upstreams.hear_module:build",
         source=model_file or module,
-        description=f"HEAR-API module {module} (its timestamp embeddings as one layer)",
+        description=f"HEAR-API module {module} (timestamp embeddings as one layer; "
+        "its scene embeddings on scene tasks)",
         num_layers=1,
         options={"module": module, "model_file": model_file or None},
+        remote_code=True,
     )
 
 

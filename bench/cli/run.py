@@ -60,7 +60,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     behaviour.add_argument(
         "--trust-remote-code",
         action="store_true",
-        help="allow checkpoints that run code shipped with them (e.g. USAD)",
+        help="allow code that is not part of bench to run: checkpoints that ship code "
+        "(e.g. USAD) and hear:<module> (importing a module runs it)",
     )
     behaviour.add_argument(
         "--device", metavar="DEVICE", help="extraction device: auto, cpu, cuda, cuda:N"
