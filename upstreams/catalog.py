@@ -16,47 +16,51 @@ def _register(*bundles: UpstreamBundle) -> None:
 
 
 # -- classical features (SUPERB's FBANK row; names as s3prl's baseline upstream) --------
+def _classical(
+    name: str, features: str, width: int, cmvn: bool, description: str
+) -> UpstreamBundle:
+    return UpstreamBundle(
+        name=name,
+        family="classical",
+        builder=f"bench.upstreams.classical:{features}",
+        description=description,
+        num_layers=1,
+        hidden_size=width,
+        frame_rate=100.0,
+        options={"cmvn": cmvn},
+    )
+
+
 _register(
-    UpstreamBundle(
-        name="fbank",
-        family="classical",
-        builder="bench.upstreams.classical:fbank",
-        description="80 log-mel + deltas, per-utterance CMVN (SUPERB FBANK; chance on mean-pooled tasks)",
-        num_layers=1,
-        hidden_size=240,
-        frame_rate=100.0,
-        options={"cmvn": True},
+    _classical(
+        "fbank",
+        "fbank",
+        240,
+        cmvn=True,
+        description="80 log-mel + deltas, per-utterance CMVN (SUPERB FBANK, s3prl's fbank; "
+        "chance on mean-pooled tasks)",
     ),
-    UpstreamBundle(
-        name="fbank_no_cmvn",
-        family="classical",
-        builder="bench.upstreams.classical:fbank",
+    _classical(
+        "fbank_no_cmvn",
+        "fbank",
+        240,
+        cmvn=False,
         description="80 log-mel + deltas, no normalisation",
-        num_layers=1,
-        hidden_size=240,
-        frame_rate=100.0,
-        options={"cmvn": False},
     ),
-    UpstreamBundle(
-        name="mfcc",
-        family="classical",
-        builder="bench.upstreams.classical:mfcc",
+    _classical(
+        "mfcc",
+        "mfcc",
+        39,
+        cmvn=True,
         description="13 MFCCs + deltas, per-utterance CMVN (SUPERB MFCC, s3prl's mfcc; "
         "chance on mean-pooled tasks)",
-        num_layers=1,
-        hidden_size=39,
-        frame_rate=100.0,
-        options={"cmvn": True},
     ),
-    UpstreamBundle(
-        name="mfcc_no_cmvn",
-        family="classical",
-        builder="bench.upstreams.classical:mfcc",
+    _classical(
+        "mfcc_no_cmvn",
+        "mfcc",
+        39,
+        cmvn=False,
         description="13 MFCCs + deltas (Kaldi: 23 mel bins, lifter 22), no normalisation",
-        num_layers=1,
-        hidden_size=39,
-        frame_rate=100.0,
-        options={"cmvn": False},
     ),
 )
 
