@@ -272,13 +272,13 @@ class FeatureCache:
 
 
 def _shape_problem(data_file: Path, record: dict[str, Any], kind: str) -> str | None:
-    """Rows must match the items: one per item (pooled) or the sum of frame counts."""
+    """Rows must match the items: one per item (pooled kinds) or the sum of frame counts."""
     try:
         rows = np.load(data_file, mmap_mode="r", allow_pickle=False).shape[0]
     except (OSError, ValueError):
         return "unreadable array"
     lengths = record.get("lengths")
-    if kind == "pooled":
+    if kind in POOLED_KINDS:
         expected = record["items"]
     elif isinstance(lengths, list) and len(lengths) == record["items"]:
         expected = sum(lengths)
