@@ -206,6 +206,8 @@ class Runner:
         features = cache.load()
 
         settings = probe_settings(task, config)
+        if hasattr(protocol, "bind_upstream"):  # protocols that use the model itself (units)
+            protocol.bind_upstream(model)
         probe_started = time.perf_counter()
         result = protocol.run(task, data, features, upstream.info, settings)
         finished = time.perf_counter()

@@ -342,3 +342,131 @@ def detect_hear_module(name: str) -> UpstreamBundle | None:
 
 DETECTORS.append(detect_s3prl)
 DETECTORS.append(detect_hear_module)
+
+
+# -- MIT SLS: Spin, R-Spin, DinoSR (bench.upstreams.spin / .dinosr) ----------------------
+# Read from their own checkpoint files (weights-only torch.load), remapped onto
+# transformers' HuBERT / WavLM / data2vec-audio; each carries its unit quantizer.
+# R-Spin and DinoSR are published as links only: put the file in $BENCH_CHECKPOINTS
+# (default ~/.cache/bench/checkpoints) or pass its path as the upstream name.
+_SPIN_UNITS = (128, 256, 512, 1024, 2048)
+_RSPIN_UNITS = (32, 64, 128, 256, 512, 1024, 2048)
+
+
+def _spin(base: str, units: int) -> UpstreamBundle:
+    filename = f"spin_{base}_{units}.ckpt"
+    return UpstreamBundle(
+        name=f"spin_{base}_{units}",
+        family="spin",
+        builder="bench.upstreams.spin:build_spin",
+        source=f"hf dataset vectominist/spin_ckpt: {filename}",
+        description=f"Spin on {'HuBERT' if base == 'hubert' else 'WavLM'} Base, {units} units "
+        "(state 0: CNN features after the projection, as Spin's own)",
+        num_layers=13,
+        hidden_size=768,
+        frame_rate=50.0,
+        options={"filename": filename},
+        extra="hf",
+    )
+
+
+def _rspin(units: int) -> UpstreamBundle:
+    filename = f"wavlm_rspin_{units}-40k.pt"
+    return UpstreamBundle(
+        name=f"rspin_wavlm_{units}_40k",
+        family="rspin",
+        builder="bench.upstreams.spin:build_rspin",
+        source=f"https://data.csail.mit.edu/public-release-sls/rspin/{filename}",
+        description=f"R-Spin on WavLM Base, {units} units, 40k acoustic pieces "
+        "(manual download into $BENCH_CHECKPOINTS)",
+        num_layers=13,
+        hidden_size=768,
+        frame_rate=50.0,
+        options={"filename": filename},
+        extra="hf",
+    )
+
+
+_register(
+    *(_spin(base, units) for base in ("hubert", "wavlm") for units in _SPIN_UNITS),
+    *(_rspin(units) for units in _RSPIN_UNITS),
+    UpstreamBundle(
+        name="dinosr",
+        family="dinosr",
+        builder="bench.upstreams.dinosr:build_dinosr",
+        source="https://data.csail.mit.edu/placesaudio/dinosr/dinosr.ckpt",
+        description="DinoSR Base (LibriSpeech 960 h), fairseq checkpoint read without fairseq; "
+        "units from its top prediction head (manual download into $BENCH_CHECKPOINTS)",
+        num_layers=13,
+        hidden_size=768,
+        frame_rate=50.0,
+        extra="hf",
+    ),
+)
+
+
+#: Published file names of each family (a renamed file can still be built from Python).
+_CHECKPOINT_FILE_PATTERNS = {
+    "spin": r"spin_(hubert|wavlm)_\d+\.ckpt",
+    "rspin": r".*rspin.*\.pt",
+    "dinosr": r".*dinosr.*\.(ckpt|pt)",
+}
+_CHECKPOINT_BUILDERS = {
+    "spin": "bench.upstreams.spin:build_spin",
+    "rspin": "bench.upstreams.spin:build_rspin",
+    "dinosr": "bench.upstreams.dinosr:build_dinosr",
+}
+
+
+def detect_torch_checkpoint_file(name: str) -> UpstreamBundle | None:
+    """A local Spin, R-Spin or DinoSR checkpoint file, recognised by its published name."""
+    import re
+    from pathlib import Path
+
+    path = Path(name).expanduser()
+    family = next(
+        (f for f, pattern in _CHECKPOINT_FILE_PATTERNS.items() if re.fullmatch(pattern, path.name)),
+        None,
+    )
+    if family is None or not path.is_file():
+        return None
+    return UpstreamBundle(
+        name=name,
+        family=family,
+        builder=_CHECKPOINT_BUILDERS[family],
+        source=str(path),
+        description=f"{family} checkpoint at {path}",
+        frame_rate=50.0,
+        options={"filename": path.name, "path": str(path)},
+        extra="hf",
+    )
+
+
+DETECTORS.append(detect_torch_checkpoint_file)
+
+
+# -- published without weights or code (listed so that `bench list upstreams` says so) ----
+def _not_available(name: str, family: str, why: str) -> UpstreamBundle:
+    return UpstreamBundle(
+        name=name,
+        family=family,
+        builder="bench.upstreams.hf_checkpoint:raise_unavailable",
+        source="not published",
+        description=f"NOT AVAILABLE: {why}",
+        options={"message": f"{name}: {why}"},
+    )
+
+
+_register(
+    _not_available(
+        "dc_spin",
+        "dc-spin",
+        "DC-Spin (Chang & Glass, 2024) has no public code or weights; a local checkpoint "
+        "would need its layout, which is unpublished",
+    ),
+    _not_available(
+        "colld",
+        "colld",
+        "CoLLD (Chen et al., ICASSP 2024) has no public code or weights",
+    ),
+)
