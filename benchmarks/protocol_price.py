@@ -12,9 +12,9 @@ Scaffold status: the `protocol=reference` profile does not exist yet (docs/proto
 Until it does, `reference` is approximated by the overrides bench already has, and every
 line says so:
 
-- SUPERB-style tasks: no early stopping (patience never reached), a fixed number of steps
-  and s3prl's evaluation cadence relative to it (KS, IC, SID: 40 evaluations; ER: 30; ASV:
-  20), dev-best selection;
+- SUPERB-style tasks: ``bench.profiles.REFERENCE``'s fixed number of updates and s3prl's
+  evaluation cadence relative to it (KS, IC, SID: 40 evaluations; ER: 30; ASV: 10), no early
+  stopping, dev-best selection (ASV: best on test, as ``fast``);
 - HEAR tasks: hear-eval-kit's switches (`HearOptions.reference()`: no reshuffling, a NaN
   validation stops training, infinite d-prime) and the last layer instead of bench's learned
   weighted sum;
@@ -34,7 +34,6 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as bench sets it, before torch loads
 
 import argparse
-import dataclasses
 import math
 import statistics
 import sys
@@ -45,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.config import load_config
-from bench.hear.options import HearOptions
+from bench.profiles import REFERENCE, reference_for
 from bench.progress import setup_logging
 from bench.runner import Runner
 from bench.runtime import configure_threads
@@ -53,9 +52,6 @@ from bench.task import TASKS, TaskRun
 
 DEMO_TASKS = ("demo.keywords", "demo.instruments", "demo.events")
 SUPERB_TASKS = ("superb.ks", "superb.ic", "superb.sid", "superb.er", "superb.asv")
-#: evaluations over a full s3prl run: total_steps / eval_step (ASV: 10 checkpoints, every
-#: 10k of 200k saved); docs/protocols.md has the sources
-S3PRL_EVALUATIONS = {"ks": 40, "ic": 40, "sid": 40, "er": 30, "asv": 20}
 HEAR_PROTOCOLS = ("hear.scene", "hear.timestamp")
 NEVER = 10**9  # patience that is never reached: fixed-length training
 
@@ -76,19 +72,18 @@ class Measured:
 
 
 def reference_overrides(task_name: str, steps_scale: float) -> tuple[list[str], dict[str, Any]]:
-    """Config overrides and task options that approximate the reference profile today."""
+    """Config overrides and task options for ``bench.profiles``' reference schedule (the
+    seeds stay the benchmark's, to measure the spread of both profiles)."""
     task_cls = TASKS.get(task_name)
     if task_cls.protocol in HEAR_PROTOCOLS:
-        switches = HearOptions.reference()
-        options = {
-            field.name: getattr(switches, field.name)
-            for field in dataclasses.fields(switches)
-            if getattr(switches, field.name) != getattr(HearOptions(), field.name)
-        }
-        return ["probe.layers=last"], options
-    schedule = task_cls.schedule
-    steps = scaled_steps(task_name, schedule.max_steps, steps_scale)
-    evaluations = S3PRL_EVALUATIONS.get(task_name.rsplit(".", 1)[-1], 40)
+        resolved = reference_for(task_name, task_cls.protocol)
+        return [f"probe.layers={resolved.settings['layers']}"], resolved.task_options
+    if task_name in REFERENCE:
+        reference = REFERENCE[task_name]
+        evaluations = reference.max_steps // reference.eval_every
+        steps = scaled_steps(task_name, reference.max_steps, steps_scale)
+    else:  # a demo task: the task's own length, s3prl's KS cadence (40 evaluations)
+        evaluations, steps = 40, task_cls.schedule.max_steps
     every = max(1, steps // evaluations)
     return [f"probe.max_steps={steps}", f"probe.eval_every={every}", f"probe.patience={NEVER}"], {}
 
@@ -107,6 +102,11 @@ def fast_overrides(task_name: str, steps_scale: float) -> list[str]:
     steps = scaled_steps(task_name, task_cls.schedule.max_steps, steps_scale)
     every = max(1, min(task_cls.schedule.eval_every, steps // 20))
     return [f"probe.max_steps={steps}", f"probe.eval_every={every}"]
+
+
+def prepared(task_name: str, data_root: Path) -> None:
+    """Generate (demo) or verify the data before anything is timed."""
+    TASKS.get(task_name)(data_root).prepare()
 
 
 def run_profile(
@@ -189,6 +189,7 @@ def main() -> None:
                 task_names = tuple(t for t in args.tasks.split(",") if t in task_names)
             data_root = build()
             for name in task_names:
+                prepared(name, data_root)
                 reference, options = reference_overrides(name, args.steps_scale)
                 fast = run_profile(
                     name,
