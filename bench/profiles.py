@@ -65,62 +65,42 @@ def _hear_switches() -> dict[str, Any]:
     }
 
 
-S3PRL = "s3prl 0.4.18 downstream/{}/config.yaml, runner.py"
+def _s3prl(recipe: str, updates: int, every: int, *data_handling: str) -> ReferenceProtocol:
+    """An s3prl recipe run by runner.py: fixed updates, dev-best selection, seed 1337."""
+    return ReferenceProtocol(
+        updates,
+        every,
+        early_stopping=False,
+        patience=None,
+        selection="dev_best",
+        seeds=(S3PRL_SEED,),
+        source=f"s3prl 0.4.18 downstream/{recipe}/config.yaml, runner.py",
+        data_handling=data_handling,
+    )
+
+
 REFERENCE: dict[str, ReferenceProtocol] = {
-    "superb.ks": ReferenceProtocol(
-        200_000,
-        5_000,
-        early_stopping=False,
-        patience=None,
-        selection="dev_best",
-        seeds=(S3PRL_SEED,),
-        source=S3PRL.format("speech_commands"),
-        data_handling=("speaker-hash split", "random 1 s _silence_ crops"),
+    "superb.ks": _s3prl(
+        "speech_commands", 200_000, 5_000, "speaker-hash split", "random 1 s _silence_ crops"
     ),
-    "superb.ic": ReferenceProtocol(
-        200_000,
-        5_000,
-        early_stopping=False,
-        patience=None,
-        selection="dev_best",
-        seeds=(S3PRL_SEED,),
-        source=S3PRL.format("fluent_commands"),
+    "superb.ic": _s3prl("fluent_commands", 200_000, 5_000),
+    "superb.sid": _s3prl("voxceleb1", 200_000, 5_000, "random 8 s waveform crop per step"),
+    "superb.er": _s3prl(
+        "emotion", 30_000, 1_000, "random_split(seed 0) dev over s3prl's meta_data order"
     ),
-    "superb.sid": ReferenceProtocol(
-        200_000,
-        5_000,
-        early_stopping=False,
-        patience=None,
-        selection="dev_best",
-        seeds=(S3PRL_SEED,),
-        source=S3PRL.format("voxceleb1"),
-        data_handling=("random 8 s waveform crop per step",),
-    ),
-    "superb.er": ReferenceProtocol(
-        30_000,
-        1_000,
-        early_stopping=False,
-        patience=None,
-        selection="dev_best",
-        seeds=(S3PRL_SEED,),
-        source=S3PRL.format("emotion"),
-        data_handling=("random_split(seed 0) dev over s3prl's meta_data order",),
-    ),
-    "superb.asv": ReferenceProtocol(
-        200_000,
-        20_000,
-        early_stopping=False,
-        patience=None,
-        selection="test_best_of_checkpoints",
-        seeds=(S3PRL_SEED,),
-        source="s3prl 0.4.18 downstream/sv_voxceleb1/configs/amsoftmax.yaml, test_expdir.sh",
-        checkpoints=tuple(range(20_000, 200_001, 20_000)),
-        data_handling=(
+    "superb.asv": dataclasses.replace(
+        _s3prl(
+            "sv_voxceleb1",
+            200_000,
+            20_000,
             "sox gain -3.0 + silence 1 0.1 0.1% -1 0.1 0.1%",
             "drop training utterances of <= 32,000 samples after the effects",
             "random 8 s waveform crop per step",
             "trial list voxceleb1_test_v2.txt (37,720 trials)",
         ),
+        selection="test_best_of_checkpoints",
+        source="s3prl 0.4.18 downstream/sv_voxceleb1/configs/amsoftmax.yaml, test_expdir.sh",
+        checkpoints=tuple(range(20_000, 200_001, 20_000)),
     ),
 }
 """SUPERB: s3prl 0.4.18, the recipes docs/superb.md runs."""
