@@ -186,6 +186,7 @@ class Runner:
     def _build_upstream(self, typed: str) -> LoadedUpstream:
         from bench.protocols.base import UpstreamInfo
         from bench.upstreams import UPSTREAMS, resolve_upstream
+        from bench.upstreams.bundle import RemoteCodeNotTrustedError
 
         bundle = resolve_upstream(typed)
         revision = self.config.upstream.revision
@@ -193,10 +194,7 @@ class Runner:
         options: dict[str, Any] = {}
         if bundle.remote_code:
             if not self.config.upstream.trust_remote_code:
-                raise UpstreamLoadError(
-                    f"upstream '{typed}' runs code downloaded with its checkpoint ({bundle.source}); "
-                    "pass --trust-remote-code (or upstream.trust_remote_code=true) if you trust it"
-                )
+                raise UpstreamLoadError(str(RemoteCodeNotTrustedError(typed, bundle.source)))
             options["trust_remote_code"] = True
         if revision:
             options["revision"] = revision
@@ -214,6 +212,8 @@ class Runner:
             num_layers=model.num_layers,
             hidden_size=sizes.pop(),
             frame_rate=float(model.frame_rate),
+            first_frame_centre_s=float(model.first_frame_centre_s),
+            scene_embedding_size=model.scene_embedding_size,
         )
         return LoadedUpstream(name, canonical, model, bundle, info)
 
@@ -234,6 +234,7 @@ class Runner:
         self, task_run: TaskRun, upstream_name: str, outcome: TaskOutcome, stage: Stage
     ) -> None:
         from bench.cache import FeatureCache
+        from bench.extract import stored_feature_kind
         from bench.protocols.base import PROTOCOLS
 
         config = self.config
@@ -257,6 +258,8 @@ class Runner:
             upstream = self.load_upstream(upstream_name)
         outcome.upstream = upstream.name
         model = upstream.model
+        clip_seconds = protocol.clip_seconds(data)
+        kind = stored_feature_kind(protocol.feature_kind, model)
         with stage("planning the feature cache", Path(config.paths.cache)):
             cache = FeatureCache.open(
                 Path(config.paths.cache),
@@ -266,8 +269,9 @@ class Runner:
                     "hidden_sizes": tuple(model.hidden_sizes),
                     "frame_rate": float(model.frame_rate),
                     "sample_rate": int(model.sample_rate),
-                    "kind": protocol.feature_kind,
+                    "kind": kind,
                     "gain_db": float(task.audio_gain_db),
+                    "clip_seconds": clip_seconds,
                 },
                 data.all_items(),
                 config.extract.shard_seconds,
@@ -300,12 +304,14 @@ class Runner:
         outcome.warnings += tracker.warnings
         try:
             with stage("extracting features", cache.directory):
-                if protocol.feature_kind == "sequence":
+                if kind == "sequence":
                     self._check_sequence_budget(cache, upstream)
-                extraction = self._extract(upstream, cache, task, name)
+                extraction = self._extract(upstream, cache, task, name, clip_seconds)
                 features = cache.load()
-            if protocol.feature_kind == "pooled":
+            if kind == "pooled":
                 outcome.warnings += constant_feature_warnings(features, data, settings, upstream)
+            if hasattr(protocol, "bind_upstream"):  # protocols that use the model itself (units)
+                protocol.bind_upstream(model)
             probe_started = time.perf_counter()
             with stage("training the probes", None):
                 result = protocol.run(task, data, features, upstream.info, settings)
@@ -386,7 +392,9 @@ class Runner:
 
             outcome.warnings += relog(previous, self.store, tracking_uri(self.config))
 
-    def _extract(self, upstream: LoadedUpstream, cache: Any, task: Task, name: str) -> Any:
+    def _extract(
+        self, upstream: LoadedUpstream, cache: Any, task: Task, name: str, clip_seconds: Any
+    ) -> Any:
         from bench.extract import Extractor, resolve_device
 
         config = self.config
@@ -400,6 +408,7 @@ class Runner:
             and config.extract.padding_variant == "exact",
             show_progress=config.runtime.progress,
             gain_db=float(task.audio_gain_db),
+            clip_seconds=clip_seconds,
         )
         return extractor.fill(cache, label=f"{name} ({upstream.name})")
 

@@ -14,7 +14,7 @@ from bench.records import read_records
 
 pytestmark = pytest.mark.slow
 
-UPSTREAMS = ("fbank_no_cmvn", "mfcc")
+UPSTREAMS = ("fbank_no_cmvn", "mfcc_no_cmvn")
 DEMO_TASKS = ("demo.events", "demo.instruments", "demo.keywords")
 # Smaller than fast_overrides: one seed, short schedules, one HEAR grid point with a narrow MLP.
 QUICK = [
@@ -53,7 +53,7 @@ def test_report_writes_markdown_csv_and_html(workspace, tmp_path, capsys):
     markdown = (out / "leaderboard.md").read_text()
     header = next(line for line in markdown.splitlines() if line.startswith("| upstream"))
     assert all(task in header for task in DEMO_TASKS)
-    assert "| fbank_no_cmvn |" in markdown and "| mfcc |" in markdown
+    assert "| fbank_no_cmvn |" in markdown and "| mfcc_no_cmvn |" in markdown
     assert "## Published references" in markdown and "| hubert_base |" in markdown
 
     tidy = pd.read_csv(out / "leaderboard.csv")
@@ -80,7 +80,7 @@ def test_report_filters_rows_and_columns(workspace, tmp_path):
         "--out",
         str(out),
         "--upstreams",
-        "mfcc",
+        "mfcc_no_cmvn",
         "--tasks",
         "demo.k*",
         "--format",
@@ -89,7 +89,7 @@ def test_report_filters_rows_and_columns(workspace, tmp_path):
     assert main([*argv, *settings(workspace)]) == 0
     assert [p.name for p in out.iterdir()] == ["leaderboard.md"]
     markdown = (out / "leaderboard.md").read_text()
-    assert "| mfcc |" in markdown and "| fbank_no_cmvn |" not in markdown
+    assert "| mfcc_no_cmvn |" in markdown and "| fbank_no_cmvn |" not in markdown
     header = next(line for line in markdown.splitlines() if line.startswith("| upstream"))
     assert "demo.keywords" in header and "demo.events" not in header
 
@@ -101,25 +101,25 @@ def test_report_without_results_is_one_clear_error(tmp_path, capsys):
 
 @pytest.fixture(scope="module")
 def baseline(workspace: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("baselines") / "demo-mfcc.json"
-    argv = ["baseline", "save", "--upstream", "mfcc", "--out", str(path)]
+    path = tmp_path_factory.mktemp("baselines") / "demo-mfcc_no_cmvn.json"
+    argv = ["baseline", "save", "--upstream", "mfcc_no_cmvn", "--out", str(path)]
     assert main([*argv, *settings(workspace)]) == 0
     return path
 
 
 def check(workspace: Path, baseline: Path, *extra: str) -> int:
-    argv = ["check", "--upstream", "mfcc", "--baseline", str(baseline), *extra]
+    argv = ["check", "--upstream", "mfcc_no_cmvn", "--baseline", str(baseline), *extra]
     return main([*argv, *settings(workspace)])
 
 
 def test_baseline_keeps_each_task_main_metric(baseline, workspace):
     payload = json.loads(baseline.read_text())
-    assert payload["upstream"] == "mfcc" and payload["weights_hash"]
+    assert payload["upstream"] == "mfcc_no_cmvn" and payload["weights_hash"]
     assert sorted(payload["tasks"]) == list(DEMO_TASKS)
     (record,) = [
         r
         for r in read_records(workspace / "records")
-        if r.upstream == "mfcc" and r.task == "demo.keywords"
+        if r.upstream == "mfcc_no_cmvn" and r.task == "demo.keywords"
     ]
     keywords = payload["tasks"]["demo.keywords"]
     assert keywords["mean"] == record.metrics["test"]["accuracy"]["mean"]
@@ -136,7 +136,7 @@ def test_check_passes_against_its_own_baseline(workspace, baseline, capsys):
 
 def test_check_fails_against_a_better_baseline(workspace, baseline, tmp_path, capsys):
     better = json.loads(baseline.read_text())
-    better["tasks"]["demo.keywords"]["mean"] += 5.0  # five points more than mfcc reaches
+    better["tasks"]["demo.keywords"]["mean"] += 5.0  # five points more than mfcc_no_cmvn reaches
     path = tmp_path / "better.json"
     path.write_text(json.dumps(better))
     verdict = tmp_path / "verdict.md"
@@ -151,7 +151,7 @@ def test_check_fails_against_a_better_baseline(workspace, baseline, tmp_path, ca
 def test_check_cannot_evaluate_a_missing_task(workspace, baseline, tmp_path, capsys):
     records = tmp_path / "records"
     shutil.copytree(workspace / "records", records)
-    shutil.rmtree(records / "mfcc" / "demo.events")
+    shutil.rmtree(records / "mfcc_no_cmvn" / "demo.events")
     assert check(workspace, baseline, "--records", str(records)) == 2
     output = capsys.readouterr().out
     assert "COULD NOT EVALUATE" in output and "| **missing** |" in output

@@ -54,8 +54,8 @@ def run(args: argparse.Namespace) -> int:
     task = make_task(task_cls, TaskRun(task_cls.metadata.name, root), config)
     name = task.metadata.name
     task.prepare()
-    if task.verification is not None:
-        print(task.verification.render())
+    if task.corpus_report is not None:
+        print(task.corpus_report.render())
     data = task.load()
     data.check(name)
     rows = [[split, len(items)] for split, items in data.splits.items()]
