@@ -477,7 +477,7 @@ def constant_feature_warnings(
     if len(items) < 2 or float(pooled.std(axis=0).max()) > 1e-4:
         return []
     hint = (
-        " (per-utterance CMVN makes every utterance's mean zero: use fbank_no_cmvn)"
+        " (per-utterance CMVN makes every utterance's mean zero: use its _no_cmvn variant)"
         if upstream.bundle.options.get("cmvn")
         else ""
     )
