@@ -347,6 +347,7 @@ class Runner:
                     "items": {split: len(items) for split, items in data.splits.items()},
                     "fingerprint": cache.key.data_fingerprint,
                     "cache": str(cache.directory),
+                    "split_rule": data.extras.get("split_rule"),
                 },
                 timings={
                     "load_data_s": loaded_at - started,
