@@ -13,6 +13,7 @@ from _audio import write_tone
 from bench.audio import AudioError
 from bench.cli import main
 from bench.data import DataError
+from bench.errors import EXIT_FAILED
 from bench.hear.new_task import new_scene_task
 from bench.hear.taskdir import read_task_dir, read_task_metadata
 
@@ -112,7 +113,7 @@ def test_refusals_name_the_problem_and_leave_nothing_behind(tmp_path: Path) -> N
     with pytest.raises(AudioError, match=r"broken\.wav: truncated"):
         new_scene_task(source, tmp_path / "out")
     assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out.partial-*"))
-    assert main(["new-task", "hear", str(source), "--out", str(tmp_path / "out")]) == 2
+    assert main(["new-task", "hear", str(source), "--out", str(tmp_path / "out")]) == EXIT_FAILED
 
 
 @pytest.mark.slow
