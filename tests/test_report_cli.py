@@ -14,7 +14,7 @@ from bench.cli import main
 pytestmark = pytest.mark.slow
 
 UPSTREAMS = ("fbank_no_cmvn", "mfcc")
-DEMO_TASKS = ("demo.events", "demo.instruments", "demo.keywords")
+DEMO_TASKS = ("demo.digits", "demo.events", "demo.instruments", "demo.keywords")
 # Smaller than fast_overrides: one seed, short schedules, one HEAR grid point with a narrow MLP.
 QUICK = [
     "probe.seeds=[0]",
@@ -125,7 +125,7 @@ def test_baseline_keeps_each_task_main_metric(baseline, workspace):
 def test_check_passes_against_its_own_baseline(workspace, baseline, capsys):
     assert check(workspace, baseline, "--tolerance", "0") == 0
     output = capsys.readouterr().out
-    assert "PASS" in output and output.count("| pass |") == 3
+    assert "PASS" in output and output.count("| pass |") == 4
 
 
 def test_check_fails_against_a_better_baseline(workspace, baseline, tmp_path, capsys):

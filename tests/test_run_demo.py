@@ -25,11 +25,15 @@ def test_demo_suite_end_to_end(demo_root, fast_overrides, tmp_path, mlflow_uri, 
     argv = ["run", "--suite", "demo", "--data-root", str(demo_root), *fast_overrides]
     assert main(argv) == 0
     records = records_by_task(tmp_path / "workspace")
-    assert set(records) == {"demo.keywords", "demo.instruments", "demo.events"}
+    assert set(records) == {"demo.keywords", "demo.instruments", "demo.events", "demo.digits"}
     chance = {"demo.keywords": 100 / 12, "demo.instruments": 1 / 5, "demo.events": 100 / 3}
+    trivial = {"demo.digits": 100.0}  # PER of an always-blank output
     for task, record in records.items():
         assert record.upstream == "fbank_no_cmvn"
-        assert record.score["mean"] > 2 * chance[task], (task, record.score)
+        if record.higher_is_better:
+            assert record.score["mean"] > 2 * chance[task], (task, record.score)
+        else:
+            assert record.score["mean"] < trivial[task], (task, record.score)
         assert record.layer_weights == [1.0]
         assert record.upstream_info["weights_hash"] and record.versions["torch"]
         assert record.config["probe"]["seeds"] == [0]
@@ -56,7 +60,7 @@ def test_demo_suite_end_to_end(demo_root, fast_overrides, tmp_path, mlflow_uri, 
     # The same command again: features come from the cache and metrics are identical.
     capsys.readouterr()
     assert main(argv) == 0
-    assert capsys.readouterr().err.count("are cached") == 3
+    assert capsys.readouterr().err.count("are cached") == 4
     again = records_by_task(tmp_path / "workspace")
     for task, record in records.items():
         assert again[task].metrics == record.metrics
@@ -175,3 +179,17 @@ def test_bad_input_is_one_clear_error(argv, message, capsys, tmp_path, monkeypat
     monkeypatch.chdir(tmp_path)
     assert main([*argv, "tracking.enabled=false"] if "probe.sedes=[1]" not in argv else argv) == 2
     assert message in capsys.readouterr().err
+
+
+def test_demo_digits_beats_an_always_blank_output_by_far(demo_root, tmp_path, mlflow_uri):
+    """demo.digits with its own schedule (one seed): PER far below the 100 % of no output."""
+    argv = ["run", "--task", "demo.digits", "--data-root", str(demo_root), "probe.seeds=[0]"]
+    argv += [
+        f"paths.workspace={tmp_path / 'ws'}",
+        f"tracking.uri={mlflow_uri}",
+        "runtime.progress=false",
+    ]
+    assert main(argv) == 0
+    record = records_by_task(tmp_path / "ws")["demo.digits"]
+    assert record.score["mean"] < 50, record.score
+    assert record.selected["lr"] in (1e-2, 3e-2)

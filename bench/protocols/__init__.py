@@ -9,4 +9,5 @@ PROTOCOL_MODULES = (
     "bench.protocols.frame",
     "bench.protocols.hear",
     "bench.protocols.verification",
+    "bench.protocols.ctc",
 )
