@@ -8,6 +8,8 @@ Two kinds, by what the task's probe needs:
   pooling, so these means give exactly the probe of the full sequences.
 - ``sequence``: the frames themselves, float16 ``[T, L, D]`` per utterance, for frame-level
   heads; memory-mapped at training time.
+- ``scene``: the upstream's own clip embedding (e.g. a HEAR module's scene embedding) as
+  one layer, raw and layer-normed, stored and read like ``pooled``.
 
 A cache directory is keyed by everything that changes the features: the upstream's
 weights hash and layer layout, the audio policy, the cache format and the data
@@ -42,6 +44,8 @@ CACHE_FORMAT_VERSION = 1
 AUDIO_POLICY = "mono-mean/soxr-hq/v1"
 
 AudioRef = tuple[str, float, float | None]
+#: kinds holding one ``[2, L, D]`` row per item
+POOLED_KINDS = ("pooled", "scene")
 
 
 class CacheError(RuntimeError):
@@ -58,6 +62,8 @@ class CacheKey:
     kind: str
     data_fingerprint: str
     gain_db: float = 0.0
+    #: every clip zero-padded or trimmed to this many seconds (HEAR's sample_duration)
+    clip_seconds: float | None = None
     audio_policy: str = AUDIO_POLICY
     format_version: int = CACHE_FORMAT_VERSION
 
@@ -145,6 +151,8 @@ class FeatureCache:
         if plan_file.is_file():
             return cls(directory, key, _read_plan(plan_file))
         durations = _durations(refs)
+        if key.clip_seconds is not None:
+            durations = [key.clip_seconds] * len(refs)
         shards = plan_shards(refs, durations, shard_seconds)
         directory.mkdir(parents=True, exist_ok=True)
         atomic_write_text(directory / "key.json", json.dumps(asdict(key), indent=1))
@@ -195,7 +203,7 @@ class FeatureCache:
     ) -> None:
         """Store a shard's array, then its commit record (which marks it complete).
 
-        pooled: ``[n, 2, L, D]`` float32 (raw means, layer-normed means);
+        pooled, scene: ``[n, 2, L, D]`` float32 (raw means, layer-normed means);
         sequence: ``[sum of T, L, D]`` float16 with each item's frame count in ``lengths``.
         """
         data_file, record_file = self._files(shard)
@@ -252,7 +260,7 @@ class CachedFeatures:
         #: audio ref -> (shard position, first row, frame count)
         self._index: dict[AudioRef, tuple[int, int, int]] = {}
         shards = [cache.read_shard(shard) for shard in cache.shards]
-        if self.kind == "pooled":
+        if self.kind in POOLED_KINDS:
             # Small (L x D per item): hold it in memory, raw and layer-normed means apart.
             pooled = np.concatenate([np.asarray(data) for data, _ in shards])
             self._means, self._ln_means = pooled[:, 0], pooled[:, 1]
@@ -274,14 +282,14 @@ class CachedFeatures:
             raise CacheError(f"{item.path}: item '{item.key}' is not in this cache") from None
 
     def pooled(self, items: Sequence[Item], layer_norm: bool = False) -> np.ndarray:
-        if self.kind != "pooled":
+        if self.kind not in POOLED_KINDS:
             raise CacheError("this cache holds sequences, not pooled features")
         rows = np.array([self._locate(item)[1] for item in items], dtype=np.int64)
         return (self._ln_means if layer_norm else self._means)[rows]
 
     def sequences(self, items: Sequence[Item]) -> list[np.ndarray]:
         if self.kind != "sequence":
-            raise CacheError("this cache holds pooled features, not sequences")
+            raise CacheError(f"this cache holds {self.kind} features, not sequences")
         views = []
         for item in items:
             position, offset, length = self._locate(item)

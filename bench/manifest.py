@@ -1,4 +1,4 @@
-"""A corpus manifest: the verification report and every audio file's duration, kept on disk.
+"""A corpus manifest: the corpus report and every audio file's duration, kept on disk.
 
 Reading the headers of a large corpus (VoxCeleb1: 153,516 files) takes minutes; a task
 that needs durations (e.g. to plan crops) reads them once. Each file is remembered with
@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.audio import audio_info
+from bench.corpus_check import CorpusReport
 from bench.fileio import atomic_write_text
-from bench.verification import Verification
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ def manifest_path(directory: Path, task: str, corpus_dirs: Sequence[Path]) -> Pa
 
 
 class CorpusManifest:
-    """Durations of a corpus's audio files (by absolute path) and its last verification."""
+    """Durations of a corpus's audio files (by absolute path) and its last corpus report."""
 
     def __init__(self, file: Path | None):
         self.file = file
@@ -68,13 +68,13 @@ class CorpusManifest:
             durations[Path(path)] = float(known[2])
         return durations
 
-    def save(self, verification: Verification) -> None:
+    def save(self, report: CorpusReport) -> None:
         """Write the manifest when its content changed (never when it has no file)."""
         if self.file is None:
             return
         content = {
             "format": MANIFEST_FORMAT,
-            "verification": verification.to_dict(),
+            "corpus_report": report.to_dict(),
             "audio": dict(sorted(self._durations.items())),
         }
         if content != self._stored:

@@ -18,7 +18,7 @@ from bench.data import DataError, TaskData
 from bench.registry import Registry
 
 if TYPE_CHECKING:
-    from bench.verification import Verification
+    from bench.corpus_check import CorpusReport
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ class Task:
     #: runner and ``bench prepare`` set it to ``<paths.data>/manifests``
     manifest_dir: Path | None = None
     #: the corpus report of the last ``prepare``, for tasks that verify a corpus tree
-    verification: Verification | None = None
+    corpus_report: CorpusReport | None = None
 
     @dataclass(frozen=True)
     class Options:

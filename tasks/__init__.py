@@ -1,3 +1,3 @@
 """Task definitions, registered in ``bench.task.TASKS`` when this package is imported."""
 
-from bench.tasks import demo, hear, superb  # noqa: F401
+from bench.tasks import demo, hear, superb, units  # noqa: F401

@@ -2,7 +2,7 @@
 
 Each builder writes one corpus under ``root`` exactly as its archives unpack (names, list
 files, CSVs, label files, trial lists) and returns its folder. The audio is short and the
-counts tiny, so verification reports the full-corpus totals as warnings.
+counts tiny, so the corpus check reports the full-corpus totals as warnings.
 """
 
 from __future__ import annotations

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from bench.ctc.decode import greedy_decode
-from bench.ctc.metrics import character_error_rate, error_rate, word_error_rate, words_of
 from bench.ctc.text import CHAR_TOKENS, PHONE_TOKENS
+from bench.metrics.ctc import character_error_rate, error_rate, word_error_rate, words_of
 
 
 def test_hand_computed_corpus_level_rate():

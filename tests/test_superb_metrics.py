@@ -6,7 +6,7 @@ from scipy.interpolate import interp1d
 from scipy.optimize import brentq
 from sklearn.metrics import roc_curve
 
-from bench.metrics import equal_error_rate, min_dcf
+from bench.metrics.verification import equal_error_rate, min_dcf
 
 
 def reference_eer(labels, scores) -> float:

@@ -1,4 +1,4 @@
-"""SUPERB readers, splits, label maps and corpus verification on fake trees in the real layouts."""
+"""SUPERB readers, splits, label maps and corpus checks on fake trees in the real layouts."""
 
 import json
 
@@ -20,11 +20,11 @@ def make(task: str, root, **options):
     return TASKS.get(task)(root, options)
 
 
-def test_ks_verification_and_splits(tmp_path):
+def test_ks_corpus_check_and_splits(tmp_path):
     build_speech_commands(tmp_path)
     task = make("superb.ks", tmp_path)
     task.prepare()
-    report = task.verification
+    report = task.corpus_report
     assert report.passed
     assert any(
         "word clips: 72, the full corpus has 64,721 (a subset?)" in w for w in report.warnings
@@ -56,7 +56,7 @@ def test_ks_options_point_at_each_archive(tmp_path):
         test_dir=str(tmp_path / "elsewhere/speech_commands_test_set_v0.01"),
     )
     task.prepare()
-    assert task.verification.passed
+    assert task.corpus_report.passed
 
 
 def test_ic_slots_in_training_order(tmp_path):
@@ -128,7 +128,7 @@ def test_voxceleb_merged_wav_folder_works(tmp_path):
             speaker.rename(corpus / "wav" / speaker.name)
     task = make("superb.asv", tmp_path)
     task.prepare()
-    assert task.verification.passed
+    assert task.corpus_report.passed
 
 
 def test_asv_superb_and_dev_speaker_variants(tmp_path):
@@ -208,7 +208,7 @@ def test_manifest_written_once_and_reused(tmp_path):
     task.prepare()
     (manifest,) = (tmp_path / "manifests").glob("superb.ic-*.json")
     content = json.loads(manifest.read_text())
-    assert content["verification"]["passed"] and len(content["audio"]) == 40
+    assert content["corpus_report"]["passed"] and len(content["audio"]) == 40
     stamp = manifest.stat().st_mtime_ns
     task.prepare()  # same tree: nothing to rewrite
     assert manifest.stat().st_mtime_ns == stamp

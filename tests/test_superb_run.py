@@ -109,5 +109,5 @@ def test_run_refuses_a_broken_tree(tmp_path, fast_overrides, capsys):
     argv += ["--data-root", str(tmp_path / "data"), *fast_overrides, "tracking.enabled=false"]
     assert main(argv) == 1
     err = capsys.readouterr().err
-    assert "corpus verification failed" in err and "valid_data.csv is missing" in err
+    assert "corpus check failed" in err and "valid_data.csv is missing" in err
     assert not list((tmp_path / "workspace").glob("records/*/*.json"))

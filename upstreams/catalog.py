@@ -15,36 +15,52 @@ def _register(*bundles: UpstreamBundle) -> None:
         UPSTREAMS.register(bundle.name, bundle)
 
 
-# -- classical features (SUPERB's FBANK row) --------------------------------------------
+# -- classical features (SUPERB's FBANK row; names as s3prl's baseline upstream) --------
+def _classical(
+    name: str, features: str, width: int, cmvn: bool, description: str
+) -> UpstreamBundle:
+    return UpstreamBundle(
+        name=name,
+        family="classical",
+        builder=f"bench.upstreams.classical:{features}",
+        description=description,
+        num_layers=1,
+        hidden_size=width,
+        frame_rate=100.0,
+        options={"cmvn": cmvn},
+    )
+
+
 _register(
-    UpstreamBundle(
-        name="fbank",
-        family="classical",
-        builder="bench.upstreams.classical:fbank",
-        description="80 log-mel + deltas, per-utterance CMVN (SUPERB FBANK; chance on mean-pooled tasks)",
-        num_layers=1,
-        hidden_size=240,
-        frame_rate=100.0,
-        options={"cmvn": True},
+    _classical(
+        "fbank",
+        "fbank",
+        240,
+        cmvn=True,
+        description="80 log-mel + deltas, per-utterance CMVN (SUPERB FBANK, s3prl's fbank; "
+        "chance on mean-pooled tasks)",
     ),
-    UpstreamBundle(
-        name="fbank_no_cmvn",
-        family="classical",
-        builder="bench.upstreams.classical:fbank",
+    _classical(
+        "fbank_no_cmvn",
+        "fbank",
+        240,
+        cmvn=False,
         description="80 log-mel + deltas, no normalisation",
-        num_layers=1,
-        hidden_size=240,
-        frame_rate=100.0,
-        options={"cmvn": False},
     ),
-    UpstreamBundle(
-        name="mfcc",
-        family="classical",
-        builder="bench.upstreams.classical:mfcc",
-        description="13 MFCCs + deltas (Kaldi: 23 mel bins, lifter 22, no CMVN)",
-        num_layers=1,
-        hidden_size=39,
-        frame_rate=100.0,
+    _classical(
+        "mfcc",
+        "mfcc",
+        39,
+        cmvn=True,
+        description="13 MFCCs + deltas, per-utterance CMVN (SUPERB MFCC, s3prl's mfcc; "
+        "chance on mean-pooled tasks)",
+    ),
+    _classical(
+        "mfcc_no_cmvn",
+        "mfcc",
+        39,
+        cmvn=False,
+        description="13 MFCCs + deltas (Kaldi: 23 mel bins, lifter 22), no normalisation",
     ),
 )
 
@@ -325,7 +341,11 @@ def detect_s3prl(name: str) -> UpstreamBundle | None:
 
 
 def detect_hear_module(name: str) -> UpstreamBundle | None:
-    """``hear:<importable module>[:<model file>]``, e.g. ``hear:hearbaseline.naive``."""
+    """``hear:<importable module>[:<model file>]``, e.g. ``hear:hearbaseline.naive``.
+
+    Importing a module runs its code, so building one needs ``--trust-remote-code`` like
+    a checkpoint that ships code (resolving the name imports nothing).
+    """
     if not name.startswith(HEAR_PREFIX):
         return None
     module, _, model_file = name[len(HEAR_PREFIX) :].partition(":")
@@ -334,11 +354,141 @@ def detect_hear_module(name: str) -> UpstreamBundle | None:
         family="hear",
         builder="bench.upstreams.hear_module:build",
         source=model_file or module,
-        description=f"HEAR-API module {module} (its timestamp embeddings as one layer)",
+        description=f"HEAR-API module {module} (timestamp embeddings as one layer; "
+        "its scene embeddings on scene tasks)",
         num_layers=1,
         options={"module": module, "model_file": model_file or None},
+        remote_code=True,
     )
 
 
 DETECTORS.append(detect_s3prl)
 DETECTORS.append(detect_hear_module)
+
+
+# -- MIT SLS: Spin, R-Spin, DinoSR (bench.upstreams.spin / .dinosr) ----------------------
+# Read from their own checkpoint files (weights-only torch.load), remapped onto
+# transformers' HuBERT / WavLM / data2vec-audio; each carries its unit quantizer.
+# R-Spin and DinoSR are published as links only: put the file in $BENCH_CHECKPOINTS
+# (default ~/.cache/bench/checkpoints) or pass its path as the upstream name.
+_SPIN_UNITS = (128, 256, 512, 1024, 2048)
+_RSPIN_UNITS = (32, 64, 128, 256, 512, 1024, 2048)
+
+
+def _spin(base: str, units: int) -> UpstreamBundle:
+    filename = f"spin_{base}_{units}.ckpt"
+    return UpstreamBundle(
+        name=f"spin_{base}_{units}",
+        family="spin",
+        builder="bench.upstreams.spin:build_spin",
+        source=f"hf dataset vectominist/spin_ckpt: {filename}",
+        description=f"Spin on {'HuBERT' if base == 'hubert' else 'WavLM'} Base, {units} units "
+        "(state 0: CNN features after the projection, as Spin's own)",
+        num_layers=13,
+        hidden_size=768,
+        frame_rate=50.0,
+        options={"filename": filename},
+        extra="hf",
+    )
+
+
+def _rspin(units: int) -> UpstreamBundle:
+    filename = f"wavlm_rspin_{units}-40k.pt"
+    return UpstreamBundle(
+        name=f"rspin_wavlm_{units}_40k",
+        family="rspin",
+        builder="bench.upstreams.spin:build_rspin",
+        source=f"https://data.csail.mit.edu/public-release-sls/rspin/{filename}",
+        description=f"R-Spin on WavLM Base, {units} units, 40k acoustic pieces "
+        "(manual download into $BENCH_CHECKPOINTS)",
+        num_layers=13,
+        hidden_size=768,
+        frame_rate=50.0,
+        options={"filename": filename},
+        extra="hf",
+    )
+
+
+_register(
+    *(_spin(base, units) for base in ("hubert", "wavlm") for units in _SPIN_UNITS),
+    *(_rspin(units) for units in _RSPIN_UNITS),
+    UpstreamBundle(
+        name="dinosr",
+        family="dinosr",
+        builder="bench.upstreams.dinosr:build_dinosr",
+        source="https://data.csail.mit.edu/placesaudio/dinosr/dinosr.ckpt",
+        description="DinoSR Base (LibriSpeech 960 h), fairseq checkpoint read without fairseq; "
+        "units from its top prediction head (manual download into $BENCH_CHECKPOINTS)",
+        num_layers=13,
+        hidden_size=768,
+        frame_rate=50.0,
+        extra="hf",
+    ),
+)
+
+
+#: Published file names of each family (a renamed file can still be built from Python).
+_CHECKPOINT_FILE_PATTERNS = {
+    "spin": r"spin_(hubert|wavlm)_\d+\.ckpt",
+    "rspin": r".*rspin.*\.pt",
+    "dinosr": r".*dinosr.*\.(ckpt|pt)",
+}
+_CHECKPOINT_BUILDERS = {
+    "spin": "bench.upstreams.spin:build_spin",
+    "rspin": "bench.upstreams.spin:build_rspin",
+    "dinosr": "bench.upstreams.dinosr:build_dinosr",
+}
+
+
+def detect_torch_checkpoint_file(name: str) -> UpstreamBundle | None:
+    """A local Spin, R-Spin or DinoSR checkpoint file, recognised by its published name."""
+    import re
+    from pathlib import Path
+
+    path = Path(name).expanduser()
+    family = next(
+        (f for f, pattern in _CHECKPOINT_FILE_PATTERNS.items() if re.fullmatch(pattern, path.name)),
+        None,
+    )
+    if family is None or not path.is_file():
+        return None
+    return UpstreamBundle(
+        name=name,
+        family=family,
+        builder=_CHECKPOINT_BUILDERS[family],
+        source=str(path),
+        description=f"{family} checkpoint at {path}",
+        frame_rate=50.0,
+        options={"filename": path.name, "path": str(path)},
+        extra="hf",
+    )
+
+
+DETECTORS.append(detect_torch_checkpoint_file)
+
+
+# -- published without weights or code (listed so that `bench list upstreams` says so) ----
+def _not_available(name: str, family: str, why: str) -> UpstreamBundle:
+    return UpstreamBundle(
+        name=name,
+        family=family,
+        builder="bench.upstreams.hf_checkpoint:raise_unavailable",
+        source="not published",
+        description=f"NOT AVAILABLE: {why}",
+        options={"message": f"{name}: {why}"},
+    )
+
+
+_register(
+    _not_available(
+        "dc_spin",
+        "dc-spin",
+        "DC-Spin (Chang & Glass, 2024) has no public code or weights; a local checkpoint "
+        "would need its layout, which is unpublished",
+    ),
+    _not_available(
+        "colld",
+        "colld",
+        "CoLLD (Chen et al., ICASSP 2024) has no public code or weights",
+    ),
+)

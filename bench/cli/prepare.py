@@ -42,8 +42,8 @@ def run(args: argparse.Namespace) -> int:
     )
     task.manifest_dir = Path(config.paths.data) / "manifests"
     task.prepare()
-    if task.verification is not None:
-        print(task.verification.render())
+    if task.corpus_report is not None:
+        print(task.corpus_report.render())
     data = task.load()
     data.check(name)
     rows = [[split, len(items)] for split, items in data.splits.items()]

@@ -23,9 +23,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.ctc.metrics import error_rate, words_of
+from bench.corpus_check import quote
 from bench.data import DataError, Item
-from bench.verification import quote
+from bench.metrics.ctc import error_rate, words_of
 
 #: s3prl's vocab/phoneme.txt (71 phones: ARPAbet with the lexicon's stress digits, SIL, SPN)
 PHONES = tuple(

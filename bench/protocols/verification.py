@@ -36,7 +36,7 @@ from torch import Tensor, nn
 from bench.data import DataError, Item, TaskData
 from bench.featurizer import WeightedSum
 from bench.heads import frame_mask
-from bench.metrics import equal_error_rate, min_dcf
+from bench.metrics.verification import equal_error_rate, min_dcf
 from bench.probe import TrainResult, seeded, train_probe
 from bench.protocols.base import (
     PROTOCOLS,

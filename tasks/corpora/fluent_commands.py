@@ -15,10 +15,12 @@ appearance, as s3prl builds them.
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 
+from bench.corpus_check import CorpusReport, quote
+from bench.corpus_files import read_text
 from bench.data import DataError, Item, TaskData
-from bench.verification import Verification, quote
 
 DATASET_DIR = "fluent_speech_commands_dataset"
 SLOTS = ("action", "object", "location")
@@ -37,17 +39,16 @@ HOW_TO_GET = (
 def read_split(root: Path, split: str) -> list[Item]:
     """One CSV as items keyed by their relative wav path, labelled (action, object, location)."""
     csv_path = root / "data" / SPLIT_FILES[split]
-    if not csv_path.is_file():
-        raise DataError(f"{csv_path} is missing (it ships in the {DATASET_DIR} archive)")
-    with open(csv_path, newline="") as handle:
-        reader = csv.DictReader(handle)
+    text = read_text(csv_path, f"it ships in the {DATASET_DIR} archive")
+    try:
+        reader = csv.DictReader(io.StringIO(text, newline=""))
         missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
         if missing:
             raise DataError(f"{csv_path}: columns {', '.join(missing)} are missing")
         items = []
-        for line, row in enumerate(reader, start=2):
+        for row in reader:
             if not all(row.get(column) for column in COLUMNS):
-                raise DataError(f"{csv_path}, line {line}: empty field in {row}")
+                raise DataError(f"{csv_path}, line {reader.line_num}: empty field in {row}")
             items.append(
                 Item(
                     key=row["path"],
@@ -55,6 +56,8 @@ def read_split(root: Path, split: str) -> list[Item]:
                     label=tuple(row[slot] for slot in SLOTS),
                 )
             )
+    except csv.Error as error:
+        raise DataError(f"{csv_path}, line {reader.line_num}: not a valid CSV ({error})") from None
     return items
 
 
@@ -71,10 +74,10 @@ def read_fluent_commands(root: Path) -> TaskData:
     return TaskData(splits=splits, vocabulary=slot_vocabulary(splits["train"]))
 
 
-def verify_fluent_commands(root: Path) -> Verification:
+def verify_fluent_commands(root: Path) -> CorpusReport:
     """Required: the three CSVs with their columns, every listed wav, and no dev/test slot
     value unseen in train (the classifier could not name it)."""
-    report = Verification(f"Fluent Speech Commands ({root})", HOW_TO_GET)
+    report = CorpusReport(f"Fluent Speech Commands ({root})", HOW_TO_GET)
     if not report.require_dir(root / "data", f"the unpacked {DATASET_DIR} archive"):
         return report
     splits = {}
@@ -86,8 +89,7 @@ def verify_fluent_commands(root: Path) -> Verification:
             continue
         items = splits[split]
         report.expect_count(f"{name} utterances", len(items), UTTERANCES[split])
-        absent = [item.key for item in items if not item.path.is_file()]
-        report.require_present(f"{name} wavs", absent, len(items))
+        report.require_files(f"{name} wavs", ((item.key, item.path) for item in items))
     if "train" not in splits:
         return report
     vocabulary = slot_vocabulary(splits["train"])

@@ -18,8 +18,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.corpus_check import CorpusReport
+from bench.corpus_files import list_files, read_text
 from bench.data import DataError
-from bench.verification import Verification
 
 CORPUS_DIR = "IEMOCAP_full_release"
 SESSIONS = (1, 2, 3, 4, 5)
@@ -54,26 +55,40 @@ def read_session(corpus: Path, session: int) -> list[Utterance]:
     if not label_dir.is_dir():
         raise DataError(f"{label_dir} is missing (it ships in {CORPUS_DIR})")
     utterances = []
-    # Mac-packed copies carry '._*' resource files next to the label files.
-    for label_file in sorted(p for p in label_dir.glob("*.txt") if not p.name.startswith(".")):
-        for line in label_file.read_text(errors="replace").splitlines():
-            match = _LINE.match(line)
-            if match is None:
-                continue
-            emotion = MERGED.get(match["emotion"], match["emotion"])
-            if emotion not in EMOTIONS:
-                continue
-            name = match["utterance"]
-            dialog = name.rsplit("_", 1)[0]
-            wav = session_dir(corpus, session) / WAV_DIR / dialog / f"{name}.wav"
-            utterances.append(Utterance(name, emotion, wav))
+    for label_file in list_files(label_dir, (".txt",)):
+        for line_number, line in enumerate(read_text(label_file).splitlines(), start=1):
+            utterance = _parse_line(corpus, session, label_file, line_number, line)
+            if utterance is not None:
+                utterances.append(utterance)
     return utterances
 
 
-def verify_iemocap(corpus: Path, sessions: tuple[int, ...] = SESSIONS) -> Verification:
+def _parse_line(
+    corpus: Path, session: int, label_file: Path, line_number: int, line: str
+) -> Utterance | None:
+    """An utterance line (``[start - end]\\t...``) of the four classes; None for other lines
+    (headers, evaluator comments) and other classes. A malformed utterance line is an
+    error, never a line silently left out."""
+    if not line.startswith("["):
+        return None
+    match = _LINE.match(line)
+    if match is None:
+        raise DataError(
+            f"{label_file}, line {line_number}: expected "
+            f"'[<start> - <end>]<TAB><utterance><TAB><emotion><TAB>[...]', got {line!r}"
+        )
+    emotion = MERGED.get(match["emotion"], match["emotion"])
+    if emotion not in EMOTIONS:
+        return None
+    name = match["utterance"]
+    dialog = name.rsplit("_", 1)[0]
+    return Utterance(name, emotion, session_dir(corpus, session) / WAV_DIR / dialog / f"{name}.wav")
+
+
+def verify_iemocap(corpus: Path, sessions: tuple[int, ...] = SESSIONS) -> CorpusReport:
     """Required: every session's label files and the wav of every kept utterance. Totals of
     the full corpus are warnings."""
-    report = Verification(f"IEMOCAP ({corpus})", HOW_TO_GET)
+    report = CorpusReport(f"IEMOCAP ({corpus})", HOW_TO_GET)
     if not report.require_dir(corpus, "the unpacked IEMOCAP release"):
         return report
     utterances: list[Utterance] = []
@@ -91,8 +106,9 @@ def verify_iemocap(corpus: Path, sessions: tuple[int, ...] = SESSIONS) -> Verifi
             report.error(
                 f"{session_dir(corpus, session) / LABEL_DIR}: no utterance of {', '.join(EMOTIONS)}"
             )
-        absent = [str(u.path.relative_to(corpus)) for u in found if not u.path.is_file()]
-        report.require_present(f"Session{session} wavs", absent, len(found))
+        report.require_files(
+            f"Session{session} wavs", ((str(u.path.relative_to(corpus)), u.path) for u in found)
+        )
         utterances += found
     if sessions == SESSIONS:
         report.expect_count("utterances of the four classes", len(utterances), UTTERANCES)

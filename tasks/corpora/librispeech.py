@@ -23,8 +23,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.corpus_check import CorpusReport, quote
+from bench.corpus_files import list_files, list_subdirs, read_text
 from bench.data import DataError, Item
-from bench.verification import Verification, quote
 
 CORPUS_DIR = "LibriSpeech"
 #: utterances of each published split (openslr.org/12)
@@ -61,7 +62,7 @@ class Chapter:
 def read_transcripts(path: Path) -> dict[str, str]:
     """``<utterance id> WORDS`` per line; an id listed twice is an error."""
     transcripts: dict[str, str] = {}
-    for line_number, line in enumerate(path.read_text().splitlines(), start=1):
+    for line_number, line in enumerate(read_text(path).splitlines(), start=1):
         if not line.strip():
             continue
         utterance, *words = line.split()
@@ -75,19 +76,13 @@ def read_chapter(directory: Path) -> Chapter:
     speaker, chapter = directory.parent.name, directory.name
     transcript_file = directory / f"{speaker}-{chapter}.trans.txt"
     transcripts = read_transcripts(transcript_file) if transcript_file.is_file() else {}
-    audio = {path.stem: path for path in sorted(directory.glob("*.flac"))}
+    audio = {path.stem: path for path in list_files(directory, (".flac",))}
     return Chapter(directory, transcript_file, audio, transcripts)
 
 
 def chapter_dirs(split_dir: Path) -> list[Path]:
     """``<speaker>/<chapter>/`` folders in name order."""
-    return sorted(
-        chapter
-        for speaker in split_dir.iterdir()
-        if speaker.is_dir() and not speaker.name.startswith(".")
-        for chapter in speaker.iterdir()
-        if chapter.is_dir() and not chapter.name.startswith(".")
-    )
+    return [chapter for speaker in list_subdirs(split_dir) for chapter in list_subdirs(speaker)]
 
 
 def read_split(corpus_dir: Path, split: str) -> list[Item]:
@@ -101,6 +96,11 @@ def read_split(corpus_dir: Path, split: str) -> list[Item]:
     empty: list[str] = []
     for directory in chapter_dirs(split_dir):
         chapter = read_chapter(directory)
+        if chapter.audio and not chapter.transcripts and not chapter.transcript_file.is_file():
+            raise DataError(
+                f"{chapter.transcript_file} is missing (the transcripts of "
+                f"{len(chapter.audio):,} audio files in {directory})"
+            )
         for utterance, path in chapter.audio.items():
             text = chapter.transcripts.get(utterance)
             if text is None:
@@ -121,10 +121,10 @@ def read_split(corpus_dir: Path, split: str) -> list[Item]:
     return sorted(items, key=lambda item: item.key)
 
 
-def verify_librispeech(corpus_dir: Path, splits: Sequence[str]) -> Verification:
+def verify_librispeech(corpus_dir: Path, splits: Sequence[str]) -> CorpusReport:
     """Required: every split folder, a transcript line for every audio file, no empty
     transcript. Totals that differ from the published splits are warnings (a subset)."""
-    report = Verification(f"LibriSpeech ({corpus_dir})", HOW_TO_GET)
+    report = CorpusReport(f"LibriSpeech ({corpus_dir})", HOW_TO_GET)
     if not report.require_dir(corpus_dir, f"the folder the {CORPUS_DIR} archives unpack into"):
         return report
     for split in dict.fromkeys(splits):
@@ -134,7 +134,7 @@ def verify_librispeech(corpus_dir: Path, splits: Sequence[str]) -> Verification:
     return report
 
 
-def _verify_split(report: Verification, split: str, split_dir: Path) -> None:
+def _verify_split(report: CorpusReport, split: str, split_dir: Path) -> None:
     audio = untranscribed = orphan_lines = 0
     missing: list[str] = []
     empty: list[str] = []

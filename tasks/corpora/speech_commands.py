@@ -25,8 +25,8 @@ import math
 from pathlib import Path
 
 from bench.audio import audio_info
+from bench.corpus_check import CorpusReport
 from bench.data import DataError, Item, TaskData
-from bench.verification import Verification
 
 KEYWORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
 UNKNOWN, SILENCE = "_unknown_", "_silence_"
@@ -109,10 +109,10 @@ def read_speech_commands(train_root: Path, test_root: Path, dev_every: int = 10)
     )
 
 
-def verify_speech_commands(train_root: Path, test_root: Path) -> Verification:
+def verify_speech_commands(train_root: Path, test_root: Path) -> CorpusReport:
     """Required: both archives, the two list files, the keyword folders, background noise.
     Counts of the full corpus are warnings (a subset is fine)."""
-    report = Verification(f"Speech Commands v0.01 ({train_root}, {test_root})", HOW_TO_GET)
+    report = CorpusReport(f"Speech Commands v0.01 ({train_root}, {test_root})", HOW_TO_GET)
     if report.require_dir(train_root, f"the unpacked {TRAIN_DIR} archive"):
         _verify_train_archive(report, train_root)
     if report.require_dir(test_root, f"the unpacked {TEST_DIR} archive"):
@@ -120,7 +120,7 @@ def verify_speech_commands(train_root: Path, test_root: Path) -> Verification:
     return report
 
 
-def _verify_train_archive(report: Verification, root: Path) -> None:
+def _verify_train_archive(report: CorpusReport, root: Path) -> None:
     word_dirs = [d for d in _wav_dirs(root) if d.name != BACKGROUND_DIR]
     missing_keywords = sorted(set(KEYWORDS) - {d.name for d in word_dirs})
     if missing_keywords:
@@ -145,7 +145,7 @@ def _verify_train_archive(report: Verification, root: Path) -> None:
             report.warn(f"{name}: {len(absent):,} listed clips are not on disk (a subset?)")
 
 
-def _verify_test_set(report: Verification, root: Path) -> None:
+def _verify_test_set(report: CorpusReport, root: Path) -> None:
     class_dirs = _wav_dirs(root)
     unknown = [d.name for d in class_dirs if d.name not in CLASSES]
     if unknown:

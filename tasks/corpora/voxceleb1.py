@@ -18,8 +18,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+from bench.corpus_check import CorpusReport
+from bench.corpus_files import list_subdirs, read_text
 from bench.data import DataError
-from bench.verification import Verification
 
 CORPUS_DIR = "VoxCeleb1"
 CORPUS_DIR_VARIANTS = (CORPUS_DIR, "voxceleb1", "vox1")
@@ -51,10 +52,9 @@ def speaker_of(relative: str) -> str:
 
 
 def read_iden_split(path: Path) -> list[SplitEntry]:
-    if not path.is_file():
-        raise DataError(f"{path} is missing (VoxCeleb1 metadata: {SPLIT_FILE})")
     entries = []
-    for line_number, line in enumerate(path.read_text().splitlines(), start=1):
+    text = read_text(path, f"VoxCeleb1 metadata: {SPLIT_FILE}")
+    for line_number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         fields = line.split()
@@ -67,10 +67,8 @@ def read_iden_split(path: Path) -> list[SplitEntry]:
 
 
 def read_trials(path: Path) -> list[Trial]:
-    if not path.is_file():
-        raise DataError(f"{path} is missing (VoxCeleb1 trial list)")
     trials = []
-    for line_number, line in enumerate(path.read_text().splitlines(), start=1):
+    for line_number, line in enumerate(read_text(path, "VoxCeleb1 trial list").splitlines(), 1):
         if not line.strip():
             continue
         fields = line.split()
@@ -96,10 +94,7 @@ class WavIndex:
     def __init__(self, corpus: Path):
         self.roots = [corpus / root for root in WAV_ROOTS if (corpus / root).is_dir()]
         self._root_of = {
-            speaker.name: root
-            for root in reversed(self.roots)
-            for speaker in root.iterdir()
-            if speaker.is_dir()
+            speaker.name: root for root in reversed(self.roots) for speaker in list_subdirs(root)
         }
 
     @property
@@ -114,21 +109,27 @@ class WavIndex:
             )
         return root / relative
 
-    def missing(self, relatives: Iterable[str]) -> list[str]:
-        return [
-            rel
-            for rel in relatives
-            if speaker_of(rel) not in self._root_of or not self.path(rel).is_file()
-        ]
+    def files(self, relatives: Iterable[str]) -> list[tuple[str, Path]]:
+        """``(relative, path)`` of each listed wav, its speaker's folder or not (for
+        ``CorpusReport.require_files``)."""
+        return [(rel, self._path_or_default(rel)) for rel in relatives]
+
+    def _path_or_default(self, relative: str) -> Path:
+        root = self._root_of.get(speaker_of(relative), self.roots[0])
+        return root / relative
 
 
-def verify_voxceleb1(corpus: Path, trial_list: str | None = None) -> Verification:
+def verify_voxceleb1(corpus: Path, trial_list: str | None = None) -> CorpusReport:
     """Required: a wav folder, iden_split.txt and (for ASV) the trial list, and every wav
     they name. Totals of the full corpus are warnings."""
-    report = Verification(f"VoxCeleb1 ({corpus})", HOW_TO_GET)
+    report = CorpusReport(f"VoxCeleb1 ({corpus})", HOW_TO_GET)
     if not report.require_dir(corpus, "the VoxCeleb1 folder"):
         return report
-    index = WavIndex(corpus)
+    try:
+        index = WavIndex(corpus)
+    except DataError as error:  # a speaker folder that cannot be listed or read
+        report.error(str(error))
+        return report
     if not index.roots:
         report.error(f"{corpus}: no wav folder ({', '.join(WAV_ROOTS)}); unzip the archives there")
         return report
@@ -149,11 +150,11 @@ def verify_voxceleb1(corpus: Path, trial_list: str | None = None) -> Verificatio
                 f"{trial_list} trials", len(trials), TRIAL_COUNTS.get(trial_list, len(trials))
             )
             named = sorted({rel for _, *pair in trials for rel in pair})
-            report.require_present(f"{trial_list} wavs", index.missing(named), len(named))
+            report.require_files(f"{trial_list} wavs", index.files(named))
     return report
 
 
-def _verify_entries(report: Verification, index: WavIndex, entries: list[SplitEntry]) -> None:
+def _verify_entries(report: CorpusReport, index: WavIndex, entries: list[SplitEntry]) -> None:
     report.expect_count(f"{SPLIT_FILE} utterances", len(entries), UTTERANCES)
     report.expect_count(
         f"{SPLIT_FILE} speakers", len({speaker_of(rel) for _, rel in entries}), SPEAKERS
@@ -161,6 +162,4 @@ def _verify_entries(report: Verification, index: WavIndex, entries: list[SplitEn
     for split, expected in IDEN_SPLIT_COUNTS.items():
         found = sum(1 for name, _ in entries if name == split)
         report.expect_count(f"{SPLIT_FILE} {split} utterances", found, expected)
-    report.require_present(
-        f"{SPLIT_FILE} wavs", index.missing(rel for _, rel in entries), len(entries)
-    )
+    report.require_files(f"{SPLIT_FILE} wavs", index.files(rel for _, rel in entries))

@@ -1,7 +1,7 @@
 """SUPERB's tasks on the real corpora: PR, ASR (content), KS, IC, SID, ER, ASV.
 
 One module per task, mostly metadata (``pr``, ``asr``, ``ks``, ``ic``, ``sid``, ``er``, ``asv``); the
-corpus readers and their verification live in ``bench.tasks.corpora``. Each task's
+corpus readers and their checks live in ``bench.tasks.corpora``. Each task's
 docstring says what ``--data-root`` must hold, how the corpus is split and labelled, and
 where each protocol fact comes from in s3prl.
 """

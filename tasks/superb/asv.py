@@ -48,6 +48,7 @@ import random
 from collections import defaultdict
 from dataclasses import dataclass
 
+from bench.corpus_check import CorpusReport
 from bench.data import DataError, Fold, Item, TaskData
 from bench.task import Schedule, TaskMetadata, register_task
 from bench.tasks.corpora.voxceleb1 import (
@@ -62,7 +63,6 @@ from bench.tasks.corpora.voxceleb1 import (
 )
 from bench.tasks.superb.common import CITATION, HOMEPAGE
 from bench.tasks.superb.sid import VOXCELEB_LICENSE, VoxCeleb1Options, VoxCeleb1Task
-from bench.verification import Verification
 
 SELECTIONS = ("test", "dev_speakers")
 #: Each probe trains an x-vector for up to 200k steps: three rates around s3prl's 1e-4.
@@ -131,7 +131,7 @@ class SpeakerVerification(VoxCeleb1Task):
         dev_speakers: int = 40
         min_seconds: float = 2.0
 
-    def verify(self) -> Verification:
+    def verify(self) -> CorpusReport:
         if self.options.checkpoint_selection == "dev_speakers" and self.options.dev_speakers < 2:
             raise DataError(f"{self.metadata.name}: dev trials need dev_speakers >= 2")
         if self.options.checkpoint_selection not in SELECTIONS:

@@ -1,7 +1,7 @@
 """What the SUPERB tasks share: the learning-rate grid, finding a corpus folder, and
 verify-then-load.
 
-``SuperbTask.prepare`` verifies the corpus tree (``bench.verification``), refuses it with
+``SuperbTask.prepare`` verifies the corpus tree (``bench.corpus_check``), refuses it with
 the full report when a required file is missing, then reads every audio file's duration
 through the corpus manifest (``bench.manifest``: once per corpus, remembered under
 ``<paths.data>/manifests/``) and records the report there.
@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from bench.corpus_check import CorpusReport
 from bench.data import TaskData
 from bench.manifest import CorpusManifest, manifest_path
 from bench.task import Task
-from bench.verification import Verification
 
 #: Five learning rates on a log scale (SUPERB swept about five per task), holding s3prl's
 #: defaults (1e-4 for KS, IC, SID, ER).
@@ -31,7 +31,7 @@ def find_corpus_dir(
 ) -> Path | None:
     """The corpus folder: the task option when set; else the first ``DATA_ROOT/<name>``
     holding ``marker``; else ``DATA_ROOT`` itself when it holds it; else
-    ``DATA_ROOT/<names[0]>`` (which verification then reports missing)."""
+    ``DATA_ROOT/<names[0]>`` (which the corpus check then reports missing)."""
     if option:
         return Path(option).expanduser()
     if data_root is None:
@@ -51,7 +51,7 @@ class SuperbTask(Task):
         """The folders the task reads (they name its manifest)."""
         raise NotImplementedError
 
-    def verify(self) -> Verification:  # pragma: no cover - every task implements it
+    def verify(self) -> CorpusReport:  # pragma: no cover - every task implements it
         raise NotImplementedError
 
     def read(self) -> TaskData:  # pragma: no cover - every task implements it
@@ -63,7 +63,7 @@ class SuperbTask(Task):
 
     def prepare(self) -> None:
         report = self.verify()
-        self.verification = report
+        self.corpus_report = report
         report.raise_for_errors()
         manifest = self._manifest()
         audio = {item.path for item in self.read().all_items()}

@@ -10,10 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar
 
+from bench.corpus_check import CorpusReport
 from bench.data import Item, TaskData
 from bench.tasks.corpora.librispeech import CORPUS_DIR, read_split, verify_librispeech
 from bench.tasks.superb.common import SuperbTask
-from bench.verification import Verification
 
 
 class LibriSpeechTask(SuperbTask):
@@ -46,7 +46,7 @@ class LibriSpeechTask(SuperbTask):
                 splits[role] = names
         return splits
 
-    def verify(self) -> Verification:
+    def verify(self) -> CorpusReport:
         return verify_librispeech(
             self.librispeech_root(), [n for names in self.role_splits().values() for n in names]
         )

@@ -26,6 +26,7 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.corpus_check import CorpusReport
 from bench.data import DataError, Fold, Item, TaskData
 from bench.task import Schedule, TaskMetadata, register_task
 from bench.tasks.corpora.iemocap import (
@@ -36,7 +37,6 @@ from bench.tasks.corpora.iemocap import (
     verify_iemocap,
 )
 from bench.tasks.superb.common import CITATION, HOMEPAGE, SUPERB_LR_GRID, SuperbTask
-from bench.verification import Verification
 
 
 def in_dev(utterance: str, dev_fraction: float) -> bool:
@@ -88,7 +88,7 @@ class EmotionRecognition(SuperbTask):
     def corpus_dirs(self) -> list[Path]:
         return [self.root()]
 
-    def verify(self) -> Verification:
+    def verify(self) -> CorpusReport:
         unknown = sorted(set(self.options.test_sessions) - set(SESSIONS))
         if unknown or not self.options.test_sessions:
             raise DataError(

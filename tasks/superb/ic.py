@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.corpus_check import CorpusReport
 from bench.data import TaskData
 from bench.task import Schedule, TaskMetadata, register_task
 from bench.tasks.corpora.fluent_commands import (
@@ -29,7 +30,6 @@ from bench.tasks.corpora.fluent_commands import (
     verify_fluent_commands,
 )
 from bench.tasks.superb.common import CITATION, HOMEPAGE, SUPERB_LR_GRID, SuperbTask
-from bench.verification import Verification
 
 
 @register_task
@@ -63,7 +63,7 @@ class IntentClassification(SuperbTask):
     def corpus_dirs(self) -> list[Path]:
         return [self.root()]
 
-    def verify(self) -> Verification:
+    def verify(self) -> CorpusReport:
         return verify_fluent_commands(self.root())
 
     def read(self) -> TaskData:

@@ -25,6 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.corpus_check import CorpusReport
 from bench.data import TaskData
 from bench.task import Schedule, TaskMetadata, register_task
 from bench.tasks.corpora.speech_commands import (
@@ -35,7 +36,6 @@ from bench.tasks.corpora.speech_commands import (
     verify_speech_commands,
 )
 from bench.tasks.superb.common import CITATION, HOMEPAGE, SUPERB_LR_GRID, SuperbTask
-from bench.verification import Verification
 
 
 class KeywordSpottingProtocol:
@@ -87,7 +87,7 @@ class KeywordSpotting(KeywordSpottingProtocol, SuperbTask):
     def corpus_dirs(self) -> list[Path]:
         return [self.train_root(), self.test_root()]
 
-    def verify(self) -> Verification:
+    def verify(self) -> CorpusReport:
         return verify_speech_commands(self.train_root(), self.test_root())
 
     def read(self) -> TaskData:

@@ -28,13 +28,13 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+from bench.corpus_check import CorpusReport
 from bench.ctc.recipe import CTCRecipe, LinearHead
 from bench.ctc.text import LEXICON_FILES, LEXICON_SOURCE, PhoneTranscription, read_lexicon
 from bench.frames.batching import SlidingWindows
 from bench.task import Schedule, TaskMetadata, register_task
 from bench.tasks.superb.common import CITATION, HOMEPAGE, SUPERB_LR_GRID
 from bench.tasks.superb.content import LibriSpeechTask
-from bench.verification import Verification
 
 LIBRISPEECH_LICENSE = "CC BY 4.0"
 
@@ -78,7 +78,7 @@ class PhonemeRecognition(LibriSpeechTask):
             return [Path(path).expanduser() for path in self.options.lexicon]
         return [self.librispeech_root().parent / name for name in LEXICON_FILES]
 
-    def verify(self) -> Verification:
+    def verify(self) -> CorpusReport:
         report = super().verify()
         for path in self.lexicon_files():
             report.require_file(path, f"s3prl's g2p lexicon, published at {LEXICON_SOURCE}")

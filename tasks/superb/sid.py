@@ -31,6 +31,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.corpus_check import CorpusReport
 from bench.data import DataError, Item, TaskData
 from bench.task import Schedule, TaskMetadata, register_task
 from bench.tasks.corpora.voxceleb1 import (
@@ -43,7 +44,6 @@ from bench.tasks.corpora.voxceleb1 import (
     verify_voxceleb1,
 )
 from bench.tasks.superb.common import CITATION, HOMEPAGE, SUPERB_LR_GRID, SuperbTask
-from bench.verification import Verification
 
 VOXCELEB_LICENSE = "CC BY-SA 4.0 (VoxCeleb1 metadata; audio from YouTube)"
 
@@ -114,7 +114,7 @@ class SpeakerIdentification(VoxCeleb1Task):
         crops_per_utterance: int = 4
         crop_seconds: float = 8.0
 
-    def verify(self) -> Verification:
+    def verify(self) -> CorpusReport:
         if self.options.crops_per_utterance < 1 or self.options.crop_seconds <= 0:
             raise DataError(
                 f"{self.metadata.name}: crops_per_utterance must be >= 1 and crop_seconds > 0"

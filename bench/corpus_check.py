@@ -1,7 +1,7 @@
-"""Corpus verification: a report of checks on a corpus tree as its archives unpack.
+"""Corpus checks: a report on a corpus tree as its archives unpack.
 
-A task's ``verify`` fills a ``Verification``: required files and folders (errors when
-missing), the known totals of the full corpus (warnings when they differ, since a subset
+A task's ``verify`` fills a ``CorpusReport``: required files and folders (errors when
+missing or unreadable, see ``bench.corpus_files``), the known totals of the full corpus (warnings when they differ, since a subset
 is a legitimate choice) and, when something is missing, how to obtain the corpus (the
 manual steps of licensed corpora). ``bench prepare`` prints the report; ``bench run``
 refuses a tree whose report has errors (a ``DataError`` carrying the whole report).
@@ -9,11 +9,12 @@ refuses a tree whose report has errors (a ``DataError`` carrying the whole repor
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from bench.corpus_files import unreadable_files
 from bench.data import DataError
 
 Level = Literal["ok", "warning", "error"]
@@ -28,7 +29,7 @@ class Check:
 
 
 @dataclass
-class Verification:
+class CorpusReport:
     """The checks of one corpus tree; ``subject`` names it, ``how_to_get`` says how to obtain it."""
 
     subject: str
@@ -77,12 +78,24 @@ class Verification:
         else:
             self.warn(f"{what}: {found:,}, more than the {expected:,} of the full corpus")
 
-    def require_present(self, what: str, missing: Sequence[str], total: int) -> bool:
-        """Every one of ``total`` listed files must exist; quote the first missing ones."""
-        if not missing:
-            self.ok(f"{what}: all {total:,} present")
+    def require_files(self, what: str, files: Iterable[tuple[str, Path]]) -> bool:
+        """Every listed ``(name, path)`` must be a readable file; quote the first missing
+        and the first unreadable ones (with the cause)."""
+        files = list(files)
+        problems = unreadable_files(files)
+        if not problems:
+            self.ok(f"{what}: all {len(files):,} present")
             return True
-        self.error(f"{what}: {len(missing):,} of {total:,} missing, e.g. {quote(missing)}")
+        if problems.missing:
+            self.error(
+                f"{what}: {len(problems.missing):,} of {len(files):,} missing, "
+                f"e.g. {quote(problems.missing)}"
+            )
+        if problems.unreadable:
+            shown = [f"{name} ({cause})" for name, cause in problems.unreadable]
+            self.error(
+                f"{what}: {len(shown):,} of {len(files):,} cannot be read, e.g. {quote(shown)}"
+            )
         return False
 
     def render(self) -> str:
@@ -95,7 +108,7 @@ class Verification:
 
     def raise_for_errors(self) -> None:
         if self.errors:
-            raise DataError(f"corpus verification failed\n{self.render()}")
+            raise DataError(f"corpus check failed\n{self.render()}")
 
     def to_dict(self) -> dict[str, object]:
         return {

@@ -1,0 +1,3 @@
+"""The discrete-unit track (``units.*``): unit quality against phone alignments, no probes."""
+
+from bench.tasks.units import librispeech  # noqa: F401

@@ -1,0 +1,100 @@
+"""``units.librispeech``: PNMI, purities and bitrate of units on LibriSpeech dev-clean.
+
+As Spin, R-Spin and DinoSR evaluate acoustic units: the utterances of one LibriSpeech
+split that have a frame-level phone alignment (``alignments``: Spin's frame-label file or
+a folder of MFA TextGrids, see ``bench.tasks.corpora.phone_alignments``), scored with
+``bench.protocols.units``. Units are the upstream's own where it has them (``units=auto``
+or ``own``), else k-means on ``layer`` fitted on ``fit_utterances`` utterances of
+``fit_split`` (default the evaluated split itself: the labels are never used to fit).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.data import DataError, Fold, Item, TaskData
+from bench.task import Schedule, Task, TaskMetadata, register_task
+from bench.tasks.corpora.phone_alignments import LABEL_RATE, read_alignments
+
+CORPUS_DIR = "LibriSpeech"
+
+
+def utterance_audio(root: Path, split: str, utterance: str) -> Path:
+    """``<root>/LibriSpeech/<split>/<speaker>/<chapter>/<utterance>.flac``."""
+    speaker, chapter, _ = utterance.split("-", 2)
+    return root / CORPUS_DIR / split / speaker / chapter / f"{utterance}.flac"
+
+
+@register_task
+class LibriSpeechUnits(Task):
+    metadata = TaskMetadata(
+        name="units.librispeech",
+        description="Discrete-unit quality: PNMI, phone and cluster purity, bitrate (Spin's protocol)",
+        corpus="LibriSpeech (dev-clean) with frame-level phone alignments",
+        data_layout=f"{CORPUS_DIR}/<split>/<speaker>/<chapter>/<utterance>.flac (openslr.org/12), "
+        "plus task option alignments=<frame-label file or MFA TextGrid folder>",
+        main_metric="pnmi",
+        license="CC BY 4.0",
+        homepage="https://www.openslr.org/12",
+        citation="Chang, Liu, Glass. Self-supervised Fine-tuning for Improved Content "
+        "Representations by Speaker-invariant Clustering. Interspeech 2023.",
+    )
+    #: nothing is trained; the schedule only satisfies the runner
+    schedule = Schedule(lr_grid=(0.0,), max_steps=0, eval_every=1, patience=1)
+    protocol = "units"
+    label_rate = LABEL_RATE
+
+    @dataclass(frozen=True)
+    class Options:
+        alignments: str | None = None
+        split: str = "dev-clean"
+        #: auto (the upstream's own units, else k-means) | own | kmeans
+        units: str = "auto"
+        #: the layer k-means clusters (default the last); own units use their own layer
+        layer: int | None = None
+        num_units: int = 100
+        fit_split: str | None = None
+        fit_utterances: int = 1000
+        max_fit_frames: int = 500_000
+        keep_stress: bool = False
+
+    def load(self) -> TaskData:
+        root = self.require_data_root()
+        if not self.options.alignments:
+            raise DataError(
+                f"{self.metadata.name} needs task option alignments=PATH: a frame-label file "
+                "(Spin's dev-clean.tsv) or a folder of MFA TextGrids; see docs/units.md"
+            )
+        alignments = read_alignments(Path(self.options.alignments), self.options.keep_stress)
+        phones = sorted({phone for labels in alignments.values() for phone in labels})
+        index = {phone: i for i, phone in enumerate(phones)}
+        split = self.options.split
+        test, missing = [], []
+        for utterance in sorted(alignments):
+            path = utterance_audio(root, split, utterance)
+            if not path.is_file():
+                missing.append(path)
+                continue
+            labels = tuple(index[phone] for phone in alignments[utterance])
+            test.append(Item(key=utterance, path=path, label=labels, group=utterance.split("-")[0]))
+        if not test:
+            raise DataError(
+                f"none of the {len(alignments)} aligned utterances has audio under "
+                f"{root / CORPUS_DIR / split} (first looked for: {missing[0]})"
+            )
+        fit_split = self.options.fit_split or split
+        fit = test if fit_split == split else self._fit_items(root, fit_split)
+        return TaskData(
+            splits={"train": fit[: self.options.fit_utterances], "test": test},
+            vocabulary={"phone": phones},
+            folds=(Fold("units", ("train",), (), ("test",)),),
+            extras={"aligned_without_audio": len(missing)},
+        )
+
+    def _fit_items(self, root: Path, split: str) -> list[Item]:
+        folder = root / CORPUS_DIR / split
+        paths = sorted(folder.glob("*/*/*.flac"))
+        if not paths:
+            raise DataError(f"fit_split {split}: no flac files under {folder}")
+        return [Item(key=path.stem, path=path) for path in paths]
