@@ -19,11 +19,13 @@ spells words as s3prl's ASR reader does (upper case, ``|`` after every word).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Container, Iterable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from bench.corpus_check import quote
+from bench.corpus_files import read_text
 from bench.data import DataError, Item
 from bench.metrics.ctc import error_rate, words_of
 
@@ -127,13 +129,13 @@ class TokenSet:
 
     def encode(self, units: Sequence[str]) -> list[int]:
         """Unit indices followed by ``eos``; a unit outside the vocabulary is a ``KeyError``."""
-        index = self._index()
-        return [index[unit] for unit in units] + [self.eos]
+        return [self._index[unit] for unit in units] + [self.eos]
 
     def decode(self, ids: Iterable[int]) -> list[str]:
         """Indices (already collapsed) to units, without the dropped tokens."""
         return [self.symbols[i] for i in ids if i not in self.dropped]
 
+    @cached_property
     def _index(self) -> dict[str, int]:
         return {symbol: i for i, symbol in enumerate(self.symbols)}
 
@@ -174,31 +176,44 @@ def read_lexicon(
     for path in paths:
         if not Path(path).is_file():
             raise DataError(f"{path}: lexicon file is missing; it is published at {LEXICON_SOURCE}")
-        with open(path, encoding="utf-8") as handle:
-            for line_number, line in enumerate(handle, start=1):
-                fields = line.split()
-                if not fields:
-                    continue
-                word, *pronunciation = fields
-                unknown = [p for p in pronunciation if p not in known]
-                if unknown or not pronunciation:
-                    problem = f"unknown phones {unknown}" if unknown else "no phones"
-                    raise DataError(f"{path}, line {line_number}: {problem} for {word!r}")
-                lexicon.setdefault(word, tuple(pronunciation))
+        for line_number, line in enumerate(read_text(path).splitlines(), start=1):
+            fields = line.split()
+            if not fields:
+                continue
+            word, *pronunciation = fields
+            unknown = [p for p in pronunciation if p not in known]
+            if unknown or not pronunciation:
+                problem = f"unknown phones {unknown}" if unknown else "no phones"
+                raise DataError(f"{path}, line {line_number}: {problem} for {word!r}")
+            lexicon.setdefault(word, tuple(pronunciation))
     return lexicon
 
 
 # -- transcriptions ------------------------------------------------------------------------
 
 
-def _refuse(
-    problem: str, bad: Counter[str], items: Sequence[Item], uses: dict[str, list[str]]
+def refuse_unknown(
+    items: Sequence[Item],
+    pieces: Callable[[str], Iterable[str]],
+    known: Container[str],
+    problem: str,
 ) -> None:
-    examples = sorted({key for unit in bad for key in uses[unit]})
-    raise DataError(
-        f"{len(bad):,} {problem} ({sum(bad.values()):,} occurrences in {len(examples):,} of "
-        f"{len(items):,} utterances): {quote(sorted(bad))}; e.g. in {quote(examples)}"
-    )
+    """An error when a piece of a transcript (``pieces(label)``: words, characters) is not
+    ``known``: how many there are, how often and where they occur."""
+    unknown: Counter[str] = Counter()
+    uses: dict[str, set[str]] = {}
+    for item in items:
+        for piece in pieces(item.label):
+            if piece not in known:
+                unknown[piece] += 1
+                uses.setdefault(piece, set()).add(item.key)
+    if unknown:
+        examples = sorted(set().union(*uses.values()))
+        raise DataError(
+            f"{len(unknown):,} {problem} ({sum(unknown.values()):,} occurrences in "
+            f"{len(examples):,} of {len(items):,} utterances): {quote(sorted(unknown))}; "
+            f"e.g. in {quote(examples)}"
+        )
 
 
 @dataclass(frozen=True)
@@ -215,15 +230,7 @@ class PhoneTranscription:
     def check(self, items: Sequence[Item], where: str) -> None:
         """Every word of every transcript is in the lexicon; else an error naming the
         missing words, how many there are, and utterances that use them."""
-        missing: Counter[str] = Counter()
-        uses: dict[str, list[str]] = {}
-        for item in items:
-            for word in item.label.split():
-                if word not in self.lexicon:
-                    missing[word] += 1
-                    uses.setdefault(word, []).append(item.key)
-        if missing:
-            _refuse(f"words of {where} are not in the lexicon", missing, items, uses)
+        refuse_unknown(items, str.split, self.lexicon, f"words of {where} are not in the lexicon")
 
     def scores(
         self, hypotheses: Sequence[list[str]], references: Sequence[list[str]]
@@ -243,16 +250,12 @@ class CharTranscription:
         return [unit for word in transcript.upper().split() for unit in (*word, WORD_BOUNDARY)]
 
     def check(self, items: Sequence[Item], where: str) -> None:
-        known = set(self.tokens.symbols)
-        unknown: Counter[str] = Counter()
-        uses: dict[str, list[str]] = {}
-        for item in items:
-            for char in item.label.upper().replace(" ", ""):
-                if char not in known:
-                    unknown[char] += 1
-                    uses.setdefault(char, []).append(item.key)
-        if unknown:
-            _refuse(f"characters of {where} are not in {self.tokens.name}", unknown, items, uses)
+        refuse_unknown(
+            items,
+            lambda text: text.upper().replace(" ", ""),
+            set(self.tokens.symbols),
+            f"characters of {where} are not in {self.tokens.name}",
+        )
 
     def scores(
         self, hypotheses: Sequence[list[str]], references: Sequence[list[str]]
