@@ -9,5 +9,6 @@ PROTOCOL_MODULES = (
     "bench.protocols.frame",
     "bench.protocols.hear",
     "bench.protocols.verification",
+    "bench.protocols.ctc",
     "bench.protocols.units",
 )
