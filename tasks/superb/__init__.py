@@ -7,7 +7,7 @@ where each protocol fact comes from in s3prl.
 """
 
 from bench.task import Suite, register_suite
-from bench.tasks.superb import asv, er, ic, ks, sid  # noqa: F401
+from bench.tasks.superb import asv, er, ic, ks, qbe, sid  # noqa: F401
 
 register_suite(
     Suite(
