@@ -5,12 +5,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
+from _records import make_record
 
 from bench.cli import main
 from bench.data import DataError
+from bench.report.leaderboard import MEASURED, build_leaderboard
+from bench.report.references import load_references
+from bench.report.results import result_from_record
 from bench.task import TASKS
 from bench.tasks.corpora.quesst14 import read_ecf, read_rttm, read_tlist
 from bench.tasks.demo.quesst import Recording, write_quesst14_tree
+
+REFERENCES = Path(__file__).resolve().parents[1] / "results" / "references"
 
 
 def tone(seconds: float, hz: float) -> np.ndarray:
@@ -244,3 +250,23 @@ def test_run_on_a_fake_database_end_to_end(tmp_path):
     # dev: the Slovak query is never searched, so at most 2 of the 3 queries can score
     assert 0 < record.metrics["dev"]["mtwv"]["mean"] <= 2 / 3 + 1e-9
     assert (tmp_path / "stdlist" / "test" / "benchmark.stdlist.xml").is_file()
+    # the report puts the record in the SUPERB score
+    board = build_leaderboard([result_from_record(record)], load_references(REFERENCES))
+    assert "superb.qbe" in board.superb_tasks
+    mtwv = record.metrics["test"]["mtwv"]["mean"]
+    assert board.summaries[(MEASURED, "fbank_no_cmvn")].superb.value == pytest.approx(
+        1000 * (mtwv - 0.0058) / (0.0736 - 0.0058)
+    )
+
+
+def test_superb_score_with_qbe_by_hand():
+    """QbE's anchors (MTWV x 100: FBANK 0.58, SOTA 7.36): MTWV 0.0397 is halfway, 500;
+    with KS at its SOTA (1000) the SUPERB score is 750."""
+    records = [
+        make_record("mine", "superb.qbe", [0.0397], main_metric="mtwv"),
+        make_record("mine", "superb.ks", [96.66], main_metric="accuracy"),
+    ]
+    board = build_leaderboard([result_from_record(r) for r in records], load_references(REFERENCES))
+    score = board.summaries[(MEASURED, "mine")].superb
+    assert score.per_task == pytest.approx({"superb.qbe": 500.0, "superb.ks": 1000.0})
+    assert score.value == pytest.approx(750.0)

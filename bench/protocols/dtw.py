@@ -155,34 +155,37 @@ def _block_costs(
     ``[B, I, D]`` (longest first) against padded, L2-normalised documents ``[N, J, D]``."""
     batch, frames, dim = queries.shape
     count, width, _ = documents.shape
-    # [I, B, N, J]: the recursion walks the first axis, each step a contiguous slab
-    similarity = queries.transpose(0, 1).reshape(-1, dim) @ documents.reshape(-1, dim).T
-    distance = _to_distance(similarity, kind).view(frames, batch, count, width)
+    device = documents.device
+    # Rows in (query frame i, query b) order, without the queries' padding: at step i the
+    # queries still running are a prefix (longest first), running[i] of them.
+    lengths = torch.tensor(query_lengths, device=device)
+    within = torch.arange(frames, device=device)[:, None] < lengths[None, :]  # [I, B]
+    running = within.sum(1).tolist()
+    rows = queries.transpose(0, 1)[within]
+    similarity = rows @ documents.reshape(-1, dim).T
+    distance = _to_distance(similarity, kind).view(len(rows), count, width)
     if minmax:
         distance.sub_(distance.amin(-1, keepdim=True))  # d - min, whose max is max - min
         distance.div_(distance.amax(-1, keepdim=True).clamp_min_(1e-9))
-    # Two buffers of g(i, .), with two columns of inf in front standing for j - 1, j - 2 < 0;
-    # queries sorted longest first, so those still running at step i are a prefix.
-    current = torch.full((batch, count, width + 2), math.inf, device=documents.device)
+    # Two buffers of g(i, .), with two columns of inf in front standing for j - 1, j - 2 < 0.
+    current = torch.full((batch, count, width + 2), math.inf, device=device)
     following = current.clone()
-    current[..., 2:] = distance[0]
-    costs = torch.empty(batch, count, device=documents.device)
-    running = batch
+    current[..., 2:] = distance[:batch]
+    costs = torch.empty(batch, count, device=device)
+    start = batch
     for i in range(1, frames + 1):
-        finished = sum(1 for length in query_lengths[:running] if length <= i)
-        if finished:
-            done = slice(running - finished, running)
-            costs[done] = current[done, :, 2:].amin(-1)
-            running -= finished
-        if not running:
+        now = running[i] if i < frames else 0
+        if now < running[i - 1]:  # these ended at frame i - 1: their best end
+            costs[now : running[i - 1]] = current[now : running[i - 1], :, 2:].amin(-1)
+        if not now:
             break
-        step = following[:running, :, 2:]
-        torch.minimum(current[:running, :, 2:], current[:running, :, 1:-1], out=step)
-        torch.minimum(step, current[:running, :, :-2], out=step)
-        step += distance[i, :running]
+        step = following[:now, :, 2:]
+        torch.minimum(current[:now, :, 2:], current[:now, :, 1:-1], out=step)
+        torch.minimum(step, current[:now, :, :-2], out=step)
+        step += distance[start : start + now]
+        start += now
         current, following = following, current
-    lengths = torch.tensor(query_lengths, device=documents.device, dtype=costs.dtype)
-    return costs / lengths[:, None]
+    return costs / lengths[:, None].to(costs.dtype)
 
 
 def subsequence_costs(
@@ -210,10 +213,10 @@ def subsequence_costs(
     doc_order = sorted(range(len(docs)), key=doc_lengths.__getitem__)
     # rows (query frames) x columns (document frames) <= budget, rows ~ 2 sqrt(budget)
     rows = max(max(query_lengths), 2 * math.isqrt(budget))
-    for chunk in _chunks(doc_order, doc_lengths, budget // rows):
+    for chunk in _chunks(doc_order, doc_lengths, budget // rows, padded=True):
         padded_docs, _ = _padded([docs[d] for d in chunk], device)
         columns = padded_docs.shape[0] * padded_docs.shape[1]
-        for batch in _chunks(query_order, query_lengths, budget // columns):
+        for batch in _chunks(query_order, query_lengths, budget // columns, padded=False):
             batch = batch[::-1]  # longest first
             padded_queries, _ = _padded([unit[q] for q in batch], device)
             costs = _block_costs(
@@ -229,15 +232,21 @@ def subsequence_costs(
     return result
 
 
-def _chunks(order: list[int], lengths: list[int], budget: int) -> list[list[int]]:
-    """Consecutive runs of ``order`` (sorted by length) whose count x longest fits
-    ``budget``; an item alone may exceed it."""
+def _chunks(order: list[int], lengths: list[int], budget: int, padded: bool) -> list[list[int]]:
+    """Consecutive runs of ``order`` (sorted by length) whose size fits ``budget``: count x
+    longest when ``padded``, else the sum of lengths. An item alone may exceed it."""
     chunks: list[list[int]] = []
+    size = 0
     for index in order:
-        if chunks and (len(chunks[-1]) + 1) * lengths[index] <= budget:
+        grown = (
+            (len(chunks[-1]) + 1) * lengths[index] if padded and chunks else size + lengths[index]
+        )
+        if chunks and grown <= budget:
             chunks[-1].append(index)
+            size = grown
         else:
             chunks.append([index])
+            size = lengths[index]
     return chunks
 
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bench.corpus_check import CorpusReport
 from bench.task import TaskMetadata, register_task
-from bench.tasks.corpora.quesst14 import CORPUS_DIR
+from bench.tasks.corpora.quesst14 import CORPUS_DIR, verify_quesst14
 from bench.tasks.demo.tasks import GENERATED, DemoData
 from bench.tasks.superb.qbe import QueryByExampleTask
 
@@ -30,6 +31,9 @@ class DemoQueryByExample(DemoData, QueryByExampleTask):
 
     def root(self) -> Path:
         return DemoData.root(self) / "qbe" / CORPUS_DIR
+
+    def verify(self) -> CorpusReport:
+        return verify_quesst14(self.root(), self.language(), full_counts=None)
 
     def prepare(self) -> None:
         from bench.tasks.demo.generate import build_once
