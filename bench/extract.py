@@ -69,6 +69,21 @@ def make_batches(
     return batches
 
 
+def stored_feature_kind(requested: str, upstream: Upstream) -> str:
+    """The cache kind that serves a protocol's request: ``scene`` is the upstream's own
+    clip embedding where it has one, otherwise the per-layer time means (``pooled``)."""
+    if requested == "scene" and upstream.scene_embedding_size is None:
+        return "pooled"
+    return requested
+
+
+def pad_or_trim(wave: np.ndarray, num_samples: int) -> np.ndarray:
+    """Zeros appended, or samples cut, at the end (hear-preprocess's ffmpeg apad + atrim)."""
+    if len(wave) >= num_samples:
+        return wave[:num_samples]
+    return np.concatenate([wave, np.zeros(num_samples - len(wave), dtype=wave.dtype)])
+
+
 def pad_batch(waves: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
     lengths = torch.tensor([len(w) for w in waves], dtype=torch.long)
     padded = torch.zeros(len(waves), int(lengths.max()), dtype=torch.float32)
@@ -103,6 +118,29 @@ def _valid_mask(lengths: torch.Tensor, num_frames: int) -> torch.Tensor:
     return torch.arange(num_frames)[None, :] < lengths[:, None]
 
 
+def _check_scene(
+    embeddings: torch.Tensor, refs: Sequence[AudioRef], upstream_name: str, size: int
+) -> None:
+    if tuple(embeddings.shape) != (len(refs), size):
+        raise UpstreamOutputError(
+            f"upstream '{upstream_name}': scene embeddings of shape {tuple(embeddings.shape)} "
+            f"for {len(refs)} items of size {size}"
+        )
+    finite = torch.isfinite(embeddings).all(dim=-1)
+    if not bool(finite.all()):
+        bad = [refs[i][0] for i in torch.nonzero(~finite).flatten().tolist()]
+        raise UpstreamOutputError(
+            f"upstream '{upstream_name}' produced NaN/Inf scene embeddings for: {', '.join(bad[:5])}"
+        )
+
+
+def scene_rows(embeddings: torch.Tensor) -> np.ndarray:
+    """``[B, 2, 1, D]``: each clip embedding as one layer, raw and layer-normed."""
+    embeddings = embeddings.float()
+    normed = F.layer_norm(embeddings, embeddings.shape[-1:])
+    return torch.stack([embeddings, normed], dim=1)[:, :, None].cpu().numpy()
+
+
 def pooled_means(output: UpstreamOutput) -> np.ndarray:
     """``[B, 2, L, D]``: each layer's mean over valid frames, raw and per-frame layer-normed."""
     lengths = output.lengths
@@ -135,6 +173,7 @@ class Extractor:
         equal_lengths_only: bool = False,
         show_progress: bool = True,
         gain_db: float = 0.0,
+        clip_seconds: float | None = None,
     ):
         self.upstream = upstream.to(device).eval()
         self.name = upstream_name
@@ -143,6 +182,9 @@ class Extractor:
         self.equal_lengths_only = equal_lengths_only
         self.show_progress = show_progress
         self.gain = 10.0 ** (gain_db / 20.0)
+        self.clip_samples = (
+            None if clip_seconds is None else round(clip_seconds * upstream.sample_rate)
+        )
 
     def fill(self, cache: FeatureCache, label: str = "") -> ExtractionStats:
         stats = ExtractionStats()
@@ -170,22 +212,30 @@ class Extractor:
     def _extract_shard(
         self, cache, shard: Shard, loader, reader, bar, stats: ExtractionStats
     ) -> None:
+        kind = cache.key.kind
         pooled, sequences = [], []
         for refs, waves in self._batches_with_audio(shard, loader, reader):
             wavs, lengths = pad_batch(waves)
+            wavs, lengths = wavs.to(self.device), lengths.to(self.device)
             began = time.perf_counter()
-            with torch.inference_mode():
-                output = self.upstream(wavs.to(self.device), lengths.to(self.device))
-            _check_output(output, refs, self.name)
-            if cache.key.kind == "pooled":
-                pooled.append(pooled_means(output))
+            if kind == "scene":
+                with torch.inference_mode():
+                    embeddings = self.upstream.scene_embeddings(wavs, lengths)
+                _check_scene(embeddings, refs, self.name, self.upstream.scene_embedding_size)
+                pooled.append(scene_rows(embeddings))
             else:
-                sequences.extend(frame_sequences(output))
+                with torch.inference_mode():
+                    output = self.upstream(wavs, lengths)
+                _check_output(output, refs, self.name)
+                if kind == "pooled":
+                    pooled.append(pooled_means(output))
+                else:
+                    sequences.extend(frame_sequences(output))
             stats.forward_seconds += time.perf_counter() - began
             seconds = sum(len(w) for w in waves) / self.upstream.sample_rate
             stats.seconds_of_audio += seconds
             bar.update(seconds)
-        if cache.key.kind == "pooled":
+        if kind != "sequence":
             cache.write_shard(shard, np.concatenate(pooled))
         else:
             cache.write_shard(shard, np.concatenate(sequences), lengths=[len(s) for s in sequences])
@@ -199,6 +249,8 @@ class Extractor:
 
         def read(batch: list[int]) -> list[np.ndarray]:
             waves = [loader.load(*shard.refs[i]) for i in batch]
+            if self.clip_samples is not None:
+                waves = [pad_or_trim(wave, self.clip_samples) for wave in waves]
             return waves if self.gain == 1.0 else [wave * np.float32(self.gain) for wave in waves]
 
         pending: Future | None = reader.submit(read, batches[0]) if batches else None

@@ -101,15 +101,13 @@ class Runner:
     def _build_upstream(self, name: str) -> LoadedUpstream:
         from bench.protocols.base import UpstreamInfo
         from bench.upstreams import resolve_upstream
+        from bench.upstreams.bundle import RemoteCodeNotTrustedError
 
         bundle = resolve_upstream(name)
         options: dict[str, Any] = {}
         if bundle.remote_code:
             if not self.config.upstream.trust_remote_code:
-                raise UpstreamLoadError(
-                    f"upstream '{name}' runs code downloaded with its checkpoint ({bundle.source}); "
-                    "pass --trust-remote-code (or upstream.trust_remote_code=true) if you trust it"
-                )
+                raise UpstreamLoadError(str(RemoteCodeNotTrustedError(name, bundle.source)))
             options["trust_remote_code"] = True
         if self.config.upstream.revision:
             options["revision"] = self.config.upstream.revision
@@ -126,6 +124,8 @@ class Runner:
             num_layers=model.num_layers,
             hidden_size=sizes.pop(),
             frame_rate=float(model.frame_rate),
+            first_frame_centre_s=float(model.first_frame_centre_s),
+            scene_embedding_size=model.scene_embedding_size,
         )
         return LoadedUpstream(name=name, model=model, bundle=bundle, info=info)
 
@@ -157,7 +157,7 @@ class Runner:
 
     def _run(self, task_run: TaskRun, upstream_name: str) -> tuple[ResultRecord, Path]:
         from bench.cache import FeatureCache
-        from bench.extract import Extractor, resolve_device
+        from bench.extract import Extractor, resolve_device, stored_feature_kind
         from bench.protocols.base import PROTOCOLS
 
         config = self.config
@@ -178,19 +178,22 @@ class Runner:
         upstream = self.load_upstream(upstream_name)
         model = upstream.model
         gain_db = float(task.audio_gain_db)
+        clip_seconds = protocol.clip_seconds(data)
+        kind = stored_feature_kind(protocol.feature_kind, model)
         key_fields = {
             "upstream": upstream_name,
             "weights_hash": model.weights_hash(),
             "hidden_sizes": tuple(model.hidden_sizes),
             "frame_rate": float(model.frame_rate),
             "sample_rate": int(model.sample_rate),
-            "kind": protocol.feature_kind,
+            "kind": kind,
             "gain_db": gain_db,
+            "clip_seconds": clip_seconds,
         }
         cache = FeatureCache.open(
             Path(config.paths.cache), key_fields, data.all_items(), config.extract.shard_seconds
         )
-        if protocol.feature_kind == "sequence":
+        if kind == "sequence":
             self._check_sequence_budget(cache, upstream)
         extractor = Extractor(
             model,
@@ -201,6 +204,7 @@ class Runner:
             and config.extract.padding_variant == "exact",
             show_progress=config.runtime.progress,
             gain_db=gain_db,
+            clip_seconds=clip_seconds,
         )
         extraction = extractor.fill(cache, label=f"{name} ({upstream_name})")
         features = cache.load()
@@ -242,6 +246,7 @@ class Runner:
                 "items": {split: len(items) for split, items in data.splits.items()},
                 "fingerprint": cache.key.data_fingerprint,
                 "cache": str(cache.directory),
+                "split_rule": data.extras.get("split_rule"),
             },
             timings={
                 "load_data_s": loaded_at - started,

@@ -2,8 +2,14 @@ import numpy as np
 import pytest
 import soundfile
 from _audio import write_tone
+from _unprivileged import call_unprivileged, make_unreadable, public_tmp_dir
 
 from bench.audio import AudioError, AudioLoader, audio_info
+
+
+@pytest.fixture
+def public_tmp():
+    yield from public_tmp_dir()
 
 
 def test_mono_at_target_rate_is_read_as_is(tmp_path):
@@ -55,3 +61,62 @@ def test_non_finite_audio_is_refused(tmp_path):
     soundfile.write(path, np.array([0.1, np.nan, 0.2], dtype=np.float32), 16000, subtype="FLOAT")
     with pytest.raises(AudioError, match="NaN"):
         AudioLoader(16000).load(path)
+
+
+def test_truncated_wav_is_refused_with_both_lengths(tmp_path):
+    whole = write_tone(tmp_path / "whole.wav", 440, seconds=1.0)
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(whole.read_bytes()[: 44 + 1000])  # 31 ms of the 1 s the header declares
+    expected = (
+        f"{cut}: truncated: the header declares 32,000 bytes of audio (1.000 s), "
+        "the file holds 1,000 (0.031 s)"
+    )
+    with pytest.raises(AudioError) as error:
+        audio_info(cut)
+    assert str(error.value) == expected
+    with pytest.raises(AudioError) as error:
+        AudioLoader(16000).load(cut)
+    assert str(error.value) == expected
+
+
+def test_streaming_wav_header_and_trailing_chunks_are_fine(tmp_path):
+    whole = write_tone(tmp_path / "whole.wav", 440, seconds=0.5)
+    reference = AudioLoader(16000).load(whole)
+    data = whole.read_bytes()
+    with_trailer = tmp_path / "trailer.wav"  # a LIST chunk after the data, as editors write
+    trailer = b"LIST" + (10).to_bytes(4, "little") + b"INFOISFT\x02\x00"
+    riff_size = (len(data) - 8 + len(trailer)).to_bytes(4, "little")
+    with_trailer.write_bytes(data[:4] + riff_size + data[8:] + trailer)
+    np.testing.assert_array_equal(AudioLoader(16000).load(with_trailer), reference)
+    streamed = tmp_path / "streamed.wav"  # ffmpeg to a pipe leaves the sizes at 0xFFFFFFFF
+    streamed.write_bytes(data[:40] + b"\xff\xff\xff\xff" + data[44:])
+    assert audio_info(streamed).frames == 8000
+
+
+def test_truncated_flac_is_refused(tmp_path):
+    rng = np.random.default_rng(0)
+    whole = tmp_path / "whole.flac"
+    soundfile.write(whole, 0.1 * rng.standard_normal(16000), 16000)
+    cut = tmp_path / "cut.flac"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    with pytest.raises(AudioError, match=f"{cut}: (cannot read audio|truncated)"):
+        AudioLoader(16000).load(cut)
+
+
+def test_permission_denied_says_so(public_tmp):
+    path = write_tone(public_tmp / "locked.wav", 440, seconds=0.1)
+    make_unreadable(path)
+    for read in (audio_info, AudioLoader(16000).load):
+        outcome = call_unprivileged(read, path)
+        assert (outcome.error_type, outcome.message) == (
+            "AudioError",
+            f"{path}: cannot read audio (permission denied)",
+        )
+
+
+def test_a_missing_file_and_a_folder_say_so(tmp_path):
+    with pytest.raises(AudioError, match=r"absent\.wav: cannot read audio \(no such file"):
+        audio_info(tmp_path / "absent.wav")
+    (tmp_path / "folder.wav").mkdir()
+    with pytest.raises(AudioError, match=r"folder\.wav: cannot read audio \(is a directory\)"):
+        AudioLoader(16000).load(tmp_path / "folder.wav")

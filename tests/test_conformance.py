@@ -176,7 +176,9 @@ def test_cli_module_and_name_resolution_import_no_torch():
     assert result.stdout.strip() == "False"
 
 
-@pytest.mark.parametrize("name", ["fbank", "fbank_no_cmvn", "mfcc", "tests/fixtures/spear/tiny"])
+@pytest.mark.parametrize(
+    "name", ["fbank", "fbank_no_cmvn", "mfcc", "mfcc_no_cmvn", "tests/fixtures/spear/tiny"]
+)
 def test_bench_check_upstream_passes_for_builtin_and_spear(name, capsys):
     """Through the real command: registered names and a SPEAR snapshot dir."""
     from pathlib import Path

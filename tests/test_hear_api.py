@@ -1,17 +1,14 @@
-"""bench upstreams exported as a HEAR-API module, and HEAR-API modules imported as upstreams."""
+"""bench upstreams exported as a HEAR-API module (the other direction: test_hear_module.py)."""
 
 from __future__ import annotations
 
 import importlib
 import json
-import textwrap
 
 import pytest
 import torch
 
-from bench.conformance import check_upstream, format_report
-from bench.upstreams import hear_api, resolve_upstream
-from bench.upstreams.hear_module import HearModuleUpstream
+from bench.upstreams import hear_api
 
 SR = 16_000
 
@@ -115,73 +112,3 @@ def test_hear_eval_kit_style_loading():
     assert embeddings.shape[-1] == 39
     with pytest.raises(ValueError, match="once"):
         module.load_model("mfcc", upstream="fbank")
-
-
-HEAR_MODULE = '''
-"""A minimal HEAR-API module: 25 ms frames every 20 ms, mean and energy features."""
-import torch
-
-class Framer(torch.nn.Module):
-    sample_rate = 16000
-    timestamp_embedding_size = 2
-    scene_embedding_size = 2
-
-    def __init__(self):
-        super().__init__()
-        self.register_buffer("gain", torch.ones(1))
-
-def load_model(model_file_path=""):
-    return Framer()
-
-def get_timestamp_embeddings(audio, model):
-    frames = audio.unfold(1, 400, 320)
-    embeddings = torch.stack([frames.mean(-1), frames.square().mean(-1)], dim=-1) * model.gain
-    centres = 12.5 + 20.0 * torch.arange(frames.shape[1], dtype=torch.float32)
-    return embeddings, centres.expand(audio.shape[0], -1)
-
-def get_scene_embeddings(audio, model):
-    return get_timestamp_embeddings(audio, model)[0].mean(1)
-'''
-
-
-@pytest.fixture
-def hear_module_name(tmp_path, monkeypatch):
-    (tmp_path / "tiny_hear_module.py").write_text(textwrap.dedent(HEAR_MODULE))
-    monkeypatch.syspath_prepend(str(tmp_path))
-    return "tiny_hear_module"
-
-
-def test_hear_module_as_upstream(hear_module_name):
-    bundle = resolve_upstream(f"hear:{hear_module_name}")
-    upstream = bundle.build()
-    assert isinstance(upstream, HearModuleUpstream)
-    assert upstream.frame_rate == pytest.approx(50.0)
-    assert upstream.first_frame_centre_s == pytest.approx(0.0125)
-    assert upstream.hidden_sizes == (2,)
-    wavs = torch.zeros(2, 16_000)
-    wavs[0].normal_()
-    wavs[1, :8_000].normal_()
-    out = upstream(wavs, torch.tensor([16_000, 8_000]))
-    assert (
-        out.lengths.tolist()
-        == [49, 24]
-        == [upstream.num_frames(16_000), upstream.num_frames(8_000)]
-    )
-    report = check_upstream(upstream, bundle=bundle)
-    assert report.passed, format_report(report)
-
-
-def test_round_trip_through_the_hear_api(monkeypatch):
-    """bench's own export, imported as a HEAR module, reproduces the upstream."""
-    upstream = HearModuleUpstream("bench.upstreams.hear_api", "fbank_no_cmvn@last")
-    direct = resolve_upstream("fbank_no_cmvn").build()
-    wavs = sounds(2)
-    lengths = torch.tensor([wavs.shape[1], 20_000])
-    wavs[1, 20_000:] = 0
-    via_hear = upstream(wavs, lengths)
-    reference = direct(wavs, lengths)
-    assert via_hear.lengths.tolist() == reference.lengths.tolist()
-    frames = int(reference.lengths[1])
-    torch.testing.assert_close(
-        via_hear.hidden_states[0][1, :frames], reference.hidden_states[0][1, :frames]
-    )

@@ -13,10 +13,10 @@ from bench.hear import metrics
 from bench.hear.events import (
     Postprocessing,
     frame_targets,
-    frame_timestamps_ms,
     postprocessing_grid,
     predictions_to_events,
 )
+from bench.protocols.base import UpstreamInfo
 
 
 @pytest.fixture(scope="module")
@@ -218,7 +218,7 @@ def test_hear_score() -> None:
 
 
 def test_frame_labels_follow_the_reference_interval_rule() -> None:
-    stamps = frame_timestamps_ms(6, frame_rate=4.0)  # 125, 375, ..., 1375 ms
+    stamps = UpstreamInfo("u", 1, 1, 4.0, first_frame_centre_s=0.125).frame_times_ms(6)
     assert stamps.tolist() == [125.0, 375.0, 625.0, 875.0, 1125.0, 1375.0]
     # [375, 875] ms: both ends inclusive, as the reference's interval tree with +0.0001 ms.
     targets = frame_targets([(0.375, 0.875, "b")], stamps, {"a": 0, "b": 1})

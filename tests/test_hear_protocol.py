@@ -213,7 +213,7 @@ def test_protocols_refuse_the_other_embedding_type(dcase_root: Path) -> None:
     with pytest.raises(DataError, match="is a event task; this protocol evaluates scene tasks"):
         HearSceneProtocol().run(task, task.load(), store, store.upstream, quick_settings())
     assert (HearSceneProtocol.feature_kind, HearTimestampProtocol.feature_kind) == (
-        "pooled",
+        "scene",
         "sequence",
     )
 

@@ -66,6 +66,53 @@ def test_mfcc_matches_kaldi_native_fbank(batch):
         )
 
 
+def _deltas(feats: np.ndarray, window: int = 5) -> np.ndarray:
+    """torchaudio's ComputeDeltas on [T, F]: edge frames replicated, regression over +-2."""
+    half = window // 2
+    padded = np.concatenate([feats[:1].repeat(half, 0), feats, feats[-1:].repeat(half, 0)])
+    denom = 2 * sum(n * n for n in range(1, half + 1))
+    length = len(feats)
+    return (
+        sum(
+            n * (padded[half + n : half + n + length] - padded[half - n : half - n + length])
+            for n in range(1, half + 1)
+        )
+        / denom
+    )
+
+
+def s3prl_mfcc(wave: np.ndarray, cmvn: bool) -> np.ndarray:
+    """s3prl's upstream/baseline/mfcc.yaml, independently: Kaldi MFCC (13 cepstra, 23 bins,
+    no energy, no dither), deltas of order 2 over 5 frames, then per-utterance CMVN with
+    the unbiased standard deviation plus 1e-10."""
+    options = knf.MfccOptions()
+    options.frame_opts.dither = 0.0
+    options.use_energy = False
+    options.num_ceps = 13
+    options.mel_opts.num_bins = 23
+    base = reference(wave, options).astype(np.float64)
+    delta = _deltas(base)
+    feats = np.concatenate([base, delta, _deltas(delta)], axis=1)
+    if cmvn:
+        feats = (feats - feats.mean(0)) / (feats.std(0, ddof=1) + 1e-10)
+    return feats
+
+
+@pytest.mark.parametrize(("name", "cmvn"), [("mfcc", True), ("mfcc_no_cmvn", False)])
+def test_registered_mfcc_is_s3prl_mfcc(batch, name, cmvn):
+    """`mfcc` is SUPERB's MFCC (s3prl's, with CMVN); `mfcc_no_cmvn` the same without it."""
+    from bench.upstreams import resolve_upstream
+
+    waves, padded, lengths = batch
+    out = resolve_upstream(name).build()(padded, lengths)
+    for row, wave in enumerate(waves[:3]):
+        expected = s3prl_mfcc(wave, cmvn)
+        assert int(out.lengths[row]) == len(expected)
+        np.testing.assert_allclose(
+            out.hidden_states[0][row, : len(expected)].numpy(), expected, atol=2e-3, rtol=1e-3
+        )
+
+
 def test_batch_equals_one_utterance_at_a_time(batch):
     waves, padded, lengths = batch
     upstream = fbank(cmvn=True)

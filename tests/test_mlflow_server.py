@@ -93,10 +93,18 @@ def test_run_against_a_server_and_report_from_it(
 ):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
     overrides = [o for o in fast_overrides if not o.startswith("tracking.uri")]
-    run = ["run", "--task", "demo.keywords", "--upstream", "mfcc", "--data-root", str(demo_root)]
+    run = [
+        "run",
+        "--task",
+        "demo.keywords",
+        "--upstream",
+        "mfcc_no_cmvn",
+        "--data-root",
+        str(demo_root),
+    ]
     assert main([*run, *overrides]) == 0
     records = tmp_path / "workspace" / "records"
-    record = pd.read_json(records / "mfcc" / "demo.keywords.json", typ="series")
+    record = pd.read_json(records / "mfcc_no_cmvn" / "demo.keywords.json", typ="series")
     assert record["mlflow"]["tracking_uri"] == mlflow_server
     accuracy = record["metrics"]["test"]["accuracy"]["mean"]
     shutil.rmtree(records)  # the report must come from the server
@@ -106,7 +114,9 @@ def test_run_against_a_server_and_report_from_it(
     argv = ["report", "--source", "mlflow", "--out", str(out), "--format", "csv,md"]
     assert main([*argv, *overrides]) == 0
     tidy = pd.read_csv(out / "leaderboard.csv")
-    cell = tidy[(tidy["upstream"] == "mfcc") & (tidy["task"] == "demo.keywords") & tidy["is_main"]]
+    cell = tidy[
+        (tidy["upstream"] == "mfcc_no_cmvn") & (tidy["task"] == "demo.keywords") & tidy["is_main"]
+    ]
     assert cell["source"].item() == "mlflow"
     assert cell["mean"].item() == pytest.approx(accuracy)
     assert cell["n"].item() == 1
@@ -116,4 +126,4 @@ def test_run_against_a_server_and_report_from_it(
     monkeypatch.delenv("MLFLOW_TRACKING_URI")
     argv = ["report", "--tracking-uri", mlflow_server, "--out", str(out), "--format", "md"]
     assert main([*argv, *overrides]) == 0
-    assert "| mfcc |" in (out / "leaderboard.md").read_text()
+    assert "| mfcc_no_cmvn |" in (out / "leaderboard.md").read_text()

@@ -13,7 +13,7 @@ from bench.cli import main
 
 pytestmark = pytest.mark.slow
 
-UPSTREAMS = ("fbank_no_cmvn", "mfcc")
+UPSTREAMS = ("fbank_no_cmvn", "mfcc_no_cmvn")
 DEMO_TASKS = ("demo.events", "demo.instruments", "demo.keywords")
 # Smaller than fast_overrides: one seed, short schedules, one HEAR grid point with a narrow MLP.
 QUICK = [
@@ -52,7 +52,7 @@ def test_report_writes_markdown_csv_and_html(workspace, tmp_path, capsys):
     markdown = (out / "leaderboard.md").read_text()
     header = next(line for line in markdown.splitlines() if line.startswith("| upstream"))
     assert all(task in header for task in DEMO_TASKS)
-    assert "| fbank_no_cmvn |" in markdown and "| mfcc |" in markdown
+    assert "| fbank_no_cmvn |" in markdown and "| mfcc_no_cmvn |" in markdown
     assert "## Published references" in markdown and "| hubert_base |" in markdown
 
     tidy = pd.read_csv(out / "leaderboard.csv")
@@ -79,7 +79,7 @@ def test_report_filters_rows_and_columns(workspace, tmp_path):
         "--out",
         str(out),
         "--upstreams",
-        "mfcc",
+        "mfcc_no_cmvn",
         "--tasks",
         "demo.k*",
         "--format",
@@ -88,7 +88,7 @@ def test_report_filters_rows_and_columns(workspace, tmp_path):
     assert main([*argv, *settings(workspace)]) == 0
     assert [p.name for p in out.iterdir()] == ["leaderboard.md"]
     markdown = (out / "leaderboard.md").read_text()
-    assert "| mfcc |" in markdown and "| fbank_no_cmvn |" not in markdown
+    assert "| mfcc_no_cmvn |" in markdown and "| fbank_no_cmvn |" not in markdown
     header = next(line for line in markdown.splitlines() if line.startswith("| upstream"))
     assert "demo.keywords" in header and "demo.events" not in header
 
@@ -100,22 +100,22 @@ def test_report_without_results_is_one_clear_error(tmp_path, capsys):
 
 @pytest.fixture(scope="module")
 def baseline(workspace: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("baselines") / "demo-mfcc.json"
-    argv = ["baseline", "save", "--upstream", "mfcc", "--out", str(path)]
+    path = tmp_path_factory.mktemp("baselines") / "demo-mfcc_no_cmvn.json"
+    argv = ["baseline", "save", "--upstream", "mfcc_no_cmvn", "--out", str(path)]
     assert main([*argv, *settings(workspace)]) == 0
     return path
 
 
 def check(workspace: Path, baseline: Path, *extra: str) -> int:
-    argv = ["check", "--upstream", "mfcc", "--baseline", str(baseline), *extra]
+    argv = ["check", "--upstream", "mfcc_no_cmvn", "--baseline", str(baseline), *extra]
     return main([*argv, *settings(workspace)])
 
 
 def test_baseline_keeps_each_task_main_metric(baseline, workspace):
     payload = json.loads(baseline.read_text())
-    assert payload["upstream"] == "mfcc" and payload["weights_hash"]
+    assert payload["upstream"] == "mfcc_no_cmvn" and payload["weights_hash"]
     assert sorted(payload["tasks"]) == list(DEMO_TASKS)
-    record = json.loads((workspace / "records" / "mfcc" / "demo.keywords.json").read_text())
+    record = json.loads((workspace / "records" / "mfcc_no_cmvn" / "demo.keywords.json").read_text())
     keywords = payload["tasks"]["demo.keywords"]
     assert keywords["mean"] == record["metrics"]["test"]["accuracy"]["mean"]
     assert (keywords["metric"], keywords["unit"], keywords["n"]) == ("accuracy", "%", 1)
@@ -130,7 +130,7 @@ def test_check_passes_against_its_own_baseline(workspace, baseline, capsys):
 
 def test_check_fails_against_a_better_baseline(workspace, baseline, tmp_path, capsys):
     better = json.loads(baseline.read_text())
-    better["tasks"]["demo.keywords"]["mean"] += 5.0  # five points more than mfcc reaches
+    better["tasks"]["demo.keywords"]["mean"] += 5.0  # five points more than mfcc_no_cmvn reaches
     path = tmp_path / "better.json"
     path.write_text(json.dumps(better))
     verdict = tmp_path / "verdict.md"
@@ -145,7 +145,7 @@ def test_check_fails_against_a_better_baseline(workspace, baseline, tmp_path, ca
 def test_check_cannot_evaluate_a_missing_task(workspace, baseline, tmp_path, capsys):
     records = tmp_path / "records"
     shutil.copytree(workspace / "records", records)
-    (records / "mfcc" / "demo.events.json").unlink()
+    (records / "mfcc_no_cmvn" / "demo.events.json").unlink()
     assert check(workspace, baseline, "--records", str(records)) == 2
     output = capsys.readouterr().out
     assert "COULD NOT EVALUATE" in output and "| **missing** |" in output
@@ -161,7 +161,7 @@ def test_check_run_reruns_the_tasks_to_identical_metrics(baseline, demo_root, tm
     fresh = tmp_path / "fresh"
     extra = ["--run", "--data-root", str(demo_root), "--tolerance", "0", "tracking.enabled=false"]
     assert check(fresh, path, *extra) == 0
-    assert (fresh / "records" / "mfcc" / "demo.keywords.json").is_file()
+    assert (fresh / "records" / "mfcc_no_cmvn" / "demo.keywords.json").is_file()
     assert "| +0.00 |" in capsys.readouterr().out
 
 

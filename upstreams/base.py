@@ -41,15 +41,25 @@ class Upstream(torch.nn.Module):
     #: False for encoders whose output depends on the padding of the batch (e.g. SPEAR);
     #: extraction then runs such encoders one utterance at a time.
     padding_invariant: bool = True
+    #: Width of the encoder's own clip-level embedding (``scene_embeddings``), for the
+    #: encoders that define one (a HEAR-API module's ``get_scene_embeddings``); None for
+    #: the rest, whose clip embedding is the time mean of each layer's states.
+    scene_embedding_size: int | None = None
 
     @property
     def first_frame_centre_s(self) -> float:
         """Time (s) of the centre of frame 0; frame i is centred at this + i / frame_rate.
 
         Used for HEAR timestamps. The default, half a frame, suits encoders without a
-        known receptive field; families that know theirs override it.
+        known receptive field; families that know theirs override it (the middle of the
+        samples frame 0 depends on, a window ``[a, a + n)`` centred at ``a + n / 2``).
         """
         return 0.5 / self.frame_rate
+
+    def frame_times(self, num_frames: int) -> Tensor:
+        """Centres (s, float64) of the first ``num_frames`` frames."""
+        index = torch.arange(num_frames, dtype=torch.float64)
+        return self.first_frame_centre_s + index / self.frame_rate
 
     @property
     def num_layers(self) -> int:
@@ -66,6 +76,13 @@ class Upstream(torch.nn.Module):
     def num_frames(self, num_samples: int) -> int:
         """Frames ``forward`` returns for an utterance of ``num_samples`` samples."""
         raise NotImplementedError
+
+    def scene_embeddings(self, wavs: Tensor, wav_lens: Tensor) -> Tensor:
+        """``[B, scene_embedding_size]``: the encoder's own embedding of each utterance.
+
+        Only for encoders that set ``scene_embedding_size``; same inputs as ``forward``.
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no clip-level embedding of its own")
 
     def hash_extra(self) -> str:
         """Anything besides the parameters that changes outputs (preprocessing settings)."""

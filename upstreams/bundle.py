@@ -24,8 +24,9 @@ class UpstreamBundle:
     source: a HuggingFace hub id, a local path, or ``"builtin"`` for weight-free encoders.
     num_layers / hidden_size / frame_rate: what ``forward`` returns, for listings;
         None where it is only known once the checkpoint is read.
-    remote_code: building it executes code downloaded with the checkpoint; refused
-        unless the user passes ``--trust-remote-code``.
+    remote_code: building it executes Python code that is not part of bench (code
+        shipped with a checkpoint; a ``hear:<module>``'s module, which importing runs);
+        refused unless the user passes ``--trust-remote-code``.
     extra: the pip extra that provides its dependencies (``pip install bench-ssl[extra]``).
     """
 
@@ -54,11 +55,12 @@ class UpstreamBundle:
 
 
 class RemoteCodeNotTrustedError(PermissionError):
-    """Building would execute Python code downloaded with the checkpoint."""
+    """Building would execute Python code that is not part of bench."""
 
     def __init__(self, name: str, source: str):
         super().__init__(
-            f"upstream '{name}' runs Python code shipped with its checkpoint ({source}); "
+            f"upstream '{name}' runs Python code that is not part of bench ({source}); "
             "that code executes with your user's full permissions. Read it first, then pass "
-            "--trust-remote-code (trust_remote_code=True in Python) to allow it."
+            "--trust-remote-code (upstream.trust_remote_code=true in the config; "
+            "trust_remote_code=True in Python) to allow it."
         )

@@ -15,36 +15,52 @@ def _register(*bundles: UpstreamBundle) -> None:
         UPSTREAMS.register(bundle.name, bundle)
 
 
-# -- classical features (SUPERB's FBANK row) --------------------------------------------
+# -- classical features (SUPERB's FBANK row; names as s3prl's baseline upstream) --------
+def _classical(
+    name: str, features: str, width: int, cmvn: bool, description: str
+) -> UpstreamBundle:
+    return UpstreamBundle(
+        name=name,
+        family="classical",
+        builder=f"bench.upstreams.classical:{features}",
+        description=description,
+        num_layers=1,
+        hidden_size=width,
+        frame_rate=100.0,
+        options={"cmvn": cmvn},
+    )
+
+
 _register(
-    UpstreamBundle(
-        name="fbank",
-        family="classical",
-        builder="bench.upstreams.classical:fbank",
-        description="80 log-mel + deltas, per-utterance CMVN (SUPERB FBANK; chance on mean-pooled tasks)",
-        num_layers=1,
-        hidden_size=240,
-        frame_rate=100.0,
-        options={"cmvn": True},
+    _classical(
+        "fbank",
+        "fbank",
+        240,
+        cmvn=True,
+        description="80 log-mel + deltas, per-utterance CMVN (SUPERB FBANK, s3prl's fbank; "
+        "chance on mean-pooled tasks)",
     ),
-    UpstreamBundle(
-        name="fbank_no_cmvn",
-        family="classical",
-        builder="bench.upstreams.classical:fbank",
+    _classical(
+        "fbank_no_cmvn",
+        "fbank",
+        240,
+        cmvn=False,
         description="80 log-mel + deltas, no normalisation",
-        num_layers=1,
-        hidden_size=240,
-        frame_rate=100.0,
-        options={"cmvn": False},
     ),
-    UpstreamBundle(
-        name="mfcc",
-        family="classical",
-        builder="bench.upstreams.classical:mfcc",
-        description="13 MFCCs + deltas (Kaldi: 23 mel bins, lifter 22, no CMVN)",
-        num_layers=1,
-        hidden_size=39,
-        frame_rate=100.0,
+    _classical(
+        "mfcc",
+        "mfcc",
+        39,
+        cmvn=True,
+        description="13 MFCCs + deltas, per-utterance CMVN (SUPERB MFCC, s3prl's mfcc; "
+        "chance on mean-pooled tasks)",
+    ),
+    _classical(
+        "mfcc_no_cmvn",
+        "mfcc",
+        39,
+        cmvn=False,
+        description="13 MFCCs + deltas (Kaldi: 23 mel bins, lifter 22), no normalisation",
     ),
 )
 
@@ -325,7 +341,11 @@ def detect_s3prl(name: str) -> UpstreamBundle | None:
 
 
 def detect_hear_module(name: str) -> UpstreamBundle | None:
-    """``hear:<importable module>[:<model file>]``, e.g. ``hear:hearbaseline.naive``."""
+    """``hear:<importable module>[:<model file>]``, e.g. ``hear:hearbaseline.naive``.
+
+    Importing a module runs its code, so building one needs ``--trust-remote-code`` like
+    a checkpoint that ships code (resolving the name imports nothing).
+    """
     if not name.startswith(HEAR_PREFIX):
         return None
     module, _, model_file = name[len(HEAR_PREFIX) :].partition(":")
@@ -334,9 +354,11 @@ def detect_hear_module(name: str) -> UpstreamBundle | None:
         family="hear",
         builder="bench.upstreams.hear_module:build",
         source=model_file or module,
-        description=f"HEAR-API module {module} (its timestamp embeddings as one layer)",
+        description=f"HEAR-API module {module} (timestamp embeddings as one layer; "
+        "its scene embeddings on scene tasks)",
         num_layers=1,
         options={"module": module, "model_file": model_file or None},
+        remote_code=True,
     )
 
 

@@ -122,8 +122,7 @@ class HearModel(torch.nn.Module):
 
     def timestamps_ms(self, num_sounds: int, num_frames: int, device: torch.device) -> Tensor:
         """Frame centres in milliseconds, ``[num_sounds, num_frames]``."""
-        frame = torch.arange(num_frames, device=device, dtype=torch.float64)
-        centres = self.upstream.first_frame_centre_s + frame / self.upstream.frame_rate
+        centres = self.upstream.frame_times(num_frames).to(device)
         return (centres * 1000.0).float().expand(num_sounds, num_frames)
 
 

@@ -47,6 +47,17 @@ class FbankOptions:
     def fft_size(self) -> int:
         return 1 << (self.window_size - 1).bit_length()
 
+    @property
+    def first_frame_centre_s(self) -> float:
+        """Centre of frame 0 (s): the middle of its window (frame i: this + i * shift).
+
+        ``snip_edges``: frame i starts at ``i * shift``; otherwise (Kaldi's
+        ``snip_edges=false``) frame i is centred on ``(i + 1/2) * shift``.
+        """
+        size, shift = self.window_size, self.window_shift
+        first_sample = 0 if self.snip_edges else -((size - shift) // 2)
+        return (first_sample + size / 2) / self.sample_rate
+
     def num_frames(self, num_samples: int) -> int:
         size, shift = self.window_size, self.window_shift
         if self.snip_edges:

@@ -25,7 +25,7 @@ COMMAND_MODULES = (
 EPILOG = """\
 quick start:
   bench run --suite demo                          offline demo suite, default upstream
-  bench run --task demo.keywords --upstream mfcc probe.seeds=[0]
+  bench run --task demo.keywords --upstream mfcc_no_cmvn probe.seeds=[0]
   bench run --task superb.ks --upstream wavlm_base_plus --data-root /data/speech_commands
   bench list tasks                                what can be run (also: upstreams, suites)
   bench report                                    leaderboard (Markdown, CSV, HTML) of the results

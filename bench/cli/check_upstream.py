@@ -38,7 +38,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--trust-remote-code",
         action="store_true",
-        help="allow checkpoints that ship their own Python code to run it (read it first)",
+        help="allow code that is not part of bench to run (checkpoints that ship code, "
+        "hear:<module>); read it first",
     )
     parser.add_argument("--device", default="cpu", help="torch device to run on (default: cpu)")
     parser.set_defaults(func=run)

@@ -16,7 +16,7 @@ DEFAULT_OUT = Path("results/report")
 EXAMPLES = """\
 examples:
   bench report                                    every record under bench_runs/records
-  bench report --upstreams fbank_no_cmvn mfcc --tasks 'demo.*' --format md
+  bench report --upstreams fbank_no_cmvn mfcc_no_cmvn --tasks 'demo.*' --format md
   bench report --tracking-uri http://127.0.0.1:5000          from an MLflow server only
   bench report --records bench_runs/records --tracking-uri sqlite:///bench_runs/mlflow.db
       (both: records win; each is checked against its own MLflow run)

@@ -17,7 +17,7 @@ log = logging.getLogger("bench.cli")
 EXAMPLES = """\
 examples:
   bench run --suite demo
-  bench run --suite demo --upstream mfcc probe.seeds=[0]
+  bench run --suite demo --upstream mfcc_no_cmvn probe.seeds=[0]
   bench run --task superb.ks --upstream wavlm_base_plus --data-root /data
       (/data holds speech_commands_v0.01/ and speech_commands_test_set_v0.01/)
   bench run --suite superb-utterance --upstream fbank --data-root /data
@@ -60,7 +60,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     behaviour.add_argument(
         "--trust-remote-code",
         action="store_true",
-        help="allow checkpoints that run code shipped with them (e.g. USAD)",
+        help="allow code that is not part of bench to run: checkpoints that ship code "
+        "(e.g. USAD) and hear:<module> (importing a module runs it)",
     )
     behaviour.add_argument(
         "--device", metavar="DEVICE", help="extraction device: auto, cpu, cuda, cuda:N"

@@ -8,9 +8,8 @@ from the first to the last frame's timestamp; events shorter than a minimum dura
 dropped. The filter width and minimum duration form a small grid chosen on validation
 (HEAR default: 250 ms filter, 125 or 250 ms minimum).
 
-Frame timestamps: bench upstreams give hidden states at ``frame_rate`` frames per second;
-frame ``i`` is stamped at its centre, ``(i + 0.5) / frame_rate`` seconds (in ms here), the
-same convention as the HEAR baseline's timestamps.
+Timestamps are the upstream's frame centres (``UpstreamInfo.frame_times_ms``): a HEAR
+module's own timestamps, the receptive-field centres of bench's encoders.
 """
 
 from __future__ import annotations
@@ -56,11 +55,6 @@ def postprocessing_grid(spec: Mapping[str, Sequence[float]] | None) -> tuple[Pos
     return tuple(
         Postprocessing(float(f), float(d)) for f, d in itertools.product(filters, durations)
     )
-
-
-def frame_timestamps_ms(num_frames: int, frame_rate: float) -> np.ndarray:
-    """Centre of each frame, in milliseconds."""
-    return (np.arange(num_frames) + 0.5) * (1000.0 / frame_rate)
 
 
 def frame_targets(

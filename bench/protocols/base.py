@@ -24,17 +24,38 @@ if TYPE_CHECKING:
     from bench.data import Item, TaskData
     from bench.task import Task
 
-FeatureKind = Literal["pooled", "sequence"]
+#: What a protocol asks the cache for: ``pooled`` (each layer's time mean per item),
+#: ``sequence`` (every frame) or ``scene`` (one vector per clip: the upstream's own clip
+#: embedding, as a single layer of ``UpstreamInfo.scene_embedding_size``, where it has one;
+#: else exactly ``pooled``).
+FeatureKind = Literal["pooled", "sequence", "scene"]
 
 
 @dataclass(frozen=True)
 class UpstreamInfo:
-    """What a protocol may know about the encoder."""
+    """What a protocol may know about the encoder.
+
+    first_frame_centre_s: the centre of frame 0 (frame i: + i / frame_rate), as the
+        upstream declares it; None means half a frame.
+    scene_embedding_size: the width of the upstream's own clip embedding, which the
+        ``scene`` feature kind holds; None when it has none.
+    """
 
     name: str
     num_layers: int
     hidden_size: int
     frame_rate: float
+    first_frame_centre_s: float | None = None
+    scene_embedding_size: int | None = None
+
+    def frame_times_ms(self, num_frames: int) -> np.ndarray:
+        """Centres of the first ``num_frames`` frames, in milliseconds."""
+        first = (
+            0.5 / self.frame_rate
+            if self.first_frame_centre_s is None
+            else self.first_frame_centre_s
+        )
+        return (first + np.arange(num_frames) / self.frame_rate) * 1000.0
 
 
 class FeatureStore(TypingProtocol):
@@ -136,6 +157,11 @@ class ProbeProtocol:
     """Base class of protocols. ``feature_kind`` says which cache the runner must fill."""
 
     feature_kind: ClassVar[FeatureKind]
+
+    def clip_seconds(self, data: TaskData) -> float | None:
+        """The duration (s) every clip is zero-padded or trimmed to (at its end) before the
+        upstream, or None to use each clip as it is. The runner keys the cache by it."""
+        return None
 
     def run(
         self,

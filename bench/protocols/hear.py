@@ -2,12 +2,20 @@
 
 Two protocols, one per HEAR embedding type:
 
-- ``hear.scene`` (``HearSceneProtocol``, feature kind ``pooled``): one embedding per clip, the
-  per-layer time mean of the upstream's hidden states (``[N, L, D]``).
+- ``hear.scene`` (``HearSceneProtocol``, feature kind ``scene``): one embedding per clip: the
+  upstream's own clip embedding where it has one (a HEAR-API module's
+  ``get_scene_embeddings``, as hear-eval-kit uses it), else the per-layer time mean of its
+  hidden states (``[N, L, D]``).
 - ``hear.timestamp`` (``HearTimestampProtocol``, feature kind ``sequence``): one embedding
-  per upstream frame, stamped at the frame centre ``(i + 0.5) / frame_rate`` s; frames are
-  labelled with the events active there, predictions become events by median filtering,
-  thresholding at 0.5 and a minimum duration (``bench.hear.events``).
+  per upstream frame, stamped at the frame's centre as the upstream declares it
+  (``UpstreamInfo.frame_times_ms``: a HEAR module's own timestamps, the receptive-field
+  centre of bench's encoders); frames are labelled with the events active there,
+  predictions become events by median filtering, thresholding at 0.5 and a minimum
+  duration (``bench.hear.events``).
+
+Every clip is zero-padded or trimmed at its end to the task's ``sample_duration`` before the
+upstream (``clip_seconds``), as hear-preprocess makes the files hear-eval-kit embeds; the
+HEAR archives' files already have that length.
 
 Procedure (as the reference): the task's first fold (or its only train/valid/test split)
 trains every sampled grid point (8 of 16, seed 42, ``bench.hear.grid``); the point with
@@ -30,6 +38,7 @@ bench's fixes are switched by the task's options (``bench.hear.options.HearOptio
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Mapping, Sequence
@@ -44,7 +53,6 @@ from bench.data import DataError, Fold, Item, TaskData
 from bench.hear.events import (
     Postprocessing,
     frame_targets,
-    frame_timestamps_ms,
     postprocessing_grid,
     predictions_to_events,
 )
@@ -154,6 +162,7 @@ class _HearProtocol(ProbeProtocol):
     ) -> ProbeOutcome:
         metadata = _hear_metadata(data, self.embedding_type)
         options = task.options if isinstance(task.options, HearOptions) else HearOptions()
+        upstream = self.feature_layout(upstream)
         layers = _layer_plan(settings.layers, upstream.num_layers)
         splits = {
             name: self._split(items, data, features, upstream, settings, layers)
@@ -161,7 +170,22 @@ class _HearProtocol(ProbeProtocol):
         }
         normalize = settings.layer_norm and self.normalizes_frames
         run = _ProtocolRun(metadata, options, settings, upstream, layers, normalize, data, splits)
-        return run.execute()
+        outcome = run.execute()
+        outcome.selected["embedding"] = self.embedding_description(upstream)
+        outcome.selected["clip_seconds"] = metadata.sample_duration
+        return outcome
+
+    def clip_seconds(self, data: TaskData) -> float | None:
+        """The task's ``sample_duration`` (None: clips as they are)."""
+        return _hear_metadata(data, self.embedding_type).sample_duration
+
+    def feature_layout(self, upstream: UpstreamInfo) -> UpstreamInfo:
+        """The layers and width of the features this protocol reads."""
+        return upstream
+
+    def embedding_description(self, upstream: UpstreamInfo) -> str:
+        """What the predictor was trained on, for the record."""
+        raise NotImplementedError  # pragma: no cover - implemented by each protocol
 
     def _split(
         self,
@@ -176,11 +200,24 @@ class _HearProtocol(ProbeProtocol):
 
 
 class HearSceneProtocol(_HearProtocol):
-    """HEAR scene tasks: a predictor on per-clip embeddings (per-layer time means)."""
+    """HEAR scene tasks: a predictor on per-clip embeddings (the upstream's own, else
+    per-layer time means)."""
 
-    feature_kind = "pooled"
+    feature_kind = "scene"
     embedding_type = "scene"
     normalizes_frames = False
+
+    def feature_layout(self, upstream: UpstreamInfo) -> UpstreamInfo:
+        if upstream.scene_embedding_size is None:
+            return upstream
+        return dataclasses.replace(
+            upstream, num_layers=1, hidden_size=upstream.scene_embedding_size
+        )
+
+    def embedding_description(self, upstream: UpstreamInfo) -> str:
+        if upstream.scene_embedding_size is None:
+            return "time mean of each layer"
+        return "the upstream's own scene embedding"
 
     def _split(
         self,
@@ -206,6 +243,10 @@ class HearTimestampProtocol(_HearProtocol):
     embedding_type = "event"
     normalizes_frames = True
 
+    def embedding_description(self, upstream: UpstreamInfo) -> str:
+        first_ms = float(upstream.frame_times_ms(1)[0])
+        return f"frames, centred at {first_ms:g} + {1000 / upstream.frame_rate:g} i ms"
+
     def _split(
         self,
         items: Sequence[Item],
@@ -223,7 +264,7 @@ class HearTimestampProtocol(_HearProtocol):
             reference[item.key] = list(item.label)
             if len(sequence) == 0:
                 continue  # nothing to predict on; the reference never sees such a file either
-            timestamps = frame_timestamps_ms(len(sequence), upstream.frame_rate)
+            timestamps = upstream.frame_times_ms(len(sequence))
             frames.append(layers.select(np.asarray(sequence, dtype=np.float16)))
             targets.append(frame_targets(item.label, timestamps, label_index))
             groups.append(np.full(len(sequence), len(files)))

@@ -7,6 +7,7 @@
 
 Each corpus is written to a temporary directory and renamed into place when complete,
 so an interrupted generation is redone, never half-used; a complete one is reused.
+Concurrent first uses of one data root generate it once (a file lock; the others wait).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
+from bench.fileio import file_lock, remove_stale_temporaries, temporary_path
 from bench.tasks.corpora.speech_commands import (
     BACKGROUND_DIR,
     KEYWORDS,
@@ -57,19 +59,37 @@ EVENT_CLIP_SECONDS = 3.0
 
 
 def build_once(target: Path, build: Callable[[Path], None]) -> Path:
-    """Run ``build(tmp)`` and move ``tmp`` to ``target``, unless ``target`` is complete."""
-    marker = target / COMPLETE_MARKER
-    if marker.is_file() and json.loads(marker.read_text()).get("version") == GENERATOR_VERSION:
+    """Run ``build(tmp)`` and move ``tmp`` to ``target``, unless ``target`` is complete.
+
+    Under a lock beside ``target``: when two runs start on a fresh data root together, one
+    generates and the other waits, then reuses it. Partial folders of killed runs are
+    removed (``bench.fileio.remove_stale_temporaries``); a failed build removes its own."""
+    if _is_complete(target):
         return target
-    shutil.rmtree(target, ignore_errors=True)
-    partial = target.with_name(f".{target.name}.partial-{os.getpid()}")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    log.info("generating demo corpus %s", target)
-    build(partial)
-    (partial / COMPLETE_MARKER).write_text(json.dumps({"version": GENERATOR_VERSION}))
-    os.replace(partial, target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with file_lock(target.with_name(f".{target.name}.lock"), f"generating {target}"):
+        remove_stale_temporaries(target.parent)
+        if _is_complete(target):  # another process built it while this one waited
+            return target
+        shutil.rmtree(target, ignore_errors=True)
+        partial = temporary_path(target, "partial")
+        partial.mkdir()
+        log.info("generating demo corpus %s", target)
+        try:
+            build(partial)
+            (partial / COMPLETE_MARKER).write_text(json.dumps({"version": GENERATOR_VERSION}))
+            os.replace(partial, target)
+        finally:
+            shutil.rmtree(partial, ignore_errors=True)
     return target
+
+
+def _is_complete(target: Path) -> bool:
+    try:
+        marker = json.loads((target / COMPLETE_MARKER).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(marker, dict) and marker.get("version") == GENERATOR_VERSION
 
 
 def write_wav(path: Path, audio: np.ndarray) -> None:

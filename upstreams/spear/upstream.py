@@ -81,6 +81,13 @@ class SpearUpstream(Upstream):
         frontend = [out.frontend_out] if self.include_frontend else []
         return UpstreamOutput(hidden_states=[*frontend, *out.hidden_states], lengths=out.lengths)
 
+    @property
+    def first_frame_centre_s(self) -> float:
+        """The front end's frame v sees fbank frames 2v .. 2v + 8 (time kernels 3, 3, 3 with
+        strides 1, 2, 1; the ConvNeXt is symmetric): centred on fbank frame 2v + 4, 45 ms."""
+        fbank = self.fbank.options
+        return fbank.first_frame_centre_s + 4 * fbank.window_shift / fbank.sample_rate
+
     def num_frames(self, num_samples: int) -> int:
         fbank_frames = self.fbank.options.num_frames(num_samples)
         return max(0, (fbank_frames - 7) // 2)
