@@ -4,7 +4,8 @@ They use the real corpora's layouts and readers, so a demo run exercises the cod
 real runs use: a keyword task in the Speech Commands layout (espeak-ng speech, read and
 probed exactly as superb.ks), a scene task in the HEAR task-directory layout (the HEAR
 protocol), and an event task in the HEAR layout probed frame by frame (the sequence
-cache and a frame head).
+cache and a frame head); demo.qbe (``bench.tasks.demo.qbe``) adds query by example in the
+QUESST 2014 layout (SUPERB QbE's DTW, no training).
 
 Their data lives in ``<paths.data>/demo`` (``bench_runs/data/demo``) unless --data-root
 says otherwise, and is generated on first use.
@@ -122,8 +123,8 @@ class DemoEvents(DemoData, Task):
 register_suite(
     Suite(
         name="demo",
-        description="Offline demo tasks whose data bench generates (keywords, instruments, events)",
-        tasks=("demo.keywords", "demo.instruments", "demo.events"),
+        description="Offline demo tasks whose data bench generates (keywords, instruments, events, QbE)",
+        tasks=("demo.keywords", "demo.instruments", "demo.events", "demo.qbe"),
         default_upstream="fbank_no_cmvn",
     )
 )
