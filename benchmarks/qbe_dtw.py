@@ -27,41 +27,25 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as bench sets it, before 
 
 import argparse
 import itertools
+import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import torch
-from scipy.spatial import distance
 
 from bench.protocols.dtw import subsequence_costs
 from bench.runtime import configure_threads
 
-
-def s3prl_pair(query: np.ndarray, document: np.ndarray) -> float:
-    """s3prl's ``match`` with its defaults, through dtw-python."""
-    from dtw import dtw
-
-    dist = np.exp(distance.cdist(query, document, "cosine")) - 1
-    low, high = dist.min(1)[:, None], dist.max(1)[:, None]
-    dist = (dist - low) / np.clip(high - low, 1e-9, np.inf)
-    result = dtw(
-        x=dist,
-        step_pattern="asymmetric",
-        keep_internals=False,
-        distance_only=False,
-        open_begin=True,
-        open_end=True,
-    )
-    return result.normalizedDistance
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from _s3prl_qbe import local_distances, s3prl_match
 
 
 def numpy_pair(query: np.ndarray, document: np.ndarray) -> float:
     """The same pair with a NumPy recursion (when dtw-python is not installed)."""
-    dist = np.exp(distance.cdist(query, document, "cosine")) - 1
-    low, high = dist.min(1)[:, None], dist.max(1)[:, None]
-    dist = (dist - low) / np.clip(high - low, 1e-9, np.inf)
+    dist = local_distances(query, document)
     cost = dist[0].copy()
     for row in dist[1:]:
         previous = np.concatenate([[np.inf, np.inf], cost])
@@ -74,7 +58,7 @@ def reference_pair() -> tuple[str, Callable[[np.ndarray, np.ndarray], float]]:
         import dtw  # noqa: F401
     except ImportError:
         return "plain NumPy loop (dtw-python not installed)", numpy_pair
-    return "s3prl: scipy cdist + dtw-python, pair by pair", s3prl_pair
+    return "s3prl: scipy cdist + dtw-python, pair by pair", s3prl_match
 
 
 def random_frames(count: int, seconds: tuple[float, float], rate: float, dim: int, rng):
