@@ -29,6 +29,11 @@ def test_superb_reference_is_a_fixed_schedule_with_dev_best_selection(task, upda
     assert resolved.selection == "dev_best"
 
 
+def test_ks_reference_splits_by_the_speaker_hash_rule():
+    assert reference_for("superb.ks", "utterance_classification").task_options == {"split": "hash"}
+    assert "split" in {f for f in TASKS.get("superb.ks").Options.__dataclass_fields__}
+
+
 def test_asv_reference_scores_ten_checkpoints_on_test():
     resolved = reference_for("superb.asv", "speaker_verification")
     assert REFERENCE["superb.asv"].checkpoints == (

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from bench.cli import main
+from bench.records import read_records
 
 pytestmark = pytest.mark.slow
 
@@ -115,9 +116,14 @@ def test_baseline_keeps_each_task_main_metric(baseline, workspace):
     payload = json.loads(baseline.read_text())
     assert payload["upstream"] == "mfcc_no_cmvn" and payload["weights_hash"]
     assert sorted(payload["tasks"]) == list(DEMO_TASKS)
-    record = json.loads((workspace / "records" / "mfcc_no_cmvn" / "demo.keywords.json").read_text())
+    (record,) = [
+        r
+        for r in read_records(workspace / "records")
+        if r.upstream == "mfcc_no_cmvn" and r.task == "demo.keywords"
+    ]
     keywords = payload["tasks"]["demo.keywords"]
-    assert keywords["mean"] == record["metrics"]["test"]["accuracy"]["mean"]
+    assert keywords["mean"] == record.metrics["test"]["accuracy"]["mean"]
+    assert keywords["settings_digest"] == record.settings_digest
     assert (keywords["metric"], keywords["unit"], keywords["n"]) == ("accuracy", "%", 1)
     assert payload["tasks"]["demo.instruments"]["unit"] == "0-1"
 
@@ -145,7 +151,7 @@ def test_check_fails_against_a_better_baseline(workspace, baseline, tmp_path, ca
 def test_check_cannot_evaluate_a_missing_task(workspace, baseline, tmp_path, capsys):
     records = tmp_path / "records"
     shutil.copytree(workspace / "records", records)
-    (records / "mfcc_no_cmvn" / "demo.events.json").unlink()
+    shutil.rmtree(records / "mfcc_no_cmvn" / "demo.events")
     assert check(workspace, baseline, "--records", str(records)) == 2
     output = capsys.readouterr().out
     assert "COULD NOT EVALUATE" in output and "| **missing** |" in output
@@ -161,7 +167,7 @@ def test_check_run_reruns_the_tasks_to_identical_metrics(baseline, demo_root, tm
     fresh = tmp_path / "fresh"
     extra = ["--run", "--data-root", str(demo_root), "--tolerance", "0", "tracking.enabled=false"]
     assert check(fresh, path, *extra) == 0
-    assert (fresh / "records" / "mfcc_no_cmvn" / "demo.keywords.json").is_file()
+    assert [r.task for r in read_records(fresh / "records")] == ["demo.keywords"]
     assert "| +0.00 |" in capsys.readouterr().out
 
 

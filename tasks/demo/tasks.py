@@ -7,15 +7,18 @@ protocol), and an event task in the HEAR layout probed frame by frame (the seque
 cache and a frame head); demo.qbe (``bench.tasks.demo.qbe``) adds query by example in the
 QUESST 2014 layout (SUPERB QbE's DTW, no training).
 
-Their data lives in ``<paths.data>/demo`` (``bench_runs/data/demo``) unless --data-root
-says otherwise, and is generated on first use.
+Their data lives in ``<paths.data>/demo`` (``bench_runs/data/demo``) and is generated
+there on first use. Another --data-root must already hold it: a mistyped path is an error,
+not 23 MB of new data, unless generation is asked for (``--generate-data``).
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from pathlib import Path
 
-from bench.data import TaskData
+from bench.data import DataError, TaskData
 from bench.hear.taskdir import read_task_dir
 from bench.task import Schedule, Suite, Task, TaskMetadata, register_suite, register_task
 from bench.tasks.corpora.speech_commands import TEST_DIR, TRAIN_DIR, read_speech_commands
@@ -28,9 +31,11 @@ EVENTS_DIR = "hear/demo_events-v1.0.0-full"
 
 
 class DemoData:
-    """Mixin: demo data defaults to ``<paths.data>/demo``."""
+    """Mixin: demo data defaults to ``<paths.data>/demo``; generated there, or where asked."""
 
     data_root: Path | None
+    may_create_data: bool
+    metadata: TaskMetadata
 
     @classmethod
     def default_data_root(cls, data_dir: Path) -> Path:
@@ -39,6 +44,30 @@ class DemoData:
     def root(self) -> Path:
         assert self.data_root is not None, "the runner always gives demo tasks a data root"
         return self.data_root
+
+    def generate(self, target: Path, build: Callable[[Path], None]) -> None:
+        """``build`` the corpus at ``target`` unless it is there; refuse where not allowed."""
+        from bench.tasks.demo.generate import build_once
+
+        if not _is_generated(target) and not self.may_create_data:
+            raise DataError(
+                f"{self.metadata.name}: no demo data at {target}. bench generates demo data in "
+                "its default place (paths.data/demo, i.e. bench_runs/data/demo) when no "
+                "--data-root is given; to generate it under this --data-root, add "
+                "--generate-data (or data.generate=true)"
+            )
+        build_once(target, build)
+
+
+def _is_generated(target: Path) -> bool:
+    """A complete corpus of this generator version is at ``target``."""
+    from bench.tasks.demo.generate import COMPLETE_MARKER, GENERATOR_VERSION
+
+    try:
+        marker = json.loads((target / COMPLETE_MARKER).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(marker, dict) and marker.get("version") == GENERATOR_VERSION
 
 
 @register_task
@@ -59,9 +88,9 @@ class DemoKeywords(DemoData, KeywordSpottingProtocol, Task):
     )
 
     def prepare(self) -> None:
-        from bench.tasks.demo.generate import build_once, build_speech_commands_in_fresh_process
+        from bench.tasks.demo.generate import build_speech_commands_in_fresh_process
 
-        build_once(self.root() / "speech_commands", build_speech_commands_in_fresh_process)
+        self.generate(self.root() / "speech_commands", build_speech_commands_in_fresh_process)
 
     def load(self) -> TaskData:
         corpus = self.root() / "speech_commands"
@@ -87,9 +116,9 @@ class DemoInstruments(DemoData, HearTask):
         return self.root() / INSTRUMENTS_DIR
 
     def prepare(self) -> None:
-        from bench.tasks.demo.generate import build_instruments, build_once
+        from bench.tasks.demo.generate import build_instruments
 
-        build_once(self.task_dir(), build_instruments)
+        self.generate(self.task_dir(), build_instruments)
 
 
 @register_task
@@ -112,9 +141,9 @@ class DemoEvents(DemoData, Task):
     head_hidden_dim = None
 
     def prepare(self) -> None:
-        from bench.tasks.demo.generate import build_events, build_once
+        from bench.tasks.demo.generate import build_events
 
-        build_once(self.root() / EVENTS_DIR, build_events)
+        self.generate(self.root() / EVENTS_DIR, build_events)
 
     def load(self) -> TaskData:
         return read_task_dir(self.root() / EVENTS_DIR)
