@@ -270,3 +270,27 @@ def test_superb_score_with_qbe_by_hand():
     score = board.summaries[(MEASURED, "mine")].superb
     assert score.per_task == pytest.approx({"superb.qbe": 500.0, "superb.ks": 1000.0})
     assert score.value == pytest.approx(750.0)
+
+
+@pytest.mark.slow
+def test_demo_qbe_scores_well_above_chance_with_the_default_upstream(tmp_path):
+    """demo.qbe alone (not in the demo suite): espeak-ng words in espeak-ng sentences."""
+    argv = [
+        "run",
+        "--task",
+        "demo.qbe",
+        "--data-root",
+        str(tmp_path / "demo"),
+        f"paths.workspace={tmp_path / 'workspace'}",
+        "tracking.enabled=false",
+        "runtime.progress=false",
+    ]
+    assert main(argv) == 0
+    from bench.records import read_records
+
+    (record,) = read_records(tmp_path / "workspace" / "records")
+    assert record.upstream == "fbank_no_cmvn"
+    assert record.score["mean"] > 0.2  # MTWV; detecting nothing scores 0
+    assert record.data["items"] == {"dev": 32, "test": 32, "documents": 80}
+    # the Slovak queries stay in the average as misses
+    assert record.selected["scored_queries"] == {"dev": 34, "test": 34}
