@@ -11,4 +11,5 @@ PROTOCOL_MODULES = (
     "bench.protocols.verification",
     "bench.protocols.ctc",
     "bench.protocols.units",
+    "bench.protocols.dtw",
 )
