@@ -7,7 +7,7 @@ where each protocol fact comes from in s3prl.
 """
 
 from bench.task import Suite, register_suite
-from bench.tasks.superb import asr, asv, er, ic, ks, pr, qbe, sf, sid  # noqa: F401
+from bench.tasks.superb import asr, asv, er, ic, ks, pr, qbe, sd, sf, sid  # noqa: F401
 
 register_suite(
     Suite(
