@@ -83,6 +83,7 @@ def probe_settings(task: Task, config: DictConfig) -> Any:
         device=str(probe.device),
         progress=bool(config.runtime.progress),
         workers=probe_workers(probe.workers, str(probe.device)),
+        stack=bool(probe.stack),
     )
 
 
