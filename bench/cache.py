@@ -14,14 +14,19 @@ Two kinds, by what the task's probe needs:
 A cache directory is keyed by everything that changes the features: the upstream's
 weights hash and layer layout, the audio policy, the cache format and the data
 fingerprint (paths, segments, sizes and modification times of the audio). The audio is
-planned into shards of about ``shard_seconds``; each shard is written atomically with
-its checksum in a commit record written last. A shard without a valid commit record is
-extracted again, so an interrupted extraction resumes where it stopped, and a corrupt
-shard is detected (checksum mismatch) and redone, never used.
+planned into shards of about ``shard_seconds`` (``plan.json``); each shard is written
+atomically, then its commit record: the shard's checksum and size, and what binds it to
+its place (its index, its items' audio refs, the digest of the plan). A shard whose commit
+record is missing or does not match is extracted again, so an interrupted extraction
+resumes where it stopped, and a corrupt shard, or one moved or copied into another
+shard's place, is detected and redone, never used. A plan that cannot be read (empty,
+truncated by a full disk) is made again; temporaries of killed runs are removed when the
+cache is opened.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -35,11 +40,19 @@ import numpy as np
 
 from bench.audio import audio_info, segment_duration
 from bench.data import Item
-from bench.fileio import atomic_write, atomic_write_text, safe_name, sha256_file
+from bench.fileio import (
+    atomic_write,
+    atomic_write_text,
+    remove_stale_temporaries,
+    safe_name,
+    sha256_file,
+)
 
 log = logging.getLogger(__name__)
 
 CACHE_FORMAT_VERSION = 1
+#: commit records that bind a shard to its place (index, refs, plan digest)
+RECORD_FORMAT = 2
 #: bump when bench.audio's policy (downmix, resampler) changes
 AUDIO_POLICY = "mono-mean/soxr-hq/v1"
 
@@ -66,9 +79,14 @@ class CacheKey:
     clip_seconds: float | None = None
     audio_policy: str = AUDIO_POLICY
     format_version: int = CACHE_FORMAT_VERSION
+    #: the layers a sequence cache holds, in order (None: every layer)
+    layers: tuple[int, ...] | None = None
 
     def digest(self) -> str:
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()
+        fields = asdict(self)
+        if fields["layers"] is None:  # every layer: the key caches had before layer subsets
+            del fields["layers"]
+        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
 
 
 def data_fingerprint(refs: Sequence[AudioRef]) -> str:
@@ -138,6 +156,7 @@ class FeatureCache:
         self.directory = directory
         self.key = key
         self.shards = shards
+        self.plan_digest = plan_digest(shards)
 
     @classmethod
     def open(
@@ -145,20 +164,35 @@ class FeatureCache:
     ) -> FeatureCache:
         """The cache for ``items``; plans it (reading audio headers) the first time only."""
         refs = unique_refs(items)
+        if not refs:
+            raise CacheError("no audio to extract (the task has no items)")
         key = CacheKey(data_fingerprint=data_fingerprint(refs), **key_fields)
         directory = Path(root) / safe_name(key.upstream) / f"{key.kind}-{key.digest()[:16]}"
+        remove_stale_temporaries(directory)
         plan_file = directory / "plan.json"
-        if plan_file.is_file():
-            return cls(directory, key, _read_plan(plan_file))
-        durations = _durations(refs)
-        if key.clip_seconds is not None:
-            durations = [key.clip_seconds] * len(refs)
-        shards = plan_shards(refs, durations, shard_seconds)
-        directory.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(directory / "key.json", json.dumps(asdict(key), indent=1))
-        plan = [{"refs": [list(r) for r in s.refs], "durations": list(s.durations)} for s in shards]
-        atomic_write_text(plan_file, json.dumps(plan))
+        shards = _read_plan(plan_file, refs)
+        if shards is None:
+            durations = _durations(refs)
+            if key.clip_seconds is not None:
+                durations = [key.clip_seconds] * len(refs)
+            shards = plan_shards(refs, durations, shard_seconds)
+            directory.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(directory / "key.json", json.dumps(asdict(key), indent=1))
+            atomic_write_text(plan_file, json.dumps(_plan_content(shards)))
         return cls(directory, key, shards)
+
+    def for_layers(self, layers: Sequence[int]) -> FeatureCache:
+        """The cache of the same audio and plan that holds only ``layers`` (its own key and
+        directory, beside this one)."""
+        key = dataclasses.replace(self.key, layers=tuple(layers))
+        directory = self.directory.parent / f"{key.kind}-{key.digest()[:16]}"
+        remove_stale_temporaries(directory)
+        refs = sorted({ref for shard in self.shards for ref in shard.refs}, key=_ref_sort_key)
+        if _read_plan(directory / "plan.json", refs) != self.shards:
+            directory.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(directory / "key.json", json.dumps(asdict(key), indent=1))
+            atomic_write_text(directory / "plan.json", json.dumps(_plan_content(self.shards)))
+        return FeatureCache(directory, key, self.shards)
 
     @property
     def total_seconds(self) -> float:
@@ -185,18 +219,35 @@ class FeatureCache:
         return False
 
     def _verify(self, shard: Shard) -> str | None:
-        data_file, record_file = self._files(shard)
-        try:
-            record = json.loads(record_file.read_text())
-        except (OSError, ValueError):
-            return "unreadable commit record"
+        data_file, _ = self._files(shard)
+        record, problem = self._record(shard)
+        if problem is not None:
+            return problem
         if not data_file.is_file():
             return "data file missing"
         if data_file.stat().st_size != record.get("bytes"):
             return "size mismatch"
         if sha256_file(data_file) != record.get("sha256"):
             return "checksum mismatch"
-        return None
+        return _shape_problem(data_file, record, self.key.kind)
+
+    def _record(self, shard: Shard) -> tuple[dict[str, Any], str | None]:
+        """The shard's commit record and, when it does not belong to the shard's place in
+        this plan, why not."""
+        _, record_file = self._files(shard)
+        try:
+            record = json.loads(record_file.read_text())
+        except (OSError, ValueError):
+            return {}, "unreadable commit record"
+        if not isinstance(record, dict) or record.get("format") != RECORD_FORMAT:
+            return {}, "commit record of another format"
+        if record.get("shard") != shard.index:
+            return record, f"commit record of shard {record.get('shard')}, not {shard.index}"
+        if record.get("plan") != self.plan_digest:
+            return record, "commit record of another plan"
+        if record.get("refs") != [list(ref) for ref in shard.refs]:
+            return record, "commit record lists other items"
+        return record, None
 
     def write_shard(
         self, shard: Shard, data: np.ndarray, lengths: Sequence[int] | None = None
@@ -209,11 +260,19 @@ class FeatureCache:
         data_file, record_file = self._files(shard)
         atomic_write(data_file, lambda handle: np.save(handle, data, allow_pickle=False))
         record = {
+            "format": RECORD_FORMAT,
+            "shard": shard.index,
+            "plan": self.plan_digest,
+            "refs": [list(ref) for ref in shard.refs],
             "sha256": sha256_file(data_file),
             "bytes": data_file.stat().st_size,
             "items": len(shard.refs),
             "lengths": None if lengths is None else [int(n) for n in lengths],
         }
+        problem = _shape_problem(data_file, record, self.key.kind)
+        if problem is not None:
+            data_file.unlink(missing_ok=True)
+            raise CacheError(f"{data_file}: not written ({problem})")
         atomic_write_text(record_file, json.dumps(record))
 
     def load(self) -> CachedFeatures:
@@ -225,8 +284,41 @@ class FeatureCache:
     def read_shard(self, shard: Shard) -> tuple[np.ndarray, list[int] | None]:
         """The shard's array (memory-mapped) and its lengths."""
         data_file, record_file = self._files(shard)
-        record = json.loads(record_file.read_text())
+        record, problem = self._record(shard)
+        if problem is not None:
+            raise CacheError(f"{record_file}: {problem}")
         return np.load(data_file, mmap_mode="r", allow_pickle=False), record["lengths"]
+
+
+def _shape_problem(data_file: Path, record: dict[str, Any], kind: str) -> str | None:
+    """Rows must match the items: one per item (pooled kinds) or the sum of frame counts."""
+    try:
+        rows = np.load(data_file, mmap_mode="r", allow_pickle=False).shape[0]
+    except (OSError, ValueError):
+        return "unreadable array"
+    lengths = record.get("lengths")
+    if kind in POOLED_KINDS:
+        expected = record["items"]
+    elif isinstance(lengths, list) and len(lengths) == record["items"]:
+        expected = sum(lengths)
+    else:
+        return "frame counts do not match the items"
+    return None if rows == expected else f"{rows} rows for {expected} expected"
+
+
+def plan_digest(shards: Sequence[Shard]) -> str:
+    return hashlib.sha256(json.dumps(_plan_content(shards)).encode()).hexdigest()
+
+
+def _plan_content(shards: Sequence[Shard]) -> list[dict[str, Any]]:
+    """plan.json's content; numbers as floats, so a plan read back has the same digest."""
+    return [
+        {
+            "refs": [[str(p), float(s), None if e is None else float(e)] for p, s, e in shard.refs],
+            "durations": [float(d) for d in shard.durations],
+        }
+        for shard in shards
+    ]
 
 
 def _durations(refs: Sequence[AudioRef]) -> list[float]:
@@ -239,17 +331,33 @@ def _durations(refs: Sequence[AudioRef]) -> list[float]:
     return durations
 
 
-def _read_plan(plan_file: Path) -> list[Shard]:
+def _read_plan(plan_file: Path, refs: Sequence[AudioRef]) -> list[Shard] | None:
+    """The stored plan, or None when there is none or it cannot be used (empty or
+    truncated by a full disk or a kill, or not covering exactly ``refs``): plan again."""
     try:
         plan = json.loads(plan_file.read_text())
-    except ValueError:
-        raise CacheError(
-            f"{plan_file}: unreadable cache plan; delete the directory to rebuild"
-        ) from None
-    return [
-        Shard(i, tuple((p, s, e) for p, s, e in shard["refs"]), tuple(shard["durations"]))
-        for i, shard in enumerate(plan)
-    ]
+        shards = [
+            Shard(
+                i,
+                tuple(
+                    (str(p), float(s), None if e is None else float(e)) for p, s, e in entry["refs"]
+                ),
+                tuple(float(d) for d in entry["durations"]),
+            )
+            for i, entry in enumerate(plan)
+        ]
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, TypeError, KeyError) as error:
+        log.warning("cache plan %s is unreadable (%s); planning again", plan_file, error)
+        return None
+    planned = [ref for shard in shards for ref in shard.refs]
+    if sorted(planned, key=_ref_sort_key) != list(refs) or any(
+        len(shard.refs) != len(shard.durations) for shard in shards
+    ):
+        log.warning("cache plan %s does not cover this task's audio; planning again", plan_file)
+        return None
+    return shards
 
 
 class CachedFeatures:

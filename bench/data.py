@@ -59,7 +59,9 @@ class TaskData:
     vocabulary: label slot -> class names in index order; most tasks have one slot,
         ``"label"``; intent classification has three.
     folds: how splits combine for training and scoring.
-    extras: task-specific data (e.g. the trial list of speaker verification).
+    extras: task-specific data (e.g. the trial list of speaker verification);
+        ``"split_rule"``, where a reader can split a corpus more than one way, says how
+        these splits were made (the record keeps it).
     """
 
     splits: dict[str, list[Item]]

@@ -11,8 +11,9 @@ class in noise), then for each upstream:
   loop (frozen upstream forward, weighted sum, expert forward, backward, gradient clipping
   1, Adam 1e-4, batch 32 from the expert's balanced sampler). It runs ``--s3prl-steps``
   steps, times them, times one dev and one test evaluation, and PROJECTS s3prl's default
-  schedule: 200,000 steps plus an evaluation of dev and test every 4,000 steps, for each
-  learning rate of the same grid bench sweeps. The projection is printed as such.
+  schedule: 200,000 steps plus an evaluation of dev and test every 5,000 steps (its
+  config.yaml's ``eval_step``), for each learning rate of the same grid bench sweeps. The
+  projection is printed as such.
 
 Upstreams: ``fbank`` (bench's and s3prl's own FBANK baselines) and a HuBERT-Base-size model
 with random weights (transformers ``HubertModel(HubertConfig())`` saved to a folder; bench
@@ -45,7 +46,7 @@ KEYWORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go
 UNKNOWN_WORDS = ("bed", "bird", "cat", "dog")
 RATE = 16_000
 LR_GRID_SIZE = 5  # superb.ks sweeps five learning rates; s3prl is projected for as many
-S3PRL_STEPS, S3PRL_EVAL_EVERY = 200_000, 4_000
+S3PRL_STEPS, S3PRL_EVAL_EVERY = 200_000, 5_000
 
 
 def clip(word_index: int, rng: np.random.Generator) -> np.ndarray:

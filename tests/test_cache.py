@@ -1,6 +1,7 @@
 """The feature cache: exact pooled means, atomic resumable shards, corruption detection."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -164,3 +165,93 @@ def test_batches_respect_the_padded_budget_and_equal_lengths():
         [0, 1],
         [2, 3],
     ]
+
+
+def extracted(tmp_path, items, root="cache"):
+    upstream = ToyUpstream()
+    cache = FeatureCache.open(tmp_path / root, key_fields(upstream), items, shard_seconds=2.0)
+    extractor(upstream).fill(cache)
+    return cache, upstream
+
+
+def test_shards_swapped_with_their_records_are_refused_and_redone(tmp_path, items, caplog):
+    cache, upstream = extracted(tmp_path, items)
+    reference = cache.load().pooled(items)
+    for suffix in (".npy", ".json"):
+        first, second = (cache.directory / f"shard-{i:05d}{suffix}" for i in (0, 1))
+        tmp = first.with_name("swap")
+        first.rename(tmp), second.rename(first), tmp.rename(second)
+    assert [s.index for s in cache.missing_shards()] == [0, 1]
+    assert "commit record of shard 1, not 0" in caplog.text
+    extractor(upstream).fill(cache)
+    np.testing.assert_array_equal(cache.load().pooled(items), reference)
+
+
+def test_a_shard_from_another_cache_is_refused(tmp_path, items):
+    cache, _ = extracted(tmp_path, items)
+    other, _ = extracted(tmp_path, items[:-1], root="other")
+    for suffix in (".npy", ".json"):  # same index, another plan
+        name = f"shard-00000{suffix}"
+        (cache.directory / name).write_bytes((other.directory / name).read_bytes())
+    problem = cache._verify(cache.shards[0])
+    assert problem in ("commit record of another plan", "commit record lists other items")
+    with pytest.raises(CacheError, match="commit record of another plan"):
+        cache.read_shard(cache.shards[0])
+
+
+def test_records_without_the_binding_are_redone(tmp_path, items):
+    cache, _ = extracted(tmp_path, items)
+    record_file = cache.directory / "shard-00002.json"
+    record = json.loads(record_file.read_text())
+    for key in ("format", "shard", "plan", "refs"):
+        del record[key]
+    record_file.write_text(json.dumps(record))
+    assert [s.index for s in cache.missing_shards()] == [2]
+
+
+@pytest.mark.parametrize("content", ["", "[", '[{"refs": [["a.wav", 0.0]]}]', "{}", "[1, 2]"])
+def test_an_empty_or_truncated_plan_is_made_again(tmp_path, items, content, caplog):
+    cache, upstream = extracted(tmp_path, items)
+    reference = cache.load().pooled(items)
+    (cache.directory / "plan.json").write_text(content)
+    again = FeatureCache.open(tmp_path / "cache", key_fields(upstream), items, shard_seconds=2.0)
+    assert "planning again" in caplog.text
+    assert again.plan_digest == cache.plan_digest and not again.missing_shards()
+    np.testing.assert_array_equal(again.load().pooled(items), reference)
+
+
+def test_a_shard_with_the_wrong_row_count_is_never_committed(tmp_path, items):
+    upstream = ToyUpstream()
+    cache = FeatureCache.open(tmp_path / "cache", key_fields(upstream), items, shard_seconds=2.0)
+    shard = cache.shards[0]
+    rows = np.zeros((len(shard.refs) + 1, 2, 3, 8), dtype=np.float32)
+    with pytest.raises(CacheError, match=f"{len(shard.refs) + 1} rows for {len(shard.refs)}"):
+        cache.write_shard(shard, rows)
+    assert not list(cache.directory.glob("shard-*"))
+
+
+def test_opening_a_cache_removes_temporaries_of_dead_processes_only(tmp_path, items):
+    import subprocess
+    import sys
+
+    cache, upstream = extracted(tmp_path, items)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    dead_pid = int(dead.stdout)
+    from bench.fileio import _HOST
+
+    stale = [
+        cache.directory / f".shard-00001.npy.tmp-{dead_pid}",  # before host names were added
+        cache.directory / f".shard-00001.npy.tmp-{dead_pid}@{_HOST}",
+        cache.directory / f".key.json.tmp-{dead_pid}@{_HOST}",
+    ]
+    live = [
+        cache.directory / f".shard-00002.npy.tmp-{os.getpid()}@{_HOST}",
+        cache.directory / f".shard-00003.npy.tmp-{dead_pid}@another-host",  # may be alive there
+        cache.directory / "notes.tmp-12",  # not bench's
+    ]
+    for path in stale + live:
+        path.write_bytes(b"partial")
+    FeatureCache.open(tmp_path / "cache", key_fields(upstream), items, shard_seconds=2.0)
+    assert [p.exists() for p in stale + live] == [False] * len(stale) + [True] * len(live)

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from _unprivileged import call_unprivileged, make_unreadable, public_tmp_dir
 from hear_fakes import event_dir, kfold_dir, multiclass_dir, multilabel_dir
 
 from bench.data import DataError
@@ -167,8 +168,11 @@ SCENE_ERRORS = {
         lambda d: (d / "train.json").write_text("{oops"),
         "train.json: not valid JSON",
     ),
-    "unknown embedding type": (set_metadata(embedding_type="frame"), "'embedding_type' is 'frame'"),
-    "unknown split mode": (set_metadata(split_mode="random"), "'split_mode' is 'random'"),
+    "unknown embedding type": (
+        set_metadata(embedding_type="frame"),
+        "'embedding_type' is \"frame\"",
+    ),
+    "unknown split mode": (set_metadata(split_mode="random"), "'split_mode' is \"random\""),
     "splits disagree with split mode": (
         set_metadata(splits=["fold00", "fold01"]),
         "does not match split_mode",
@@ -266,3 +270,179 @@ def test_metadata_overrides_are_parsed(tmp_path: Path) -> None:
     assert hear.use_scoring_for_early_stopping is False
     assert hear.postprocessing_grid == {"median_filter_ms": [150], "min_duration": [50]}
     assert hear.task_param_grid == {"max_epochs": [50]}
+
+
+# -- types, units, duplicate keys, links, encodings -------------------------------------------
+
+TYPE_ERRORS = {
+    "evaluation as a string": (
+        {"evaluation": "top1_acc"},
+        """'evaluation' must be a list of names such as ["top1_acc"], got "top1_acc\"""",
+    ),
+    "evaluation as a number": (
+        {"evaluation": 5},
+        """'evaluation' must be a list of names such as ["top1_acc"], got 5""",
+    ),
+    "splits as a number": (
+        {"splits": 5},
+        """'splits' must be a list of names such as ["train", "valid", "test"], got 5""",
+    ),
+    "sample_duration as text": (
+        {"sample_duration": "abc"},
+        """'sample_duration' must be a positive number of seconds, got "abc\"""",
+    ),
+    "negative sample_duration": (
+        {"sample_duration": -1},
+        "'sample_duration' must be a positive number of seconds, got -1",
+    ),
+    "task_name as a number": ({"task_name": 3}, "'task_name' must be a non-empty string, got 3"),
+    "version as null": ({"version": None}, "'version' must be a non-empty string, got null"),
+    "mode as a list": ({"mode": ["full"]}, """'mode' must be a non-empty string, got ["full"]"""),
+    "embedding_type as a list": (
+        {"embedding_type": ["scene"]},
+        """'embedding_type' is ["scene"]; expected one of ['scene', 'event']""",
+    ),
+    "early stopping flag as text": (
+        {"use_scoring_for_early_stopping": "no"},
+        """'use_scoring_for_early_stopping' must be true or false, got "no\"""",
+    ),
+    "nfolds as a boolean": (
+        {"split_mode": "new_split_kfold", "nfolds": True},
+        "new_split_kfold needs 'nfolds' >= 2, got true",
+    ),
+    "evaluation_params as a list": (
+        {"evaluation_params": []},
+        "'evaluation_params' must be a JSON object, got []",
+    ),
+    "param grid value not a list": (
+        {"evaluation_params": {"task_specific_param_grid": {"max_epochs": 50}}},
+        "'evaluation_params.task_specific_param_grid': 'max_epochs' must be a list, got 50",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(TYPE_ERRORS))
+def test_metadata_types_are_checked_naming_file_and_field(tmp_path: Path, case: str) -> None:
+    task_dir = multiclass_dir(tmp_path, per_class=1)
+    values, message = TYPE_ERRORS[case]
+    set_metadata(**values)(task_dir)
+    with pytest.raises(DataError) as error:
+        read_task_metadata(task_dir)
+    assert str(error.value) == f"{task_dir / 'task_metadata.json'}: {message}"
+
+
+def test_postprocessing_grid_keys_and_values_are_checked(tmp_path: Path) -> None:
+    task_dir = event_dir(tmp_path, files=1)
+    for grid, message in (
+        ({"median_filter": [150]}, "unknown key 'median_filter'"),
+        ({"min_duration": ["50"]}, """'min_duration' must be a list of milliseconds, got ["50"]"""),
+        ({"min_duration": []}, "'min_duration' must be a list of milliseconds, got []"),
+    ):
+        set_metadata(evaluation_params={"event_postprocessing_grid": grid})(task_dir)
+        with pytest.raises(DataError, match=re.escape(message)):
+            read_task_metadata(task_dir)
+
+
+def test_a_key_given_twice_is_refused(tmp_path: Path) -> None:
+    task_dir = multiclass_dir(tmp_path, per_class=1)
+    split = task_dir / "train.json"
+    name = first_key(split)
+    text = split.read_text()
+    split.write_text(text.replace("{", f'{{"{name}": ["bell"], ', 1))
+    with pytest.raises(DataError) as error:
+        read_task_dir(task_dir)
+    assert str(error.value) == f"{split}: key '{name}' is given twice"
+    metadata = task_dir / "task_metadata.json"
+    metadata.write_text(metadata.read_text().replace("{", '{"evaluation": ["mAP"], ', 1))
+    with pytest.raises(DataError, match="key 'evaluation' is given twice"):
+        read_task_metadata(task_dir)
+
+
+def test_event_times_in_seconds_are_refused(tmp_path: Path) -> None:
+    task_dir = event_dir(tmp_path, files=2, sample_duration=6.0)
+    read_task_dir(task_dir)  # milliseconds: fine
+    valid = task_dir / "valid.json"
+    edit_json(
+        valid,
+        lambda content: [
+            event.update(start=event["start"] / 1000, end=event["end"] / 1000)
+            for events in content.values()
+            for event in events
+        ],
+    )
+    with pytest.raises(DataError) as error:
+        read_task_dir(task_dir)
+    assert str(error.value).startswith(f"{valid}: every event ends by ")
+    assert "the times look like seconds; HEAR label files give start and end in milliseconds" in (
+        str(error.value)
+    )
+
+
+def test_links_inside_the_task_dir_work_and_links_out_are_refused(tmp_path: Path) -> None:
+    task_dir = multiclass_dir(tmp_path / "tasks", per_class=1)
+    audio = task_dir / "16000" / "train"
+    inside = audio / "train_bark_0.wav"
+    shared = task_dir / "shared.wav"
+    inside.rename(shared)
+    inside.symlink_to(Path("..") / ".." / "shared.wav")  # relative, stays inside
+    read_task_dir(task_dir)
+    outside = tmp_path / "elsewhere.wav"
+    shared.rename(outside)
+    inside.unlink()
+    inside.symlink_to(outside)
+    with pytest.raises(DataError) as error:
+        read_task_dir(task_dir)
+    assert f"{inside} is a link to {outside}, outside the task directory" in str(error.value)
+    inside.unlink()
+    inside.symlink_to("/etc/passwd")
+    with pytest.raises(DataError, match="is a link to /etc/passwd, outside the task directory"):
+        read_task_dir(task_dir)
+
+
+def test_bad_bytes_and_broken_rows_name_the_file(tmp_path: Path) -> None:
+    task_dir = multiclass_dir(tmp_path, per_class=1)
+    vocabulary = task_dir / "labelvocabulary.csv"
+    vocabulary.write_text("idx,label\n0,bark\n1\n2,horn\n3,rain\n")
+    with pytest.raises(DataError, match=re.escape(f"{vocabulary}, line 3: expected 'idx,label'")):
+        read_task_dir(task_dir)
+    vocabulary.write_text("idx,label\n0,bark\none,bell\n")
+    with pytest.raises(DataError, match=re.escape("line 3: idx 'one' is not a whole number")):
+        read_task_dir(task_dir)
+    vocabulary.write_bytes(b"idx,label\n0,bark\n1,b\xffll\n")
+    with pytest.raises(DataError, match=re.escape(f"{vocabulary}, line 3: not UTF-8 text")):
+        read_task_dir(task_dir)
+    metadata = task_dir / "task_metadata.json"
+    metadata.write_bytes(b"\xff" + metadata.read_bytes())
+    with pytest.raises(DataError, match=re.escape(f"{metadata}, line 1: not UTF-8 text")):
+        read_task_metadata(task_dir)
+    metadata.write_text("[1, 2]")
+    with pytest.raises(DataError, match="expected a JSON object, got a list"):
+        read_task_metadata(task_dir)
+
+
+@pytest.fixture
+def public_tmp():
+    yield from public_tmp_dir()
+
+
+def test_an_unreadable_audio_folder_is_an_error(public_tmp: Path) -> None:
+    task_dir = multiclass_dir(public_tmp, per_class=1)
+    make_unreadable(task_dir / "16000" / "valid")
+    outcome = call_unprivileged(read_task_dir, task_dir)
+    assert outcome.error_type == "DataError"
+    assert outcome.message.startswith(
+        f"{task_dir / 'valid.json'}: 4 of 4 audio files in {task_dir / '16000' / 'valid'} "
+        "cannot be read, e.g. valid_bark_0.wav (permission denied)"
+    )
+
+
+def test_the_documented_examples_are_valid(tmp_path: Path) -> None:
+    """docs/hear.md's JSON examples: the metadata ones parse, the label files are JSON."""
+    docs = (Path(__file__).parents[1] / "docs" / "hear.md").read_text()
+    blocks = [json.loads(block) for block in re.findall(r"```json\n(.*?)```", docs, re.S)]
+    metadata = [block for block in blocks if "task_name" in block]
+    assert len(metadata) == 2 and len(blocks) == 4
+    for i, content in enumerate(metadata):
+        (tmp_path / str(i)).mkdir()
+        (tmp_path / str(i) / "task_metadata.json").write_text(json.dumps(content))
+        read_task_metadata(tmp_path / str(i))

@@ -51,6 +51,7 @@ def test_suite_end_to_end(superb_root, config_file, fast_overrides, tmp_path, ml
     assert set(records) == set(SUITE)
     for task, chance in CHANCE.items():
         assert records[task].score["mean"] > 2 * chance, (task, records[task].score)
+    assert records["superb.ks"].data["split_rule"].startswith("lists: validation_list.txt")
     er = records["superb.er"]
     assert [t["fold"] for t in er.trials] == [f"fold{n}" for n in range(1, 6)]
     asv = records["superb.asv"]

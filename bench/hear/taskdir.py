@@ -24,6 +24,7 @@ Anything malformed raises ``DataError`` naming the file and the problem.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -31,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
+from bench.corpus_files import list_subdirs, read_text, unreadable_files
 from bench.data import DataError, Fold, Item, TaskData
 from bench.hear.metrics import HEAR_METRICS
 
@@ -38,6 +40,9 @@ METADATA_FILE = "task_metadata.json"
 VOCABULARY_FILE = "labelvocabulary.csv"
 DEFAULT_SAMPLE_RATE = 16000
 TRAIN_VALID_TEST = ("train", "valid", "test")
+SPLIT_MODES = ("trainvaltest", "new_split_kfold", "presplit_kfold")
+#: the keys of evaluation_params.event_postprocessing_grid (bench.hear.events)
+POSTPROCESSING_KEYS = ("median_filter_ms", "min_duration")
 
 EmbeddingType = Literal["scene", "event"]
 PredictionType = Literal["multiclass", "multilabel"]
@@ -86,61 +91,162 @@ def is_task_dir(path: Path) -> bool:
 
 
 def read_task_metadata(task_dir: Path) -> HearTaskMetadata:
-    """Parse and check task_metadata.json."""
+    """Parse and check task_metadata.json: every field's type and value (docs/hear.md)."""
     path = Path(task_dir) / METADATA_FILE
     raw = _read_json(path)
     if not isinstance(raw, dict):
-        raise DataError(f"{path}: expected a JSON object")
-
-    def field_value(key: str, allowed: Sequence[str] | None = None) -> Any:
-        if key not in raw:
-            raise DataError(f"{path}: missing '{key}'")
-        value = raw[key]
-        if allowed is not None and value not in allowed:
-            raise DataError(f"{path}: '{key}' is {value!r}; expected one of {list(allowed)}")
-        return value
-
-    embedding_type = field_value("embedding_type", ("scene", "event"))
-    prediction_type = field_value("prediction_type", ("multiclass", "multilabel"))
+        raise DataError(f"{path}: expected a JSON object, got {_json_type(raw)}")
+    fields = _Fields(path, raw)
+    embedding_type = fields.choice("embedding_type", ("scene", "event"))
+    prediction_type = fields.choice("prediction_type", ("multiclass", "multilabel"))
     if embedding_type == "event" and prediction_type != "multilabel":
         # Frames may carry no label or several; a one-label-per-example loss cannot train them.
         raise DataError(f"{path}: event tasks must be multilabel, not {prediction_type}")
-    split_mode = field_value("split_mode", ("trainvaltest", "new_split_kfold", "presplit_kfold"))
-    evaluation = tuple(field_value("evaluation"))
+    split_mode = fields.choice("split_mode", SPLIT_MODES)
+    evaluation = tuple(fields.names("evaluation", example='["top1_acc"]'))
     _check_metrics(path, evaluation, embedding_type)
-    params = raw.get("evaluation_params") or {}
-    duration = raw.get("sample_duration")
+    params = fields.mapping("evaluation_params")
     return HearTaskMetadata(
-        task_name=str(field_value("task_name")),
-        version=str(field_value("version")),
-        mode=raw.get("mode"),
+        task_name=fields.text("task_name"),
+        version=fields.text("version"),
+        mode=fields.text("mode", required=False),
         embedding_type=embedding_type,
         prediction_type=prediction_type,
         split_mode=split_mode,
-        splits=_split_names(path, raw, split_mode),
+        splits=_split_names(fields, split_mode),
         evaluation=evaluation,
-        sample_duration=float(duration) if duration is not None else None,
-        use_scoring_for_early_stopping=bool(raw.get("use_scoring_for_early_stopping", True)),
-        postprocessing_grid=params.get("event_postprocessing_grid"),
-        task_param_grid=dict(params.get("task_specific_param_grid") or {}),
+        sample_duration=fields.seconds("sample_duration"),
+        use_scoring_for_early_stopping=fields.flag("use_scoring_for_early_stopping", True),
+        postprocessing_grid=_postprocessing_grid(path, params),
+        task_param_grid=_param_grid(path, params),
     )
 
 
-def _split_names(path: Path, raw: Mapping[str, Any], split_mode: str) -> tuple[str, ...]:
+class _Fields:
+    """Typed access to task_metadata.json's fields; errors name the file and the field."""
+
+    def __init__(self, path: Path, raw: Mapping[str, Any]):
+        self.path = path
+        self.raw = raw
+
+    def fail(self, key: str, expected: str) -> DataError:
+        return DataError(
+            f"{self.path}: '{key}' must be {expected}, got {_json_repr(self.raw[key])}"
+        )
+
+    def get(self, key: str, required: bool) -> Any:
+        if key not in self.raw:
+            if required:
+                raise DataError(f"{self.path}: missing '{key}'")
+            return None
+        return self.raw[key]
+
+    def choice(self, key: str, allowed: Sequence[str]) -> str:
+        value = self.get(key, required=True)
+        if not isinstance(value, str) or value not in allowed:
+            raise DataError(
+                f"{self.path}: '{key}' is {_json_repr(value)}; expected one of {list(allowed)}"
+            )
+        return value
+
+    def text(self, key: str, required: bool = True) -> str | None:
+        value = self.get(key, required)
+        if value is None and not required:
+            return None
+        if not isinstance(value, str) or not value:
+            raise self.fail(key, "a non-empty string")
+        return value
+
+    def names(self, key: str, example: str) -> list[str]:
+        value = self.get(key, required=True)
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise self.fail(key, f"a list of names such as {example}")
+        return value
+
+    def seconds(self, key: str) -> float | None:
+        value = self.get(key, required=False)
+        if value is None:
+            return None
+        if not _is_number(value) or value <= 0:
+            raise self.fail(key, "a positive number of seconds")
+        return float(value)
+
+    def flag(self, key: str, default: bool) -> bool:
+        value = self.get(key, required=False)
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            raise self.fail(key, "true or false")
+        return value
+
+    def integer(self, key: str, minimum: int) -> int:
+        value = self.get(key, required=True)
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise self.fail(key, f"a whole number >= {minimum}")
+        return value
+
+    def mapping(self, key: str) -> Mapping[str, Any]:
+        value = self.get(key, required=False)
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise self.fail(key, "a JSON object")
+        return value
+
+
+def _split_names(fields: _Fields, split_mode: str) -> tuple[str, ...]:
     if split_mode == "trainvaltest":
         expected = TRAIN_VALID_TEST
     else:
-        nfolds = raw.get("nfolds")
-        if not isinstance(nfolds, int) or nfolds < 2:
-            raise DataError(f"{path}: {split_mode} needs 'nfolds' >= 2, got {nfolds!r}")
+        try:
+            nfolds = fields.integer("nfolds", minimum=2)
+        except DataError:
+            raise DataError(
+                f"{fields.path}: {split_mode} needs 'nfolds' >= 2, got "
+                f"{_json_repr(fields.raw.get('nfolds'))}"
+            ) from None
         expected = tuple(f"fold{i:02d}" for i in range(nfolds))
-    listed = raw.get("splits")
-    if listed is not None and tuple(listed) != expected:
-        raise DataError(
-            f"{path}: 'splits' {list(listed)} does not match split_mode {split_mode} "
-            f"(expected {list(expected)})"
-        )
+    if "splits" in fields.raw:
+        listed = fields.names("splits", example=f"{list(expected)}".replace("'", '"'))
+        if tuple(listed) != expected:
+            raise DataError(
+                f"{fields.path}: 'splits' {listed} does not match split_mode {split_mode} "
+                f"(expected {list(expected)})"
+            )
     return expected
+
+
+def _postprocessing_grid(path: Path, params: Mapping[str, Any]) -> dict[str, list[float]] | None:
+    """``evaluation_params.event_postprocessing_grid``: lists of milliseconds per known key."""
+    grid = params.get("event_postprocessing_grid")
+    if grid is None:
+        return None
+    where = f"{path}: 'evaluation_params.event_postprocessing_grid'"
+    if not isinstance(grid, dict):
+        raise DataError(f"{where} must be a JSON object, got {_json_repr(grid)}")
+    for key, values in grid.items():
+        if key not in POSTPROCESSING_KEYS:
+            raise DataError(f"{where}: unknown key '{key}'; known: {list(POSTPROCESSING_KEYS)}")
+        if not isinstance(values, list) or not values or not all(_is_number(v) for v in values):
+            raise DataError(
+                f"{where}: '{key}' must be a list of milliseconds, got {_json_repr(values)}"
+            )
+    return grid
+
+
+def _param_grid(path: Path, params: Mapping[str, Any]) -> dict[str, list[Any]]:
+    """``evaluation_params.task_specific_param_grid``: each key a list of values (the
+    task's ``schedule_for`` says which keys bench supports)."""
+    grid = params.get("task_specific_param_grid")
+    if grid is None:
+        return {}
+    where = f"{path}: 'evaluation_params.task_specific_param_grid'"
+    if not isinstance(grid, dict):
+        raise DataError(f"{where} must be a JSON object, got {_json_repr(grid)}")
+    for key, values in grid.items():
+        if not isinstance(values, list):
+            raise DataError(f"{where}: '{key}' must be a list, got {_json_repr(values)}")
+    return dict(grid)
 
 
 def _check_metrics(path: Path, evaluation: Sequence[str], embedding_type: str) -> None:
@@ -157,19 +263,43 @@ def _check_metrics(path: Path, evaluation: Sequence[str], embedding_type: str) -
             )
 
 
+def _is_number(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
+
+
+def _json_type(value: Any) -> str:
+    names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean"}
+    if value is None:
+        return "null"
+    return names.get(type(value), "a number")
+
+
+def _json_repr(value: Any) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def read_label_vocabulary(task_dir: Path) -> list[str]:
     """labelvocabulary.csv: labels in index order; indices must be 0..n-1, labels unique."""
     path = Path(task_dir) / VOCABULARY_FILE
     if not path.is_file():
         raise DataError(f"{path}: missing")
-    with path.open(newline="") as handle:
-        rows = list(csv.DictReader(handle))
+    reader = csv.DictReader(io.StringIO(read_text(path), newline=""))
+    try:
+        rows = list(reader)
+    except csv.Error as error:
+        raise DataError(f"{path}, line {reader.line_num}: not a valid CSV ({error})") from None
     if not rows or not {"idx", "label"} <= set(rows[0]):
         raise DataError(f"{path}: expected a header 'idx,label' and at least one row")
-    try:
-        by_index = {int(row["idx"]): str(row["label"]) for row in rows}
-    except ValueError as error:
-        raise DataError(f"{path}: non-integer idx ({error})") from None
+    by_index: dict[int, str] = {}
+    for line, row in enumerate(rows, start=2):
+        index, label = row.get("idx"), row.get("label")
+        if index is None or label is None or None in row:
+            raise DataError(f"{path}, line {line}: expected 'idx,label', got {row}")
+        try:
+            by_index[int(index)] = label
+        except ValueError:
+            raise DataError(f"{path}, line {line}: idx {index!r} is not a whole number") from None
     if sorted(by_index) != list(range(len(rows))):
         raise DataError(f"{path}: idx must run 0..{len(rows) - 1} without gaps or repeats")
     labels = [by_index[i] for i in range(len(rows))]
@@ -180,7 +310,7 @@ def read_label_vocabulary(task_dir: Path) -> list[str]:
 
 def audio_sample_rate(task_dir: Path, preferred: int = DEFAULT_SAMPLE_RATE) -> int:
     """The audio folder to read: ``preferred`` if present, else the nearest rate."""
-    rates = sorted(int(p.name) for p in Path(task_dir).iterdir() if p.is_dir() and p.name.isdigit())
+    rates = sorted(int(p.name) for p in list_subdirs(Path(task_dir)) if p.name.isdigit())
     if not rates:
         raise DataError(f"{task_dir}: no audio folder (e.g. {DEFAULT_SAMPLE_RATE}/<split>/)")
     return min(rates, key=lambda rate: (abs(rate - preferred), -rate))
@@ -231,7 +361,9 @@ def _read_split(task_dir: Path, split: str, audio_dir: Path, labels: _LabelReade
     path = task_dir / f"{split}.json"
     entries = _read_json(path)
     if not isinstance(entries, dict):
-        raise DataError(f"{path}: expected a JSON object mapping file names to labels")
+        raise DataError(
+            f"{path}: expected a JSON object mapping file names to labels, got {_json_type(entries)}"
+        )
     if not entries:
         raise DataError(f"{path}: split '{split}' has no files")
     items = [
@@ -242,13 +374,48 @@ def _read_split(task_dir: Path, split: str, audio_dir: Path, labels: _LabelReade
         )
         for filename, value in entries.items()
     ]
-    missing = [item.path for item in items if not item.path.is_file()]
-    if missing:
-        shown = ", ".join(str(p) for p in missing[:3])
+    problems = unreadable_files((item.key, item.path) for item in items)
+    if problems.missing:
+        shown = ", ".join(str(audio_dir / name) for name in problems.missing[:3])
         raise DataError(
-            f"{path}: {len(missing)} of {len(items)} audio files are missing, e.g. {shown}"
+            f"{path}: {len(problems.missing)} of {len(items)} audio files are missing, e.g. {shown}"
         )
+    if problems.unreadable:
+        shown = ", ".join(f"{name} ({cause})" for name, cause in problems.unreadable[:3])
+        raise DataError(
+            f"{path}: {len(problems.unreadable)} of {len(items)} audio files in {audio_dir} "
+            f"cannot be read, e.g. {shown}"
+        )
+    _check_inside(task_dir, path, items)
+    if labels.metadata.embedding_type == "event":
+        _check_milliseconds(path, labels.metadata, items)
     return items
+
+
+def _check_inside(task_dir: Path, path: Path, items: Sequence[Item]) -> None:
+    """Symlinks in the audio folders must not lead out of the task directory."""
+    root = task_dir.resolve()
+    for item in items:
+        target = item.path.resolve()
+        if not target.is_relative_to(root):
+            raise DataError(
+                f"{path}: {item.path} is a link to {target}, outside the task directory "
+                f"{root}; copy the file into the task directory instead"
+            )
+
+
+def _check_milliseconds(path: Path, metadata: HearTaskMetadata, items: Sequence[Item]) -> None:
+    """Event times are milliseconds; times that all end within the clip's length in
+    seconds were written in seconds (a 3 s clip whose events all end by 3 ms)."""
+    ends_ms = [offset * 1000.0 for item in items for _, offset, _ in item.label]
+    if not ends_ms or metadata.sample_duration is None:
+        return
+    if max(ends_ms) <= metadata.sample_duration:
+        raise DataError(
+            f"{path}: every event ends by {max(ends_ms):g} ms, in clips of "
+            f"{metadata.sample_duration:g} s: the times look like seconds; HEAR label files give "
+            'start and end in milliseconds, e.g. {"label": "dog", "start": 1250.0, "end": 2000.0}'
+        )
 
 
 def _safe_relative(path: Path, filename: str) -> PurePosixPath:
@@ -334,10 +501,22 @@ def _check_unique_files(task_dir: Path, splits: Mapping[str, list[Item]]) -> Non
 
 
 def _read_json(path: Path) -> Any:
+    """A JSON file; a key given twice is an error (JSON itself keeps the last silently)."""
     if not path.is_file():
         raise DataError(f"{path}: missing")
     try:
-        with path.open() as handle:
-            return json.load(handle)
+        return json.loads(read_text(path), object_pairs_hook=_unique_keys(path))
     except json.JSONDecodeError as error:
         raise DataError(f"{path}: not valid JSON ({error})") from None
+
+
+def _unique_keys(path: Path) -> Any:
+    def build(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        content: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in content:
+                raise DataError(f"{path}: key {key!r} is given twice")
+            content[key] = value
+        return content
+
+    return build

@@ -175,7 +175,7 @@ class _HearProtocol(ProbeProtocol):
         run = _ProtocolRun(metadata, options, settings, upstream, layers, normalize, data, splits)
         outcome = run.execute()
         outcome.selected["embedding"] = self.embedding_description(upstream)
-        outcome.selected["clip_seconds"] = metadata.sample_duration
+        outcome.selected["clip_seconds"] = self.clip_seconds(data)
         return outcome
 
     def clip_seconds(self, data: TaskData) -> float | None:

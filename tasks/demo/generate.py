@@ -7,6 +7,7 @@
 
 Each corpus is written to a temporary directory and renamed into place when complete,
 so an interrupted generation is redone, never half-used; a complete one is reused.
+Concurrent first uses of one data root generate it once (a file lock; the others wait).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
+from bench.fileio import file_lock, remove_stale_temporaries, temporary_path
+from bench.hear.new_task import write_task_files
 from bench.tasks.corpora.speech_commands import (
     BACKGROUND_DIR,
     KEYWORDS,
@@ -57,19 +60,38 @@ EVENT_CLIP_SECONDS = 3.0
 
 
 def build_once(target: Path, build: Callable[[Path], None]) -> Path:
-    """Run ``build(tmp)`` and move ``tmp`` to ``target``, unless ``target`` is complete."""
-    marker = target / COMPLETE_MARKER
-    if marker.is_file() and json.loads(marker.read_text()).get("version") == GENERATOR_VERSION:
+    """Run ``build(tmp)`` and move ``tmp`` to ``target``, unless ``target`` is complete.
+
+    Under a lock beside ``target``: when two runs start on a fresh data root together, one
+    generates and the other waits, then reuses it. Partial folders of killed runs are
+    removed (``bench.fileio.remove_stale_temporaries``); a failed build removes its own."""
+    if is_generated(target):
         return target
-    shutil.rmtree(target, ignore_errors=True)
-    partial = target.with_name(f".{target.name}.partial-{os.getpid()}")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    log.info("generating demo corpus %s", target)
-    build(partial)
-    (partial / COMPLETE_MARKER).write_text(json.dumps({"version": GENERATOR_VERSION}))
-    os.replace(partial, target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with file_lock(target.with_name(f".{target.name}.lock"), f"generating {target}"):
+        remove_stale_temporaries(target.parent)
+        if is_generated(target):  # another process built it while this one waited
+            return target
+        shutil.rmtree(target, ignore_errors=True)
+        partial = temporary_path(target, "partial")
+        partial.mkdir()
+        log.info("generating demo corpus %s", target)
+        try:
+            build(partial)
+            (partial / COMPLETE_MARKER).write_text(json.dumps({"version": GENERATOR_VERSION}))
+            os.replace(partial, target)
+        finally:
+            shutil.rmtree(partial, ignore_errors=True)
     return target
+
+
+def is_generated(target: Path) -> bool:
+    """A complete corpus of this generator version is at ``target``."""
+    try:
+        marker = json.loads((target / COMPLETE_MARKER).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(marker, dict) and marker.get("version") == GENERATOR_VERSION
 
 
 def write_wav(path: Path, audio: np.ndarray) -> None:
@@ -171,17 +193,14 @@ def write_hear_task(
     splits: dict[str, dict[str, tuple[np.ndarray, object]]],
 ) -> None:
     """A hear-preprocess task directory: metadata, vocabulary, label JSON per split, audio."""
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "task_metadata.json").write_text(json.dumps(metadata, indent=2))
-    (root / "labelvocabulary.csv").write_text(
-        "idx,label\n" + "".join(f"{i},{x}\n" for i, x in enumerate(vocabulary))
-    )
     for split, clips in splits.items():
-        labels = {}
-        for name, (audio, label) in clips.items():
+        for name, (audio, _) in clips.items():
             write_wav(root / str(SAMPLE_RATE) / split / name, audio)
-            labels[name] = label
-        (root / f"{split}.json").write_text(json.dumps(labels, indent=1))
+    labels = {
+        split: {name: label for name, (_, label) in clips.items()}
+        for split, clips in splits.items()
+    }
+    write_task_files(root, metadata, vocabulary, labels)
 
 
 def build_instruments(root: Path, seed: int = 2024) -> None:

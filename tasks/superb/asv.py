@@ -6,10 +6,12 @@ under ``dev/wav/`` and ``test/wav/`` or ``wav/``) plus the trial list ``veri_tes
 Splits, as s3prl's ``VoxCeleb1SV`` corpus builds them: train = every utterance in
 iden_split.txt of a speaker absent from the trial list (the 1,211 VoxCeleb1 dev speakers,
 148,642 utterances), labelled by speaker; test = the utterances the trial list names.
-The trial list is ``veri_test2.txt``, VoxCeleb1-O cleaned (37,611 trials), the one s3prl
-downloads as ``voxceleb1_test_v2.txt``; option ``trial_list: veri_test.txt`` gives the
-original list (37,720 trials, a few with label errors). s3prl drops training utterances
-shorter than 2 s after sox silence removal; bench drops those shorter than
+The trial list is ``veri_test2.txt``, VoxCeleb1-O cleaned (37,611 trials); option
+``trial_list: veri_test.txt`` gives the original list (37,720 trials, a few with label
+errors). s3prl's ``voxceleb1_test_v2.txt`` is *not* the cleaned list: it has the original
+list's 37,720 trials (18,860 target) over 4,715 utterances, and it is what SUPERB scores
+(docs/protocols.md, ASV). s3prl drops training utterances of at most 32,000 samples after
+its sox effects (gain -3 dB, silence removal); bench drops those shorter than
 ``min_seconds`` (2.0) as recorded, without silence removal (no VoxCeleb1 utterance is under
 4 s, so none is dropped on the real corpus).
 

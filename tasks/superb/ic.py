@@ -12,8 +12,9 @@ all three slots are.
 Protocol, from s3prl's ``downstream/fluent_commands`` (config.yaml, expert.py): head
 Linear(D, 256) -> mean pool -> Linear(6 + 14 + 4), the sum of the three slots'
 cross-entropies; Adam, lr 1e-4, batch 32, 200,000 steps, gradient clipping 1, dev
-accuracy every 4,000 steps, the best kept. bench sweeps ``SUPERB_LR_GRID``, selects on dev
-accuracy and stops early: dev every 1,000 steps, after 10 evaluations without improvement.
+accuracy every 5,000 steps (``eval_step``), the best kept. bench sweeps ``SUPERB_LR_GRID``,
+selects on dev accuracy and stops early: dev every 1,000 steps, after 10 evaluations
+without improvement.
 """
 
 from __future__ import annotations

@@ -7,17 +7,27 @@ of its own name (``DIR/speech_commands/`` holding both also works), or the task 
 
 Splits and labels (``bench.tasks.corpora.speech_commands``): 12 classes, the 10 keywords,
 ``_unknown_`` (the other 20 words) and ``_silence_`` (1 s crops of the background noise);
-dev = validation_list.txt, testing_list.txt left out, train = the rest of the first
-archive; test = the separate test set (3,081 clips).
+test = the separate test set (3,081 clips). Train and dev come from the first archive by
+the ``split`` option's rule:
+
+- ``lists`` (default): the archive's validation_list.txt is dev, testing_list.txt is left
+  out, the rest is train. This is bench's own reading of the corpus, not s3prl's.
+- ``hash``: what s3prl 0.4.18's recipe does (``expert.py``, ``split_dataset``): it ignores
+  the lists and splits by TensorFlow's ``which_set`` on the SHA-1 of each file's speaker
+  id (< 10 % dev, < 20 % left out, the rest train), with every background-noise file in
+  both train and dev. Same split as ``lists`` on the official archive, whose lists were
+  made by this rule; not on trees whose lists were made otherwise.
+
+The rule is recorded with the result (``data.split_rule``).
 
 Protocol, from s3prl's ``downstream/speech_commands`` (config.yaml, dataset.py,
 expert.py): head Linear(D, 256) -> mean pool -> Linear(12), cross-entropy; Adam, lr 1e-4,
 batch 32, 200,000 steps, gradient clipping 1; training batches class-balanced (a
 ``WeightedRandomSampler`` with weights 1 / class count); audio at -3 dB (sox ``gain
--3.0``); dev accuracy measured on a class-balanced resample of dev, every 4,000 steps,
-the best kept. bench sweeps ``SUPERB_LR_GRID`` around that lr, selects on dev balanced
-accuracy (the expectation of s3prl's resampled dev accuracy), and stops early: dev every
-1,000 steps, after 10 evaluations without improvement.
+-3.0``); dev accuracy measured on a class-balanced resample of dev every 5,000 steps
+(``eval_step``), the best kept. bench sweeps ``SUPERB_LR_GRID`` around that lr, selects
+on dev balanced accuracy (the expectation of s3prl's resampled dev accuracy), and stops
+early: dev every 1,000 steps, after 10 evaluations without improvement.
 """
 
 from __future__ import annotations
@@ -32,6 +42,7 @@ from bench.tasks.corpora.speech_commands import (
     SILENCE,
     TEST_DIR,
     TRAIN_DIR,
+    SplitRule,
     read_speech_commands,
     verify_speech_commands,
 )
@@ -67,10 +78,12 @@ class KeywordSpotting(KeywordSpottingProtocol, SuperbTask):
 
     @dataclass(frozen=True)
     class Options:
-        """train_dir, test_dir: the two unpacked archives, when not under --data-root."""
+        """train_dir, test_dir: the two unpacked archives, when not under --data-root.
+        split: how train and dev are made, ``lists`` or ``hash`` (s3prl's; see above)."""
 
         train_dir: str | None = None
         test_dir: str | None = None
+        split: SplitRule = "lists"
 
     def train_root(self) -> Path:
         return self.corpus_dir(
@@ -88,7 +101,7 @@ class KeywordSpotting(KeywordSpottingProtocol, SuperbTask):
         return [self.train_root(), self.test_root()]
 
     def verify(self) -> CorpusReport:
-        return verify_speech_commands(self.train_root(), self.test_root())
+        return verify_speech_commands(self.train_root(), self.test_root(), self.options.split)
 
     def read(self) -> TaskData:
-        return read_speech_commands(self.train_root(), self.test_root())
+        return read_speech_commands(self.train_root(), self.test_root(), self.options.split)

@@ -10,7 +10,7 @@ the label is the speaker id, 1,251 classes in sorted order (s3prl's ``int(id) - 
 Protocol, from s3prl's ``downstream/voxceleb1`` (config.yaml, dataset.py, expert.py):
 head Linear(D, 256) -> mean pool -> Linear(1251), cross-entropy; Adam, lr 1e-4, batch 8
 with 4 accumulation steps (bench: batch 32, the same mean gradient), 200,000 steps,
-gradient clipping 1, dev accuracy every 4,000 steps; no gain. Training utterances are
+gradient clipping 1, dev accuracy every 5,000 steps; no gain. Training utterances are
 cropped to a random 8 s (``max_timestep: 128000``) at every step; dev and test are whole.
 
 How bench honours the random crops with a pooled cache: every training utterance longer

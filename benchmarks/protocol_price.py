@@ -1,0 +1,220 @@
+"""The price of bench's `fast` protocol: `fast` and `reference` side by side (issue 13).
+
+For each task, both profiles run from an empty cache with the same seeds; the script prints
+each profile's main test metric (mean and sample std over seeds), their difference in seed
+standard deviations (fast - reference, over the pooled std), and the wall-time ratio
+reference / fast of the whole run (extraction, probes, test), with the probe time alone.
+
+Tasks: the demo suite (generated offline) and small fake SUPERB corpora in the real layouts
+(built with the test suite's builders, tests/superb_fakes.py: run from a checkout).
+
+Scaffold status: the `protocol=reference` profile does not exist yet (docs/protocols.md).
+Until it does, `reference` is approximated by the overrides bench already has, and every
+line says so:
+
+- SUPERB-style tasks: ``bench.profiles.REFERENCE``'s fixed number of updates and s3prl's
+  evaluation cadence relative to it (KS, IC, SID: 40 evaluations; ER: 30; ASV: 10), no early
+  stopping, dev-best selection (ASV: best on test, as ``fast``);
+- HEAR tasks: hear-eval-kit's switches (`HearOptions.reference()`: no reshuffling, a NaN
+  validation stops training, infinite d-prime) and the last layer instead of bench's learned
+  weighted sum;
+- both: the same seeds, so the seed spread is measured for each (the reference itself runs
+  one seed: 42 on HEAR).
+
+Fake corpora are tiny; their schedules are scaled by ``--steps-scale`` (default 0.01: 2,000
+of SUPERB's 200,000 steps) for both profiles alike.
+
+    python benchmarks/protocol_price.py [--suites demo,superb] [--seeds 0,1,2] [--steps-scale 0.01]
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as bench sets it, before torch loads
+
+import argparse
+import math
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.config import load_config
+from bench.profiles import REFERENCE, reference_for
+from bench.progress import setup_logging
+from bench.runner import Runner
+from bench.runtime import configure_threads
+from bench.task import TASKS, TaskRun
+
+DEMO_TASKS = ("demo.keywords", "demo.instruments", "demo.events")
+SUPERB_TASKS = ("superb.ks", "superb.ic", "superb.sid", "superb.er", "superb.asv")
+HEAR_PROTOCOLS = ("hear.scene", "hear.timestamp")
+NEVER = 10**9  # patience that is never reached: fixed-length training
+
+
+@dataclass
+class Measured:
+    values: list[float]
+    wall_s: float
+    probe_s: float
+
+    @property
+    def mean(self) -> float:
+        return statistics.fmean(self.values)
+
+    @property
+    def std(self) -> float:
+        return statistics.stdev(self.values) if len(self.values) > 1 else 0.0
+
+
+def reference_overrides(task_name: str, steps_scale: float) -> tuple[list[str], dict[str, Any]]:
+    """Config overrides and task options for ``bench.profiles``' reference schedule (the
+    seeds stay the benchmark's, to measure the spread of both profiles)."""
+    task_cls = TASKS.get(task_name)
+    if task_cls.protocol in HEAR_PROTOCOLS:
+        resolved = reference_for(task_name, task_cls.protocol)
+        return [f"probe.layers={resolved.settings['layers']}"], resolved.task_options
+    if task_name in REFERENCE:
+        reference = REFERENCE[task_name]
+        evaluations = reference.max_steps // reference.eval_every
+        steps = scaled_steps(task_name, reference.max_steps, steps_scale)
+    else:  # a demo task: the task's own length, s3prl's KS cadence (40 evaluations)
+        evaluations, steps = 40, task_cls.schedule.max_steps
+    every = max(1, steps // evaluations)
+    return [f"probe.max_steps={steps}", f"probe.eval_every={every}", f"probe.patience={NEVER}"], {}
+
+
+def scaled_steps(task_name: str, max_steps: int, steps_scale: float) -> int:
+    """Real-corpus schedules shrink with ``steps_scale``; the demo's are already small."""
+    if task_name.startswith("superb."):
+        return max(100, round(max_steps * steps_scale))
+    return max_steps
+
+
+def fast_overrides(task_name: str, steps_scale: float) -> list[str]:
+    task_cls = TASKS.get(task_name)
+    if task_cls.protocol in HEAR_PROTOCOLS or not task_name.startswith("superb."):
+        return []
+    steps = scaled_steps(task_name, task_cls.schedule.max_steps, steps_scale)
+    every = max(1, min(task_cls.schedule.eval_every, steps // 20))
+    return [f"probe.max_steps={steps}", f"probe.eval_every={every}"]
+
+
+def prepared(task_name: str, data_root: Path) -> None:
+    """Generate (demo) or verify the data before anything is timed."""
+    TASKS.get(task_name)(data_root).prepare()
+
+
+def run_profile(
+    task_name: str,
+    data_root: Path,
+    workspace: Path,
+    upstream: str,
+    overrides: list[str],
+    options: dict[str, Any],
+) -> Measured:
+    config = load_config(
+        overrides=[
+            f"paths.workspace={workspace}",
+            "tracking.enabled=false",
+            "runtime.progress=false",
+            *overrides,
+        ]
+    )
+    runner = Runner(config)
+    runner.load_upstream(upstream)  # building the model is not part of either figure
+    started = time.perf_counter()
+    outcome = runner.run(TaskRun(task_name, data_root, options), upstream)
+    wall = time.perf_counter() - started
+    if outcome.error:
+        raise SystemExit(f"{task_name}: {outcome.error}")
+    record = outcome.record
+    return Measured(list(record.score["values"]), wall, record.timings["probe_s"])
+
+
+def difference_in_stds(fast: Measured, reference: Measured) -> str:
+    pooled = math.sqrt((fast.std**2 + reference.std**2) / 2)
+    if pooled == 0:
+        return "n/a (no spread)" if fast.mean != reference.mean else "0"
+    return f"{(fast.mean - reference.mean) / pooled:+.2f}"
+
+
+def build_fake_superb(root: Path) -> Path:
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    from superb_fakes import (
+        build_fluent_commands,
+        build_iemocap,
+        build_speech_commands,
+        build_voxceleb1,
+    )
+
+    build_speech_commands(root)
+    build_fluent_commands(root)
+    build_voxceleb1(root, seconds=0.4)
+    build_iemocap(root, per_label=2)
+    return root
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--suites", default="demo,superb", help="demo, superb or both")
+    parser.add_argument("--tasks", default=None, help="comma-separated task names (overrides)")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--steps-scale", type=float, default=0.01)
+    parser.add_argument("--upstream", default="fbank_no_cmvn")
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args()
+    setup_logging("WARNING")
+    threads = configure_threads(args.threads)
+    seeds = f"probe.seeds=[{args.seeds}]"
+    print(
+        f"{threads} threads, upstream {args.upstream}, seeds [{args.seeds}]; "
+        "reference = today's approximation (see the module doc), not yet protocol=reference"
+    )
+    with tempfile.TemporaryDirectory(prefix="bench-protocol-price-") as folder:
+        scratch = Path(folder)
+        groups = {
+            "demo": (DEMO_TASKS, lambda: scratch / "demo-data"),
+            "superb": (SUPERB_TASKS, lambda: build_fake_superb(scratch / "superb-data")),
+        }
+        for suite in args.suites.split(","):
+            task_names, build = groups[suite]
+            if args.tasks:
+                task_names = tuple(t for t in args.tasks.split(",") if t in task_names)
+            data_root = build()
+            for name in task_names:
+                prepared(name, data_root)
+                reference, options = reference_overrides(name, args.steps_scale)
+                fast = run_profile(
+                    name,
+                    data_root,
+                    scratch / f"{name}-fast",
+                    args.upstream,
+                    [seeds, *fast_overrides(name, args.steps_scale)],
+                    {},
+                )
+                ref = run_profile(
+                    name,
+                    data_root,
+                    scratch / f"{name}-ref",
+                    args.upstream,
+                    [seeds, *reference],
+                    options,
+                )
+                print(
+                    f"{name:>17}: fast {fast.mean:7.2f} ± {fast.std:5.2f} | reference~ "
+                    f"{ref.mean:7.2f} ± {ref.std:5.2f} | difference {difference_in_stds(fast, ref)} "
+                    f"seed std | wall reference/fast {ref.wall_s / fast.wall_s:5.2f} "
+                    f"({ref.wall_s:.1f} s / {fast.wall_s:.1f} s; probes {ref.probe_s:.1f} s / "
+                    f"{fast.probe_s:.1f} s) | reference~ = {' '.join(reference)} {options or ''}"
+                )
+
+
+if __name__ == "__main__":
+    main()
