@@ -34,6 +34,14 @@ def parse_layers(layers: str | int, num_layers: int) -> str | int:
     return index
 
 
+def _fixed_layer(layers: str | int, num_layers: int) -> int | None:
+    """The layer a weighted sum is pinned to, or None for a learned one."""
+    selection = parse_layers(layers, num_layers)
+    if selection == "concat":
+        raise ValueError("layers=concat is not a weighted sum; only HEAR protocols support it")
+    return None if selection == "weighted" else int(selection)
+
+
 LOW_PRECISION = (torch.float16, torch.bfloat16)
 
 
@@ -143,12 +151,9 @@ class WeightedSum(nn.Module):
 
     def __init__(self, num_layers: int, layers: str | int = "weighted", layer_norm: bool = False):
         super().__init__()
-        selection = parse_layers(layers, num_layers)
-        if selection == "concat":
-            raise ValueError("layers=concat is not a weighted sum; only HEAR protocols support it")
         self.num_layers = num_layers
         self.layer_norm = layer_norm
-        self.fixed_layer = None if selection == "weighted" else int(selection)
+        self.fixed_layer = _fixed_layer(layers, num_layers)
         self.logits = nn.Parameter(torch.zeros(num_layers)) if self.fixed_layer is None else None
 
     def weights(self) -> Tensor:
@@ -232,13 +237,10 @@ class StackedWeightedSum(nn.Module):
         layer_norm: bool = False,
     ):
         super().__init__()
-        selection = parse_layers(layers, num_layers)
-        if selection == "concat":
-            raise ValueError("layers=concat is not a weighted sum; only HEAR protocols support it")
         self.probes = probes
         self.num_layers = num_layers
         self.layer_norm = layer_norm
-        self.fixed_layer = None if selection == "weighted" else int(selection)
+        self.fixed_layer = _fixed_layer(layers, num_layers)
         self.logits = (
             nn.Parameter(torch.zeros(probes, num_layers)) if self.fixed_layer is None else None
         )
