@@ -10,4 +10,5 @@ PROTOCOL_MODULES = (
     "bench.protocols.hear",
     "bench.protocols.verification",
     "bench.protocols.units",
+    "bench.protocols.abx",
 )

@@ -1,3 +1,3 @@
-"""The discrete-unit track (``units.*``): unit quality against phone alignments, no probes."""
+"""The discrete-unit track (``units.*``): unit quality against phone alignments, and ABX; no probes."""
 
-from bench.tasks.units import librispeech  # noqa: F401
+from bench.tasks.units import librispeech, librispeech_abx  # noqa: F401

@@ -22,8 +22,22 @@ CORPUS_DIR = "LibriSpeech"
 
 def utterance_audio(root: Path, split: str, utterance: str) -> Path:
     """``<root>/LibriSpeech/<split>/<speaker>/<chapter>/<utterance>.flac``."""
-    speaker, chapter, _ = utterance.split("-", 2)
+    parts = utterance.split("-", 2)
+    if len(parts) != 3:
+        raise DataError(
+            f"'{utterance}' is not a LibriSpeech utterance id (<speaker>-<chapter>-<number>)"
+        )
+    speaker, chapter, _ = parts
     return root / CORPUS_DIR / split / speaker / chapter / f"{utterance}.flac"
+
+
+def split_items(root: Path, split: str) -> list[Item]:
+    """Every utterance of one split, in order of its path (k-means fitting sets)."""
+    folder = root / CORPUS_DIR / split
+    paths = sorted(folder.glob("*/*/*.flac"))
+    if not paths:
+        raise DataError(f"no flac files under {folder} (split {split})")
+    return [Item(key=path.stem, path=path) for path in paths]
 
 
 @register_task
@@ -84,17 +98,10 @@ class LibriSpeechUnits(Task):
                 f"{root / CORPUS_DIR / split} (first looked for: {missing[0]})"
             )
         fit_split = self.options.fit_split or split
-        fit = test if fit_split == split else self._fit_items(root, fit_split)
+        fit = test if fit_split == split else split_items(root, fit_split)
         return TaskData(
             splits={"train": fit[: self.options.fit_utterances], "test": test},
             vocabulary={"phone": phones},
             folds=(Fold("units", ("train",), (), ("test",)),),
             extras={"aligned_without_audio": len(missing)},
         )
-
-    def _fit_items(self, root: Path, split: str) -> list[Item]:
-        folder = root / CORPUS_DIR / split
-        paths = sorted(folder.glob("*/*/*.flac"))
-        if not paths:
-            raise DataError(f"fit_split {split}: no flac files under {folder}")
-        return [Item(key=path.stem, path=path) for path in paths]

@@ -1,0 +1,88 @@
+"""``units.librispeech_abx``: ABX phone discriminability of features and units (Libri-Light).
+
+The Libri-Light / ZeroSpeech 2021 ABX on one LibriSpeech split: the utterances that task
+option ``item_file`` (Libri-Light's ``dev-clean.item``...) names, scored by
+``bench.protocols.abx`` with zerospeech-libriabx2, on layer ``layer`` and on the units
+``bench.tasks.units.librispeech`` would score (``units: none`` skips them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.data import DataError, Fold, Item, TaskData
+from bench.task import Schedule, Task, TaskMetadata, register_task
+from bench.tasks.corpora.abx_items import read_item_files
+from bench.tasks.units.librispeech import CORPUS_DIR, split_items, utterance_audio
+
+
+@register_task
+class LibriSpeechABX(Task):
+    metadata = TaskMetadata(
+        name="units.librispeech_abx",
+        description="ABX error within/across speaker of a layer and of units (Libri-Light, ZeroSpeech 2021)",
+        corpus="LibriSpeech (dev-clean) with Libri-Light's ABX item files",
+        data_layout=f"{CORPUS_DIR}/<split>/<speaker>/<chapter>/<utterance>.flac (openslr.org/12), "
+        "plus task option item_file=<dev-clean.item of Libri-Light's ABX_data.tgz>",
+        main_metric="abx_within",
+        higher_is_better=False,
+        license="CC BY 4.0",
+        homepage="https://github.com/facebookresearch/libri-light/tree/main/eval",
+        citation="Kahn et al. Libri-Light: A Benchmark for ASR with Limited or No Supervision. "
+        "ICASSP 2020. Dunbar et al. The Zero Resource Speech Challenge 2021. Interspeech 2021.",
+    )
+    #: nothing is trained; the schedule only satisfies the runner
+    schedule = Schedule(lr_grid=(0.0,), max_steps=0, eval_every=1, patience=1)
+    protocol = "abx"
+
+    @dataclass(frozen=True)
+    class Options:
+        item_file: str | None = None
+        split: str = "dev-clean"
+        #: the layer scored as continuous features, and clustered by k-means (default: the last)
+        layer: int | None = None
+        #: auto (the upstream's own, else k-means) | own | kmeans | none (no unit ABX)
+        units: str = "auto"
+        num_units: int = 100
+        fit_split: str | None = None
+        fit_utterances: int = 1000
+        max_fit_frames: int = 500_000
+        #: cosine | euclidean | kl | kl_symmetric (the library's; cosine is Libri-Light's)
+        distance: str = "cosine"
+        #: none (frame-wise DTW) | mean | hamming
+        pooling: str = "none"
+        #: also score zrc_abx2's any-context ABX (metrics ending in _any)
+        any_context: bool = False
+        max_size_group: int = 10
+        max_x_across: int = 5
+
+    def load(self) -> TaskData:
+        root = self.require_data_root()
+        if not self.options.item_file:
+            raise DataError(
+                f"{self.metadata.name} needs task option item_file=PATH: an ABX .item file "
+                "such as dev-clean.item of Libri-Light's ABX_data.tgz; see docs/units.md"
+            )
+        item_file = Path(self.options.item_file)
+        speakers = read_item_files(item_file)
+        split = self.options.split
+        test, missing = [], []
+        for file_id, speaker in speakers.items():
+            path = utterance_audio(root, split, file_id)
+            if path.is_file():
+                test.append(Item(key=file_id, path=path, group=speaker))
+            else:
+                missing.append(path)
+        if not test:
+            raise DataError(
+                f"none of the {len(speakers)} files of {item_file} has audio under "
+                f"{root / CORPUS_DIR / split} (first looked for: {missing[0]})"
+            )
+        fit_split = self.options.fit_split or split
+        fit = test if fit_split == split else split_items(root, fit_split)
+        return TaskData(
+            splits={"train": fit[: self.options.fit_utterances], "test": test},
+            folds=(Fold("abx", ("train",), (), ("test",)),),
+            extras={"item_file": item_file.resolve(), "items_without_audio": len(missing)},
+        )
