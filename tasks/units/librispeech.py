@@ -10,8 +10,10 @@ or ``own``), else k-means on ``layer`` fitted on ``fit_utterances`` utterances o
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from bench.data import DataError, Fold, Item, TaskData
 from bench.task import Schedule, Task, TaskMetadata, register_task
@@ -38,6 +40,32 @@ def split_items(root: Path, split: str) -> list[Item]:
     if not paths:
         raise DataError(f"no flac files under {folder} (split {split})")
     return [Item(key=path.stem, path=path) for path in paths]
+
+
+def utterance_items(
+    root: Path, split: str, utterances: Sequence[str], source: str
+) -> tuple[list[Item], int]:
+    """The utterances that have audio (grouped by speaker), and how many have none."""
+    items, missing = [], []
+    for utterance in utterances:
+        path = utterance_audio(root, split, utterance)
+        if path.is_file():
+            items.append(Item(key=utterance, path=path, group=utterance.split("-")[0]))
+        else:
+            missing.append(path)
+    if not items:
+        raise DataError(
+            f"none of the {len(utterances)} utterances of {source} has audio under "
+            f"{root / CORPUS_DIR / split} (first looked for: {missing[0]})"
+        )
+    return items, len(missing)
+
+
+def fit_items(root: Path, scored: list[Item], options: Any) -> list[Item]:
+    """The k-means fitting set: ``fit_utterances`` of ``fit_split`` (default: the scored)."""
+    fit_split = options.fit_split or options.split
+    fit = scored if fit_split == options.split else split_items(root, fit_split)
+    return fit[: options.fit_utterances]
 
 
 @register_task
@@ -83,25 +111,16 @@ class LibriSpeechUnits(Task):
         alignments = read_alignments(Path(self.options.alignments), self.options.keep_stress)
         phones = sorted({phone for labels in alignments.values() for phone in labels})
         index = {phone: i for i, phone in enumerate(phones)}
-        split = self.options.split
-        test, missing = [], []
-        for utterance in sorted(alignments):
-            path = utterance_audio(root, split, utterance)
-            if not path.is_file():
-                missing.append(path)
-                continue
-            labels = tuple(index[phone] for phone in alignments[utterance])
-            test.append(Item(key=utterance, path=path, label=labels, group=utterance.split("-")[0]))
-        if not test:
-            raise DataError(
-                f"none of the {len(alignments)} aligned utterances has audio under "
-                f"{root / CORPUS_DIR / split} (first looked for: {missing[0]})"
-            )
-        fit_split = self.options.fit_split or split
-        fit = test if fit_split == split else split_items(root, fit_split)
+        items, missing = utterance_items(
+            root, self.options.split, sorted(alignments), str(self.options.alignments)
+        )
+        test = [
+            replace(item, label=tuple(index[phone] for phone in alignments[item.key]))
+            for item in items
+        ]
         return TaskData(
-            splits={"train": fit[: self.options.fit_utterances], "test": test},
+            splits={"train": fit_items(root, test, self.options), "test": test},
             vocabulary={"phone": phones},
             folds=(Fold("units", ("train",), (), ("test",)),),
-            extras={"aligned_without_audio": len(missing)},
+            extras={"aligned_without_audio": missing},
         )

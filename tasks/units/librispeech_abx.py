@@ -11,10 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.data import DataError, Fold, Item, TaskData
+from bench.data import DataError, Fold, TaskData
 from bench.task import Schedule, Task, TaskMetadata, register_task
 from bench.tasks.corpora.abx_items import read_item_files
-from bench.tasks.units.librispeech import CORPUS_DIR, split_items, utterance_audio
+from bench.tasks.units.librispeech import CORPUS_DIR, fit_items, utterance_items
 
 
 @register_task
@@ -66,23 +66,9 @@ class LibriSpeechABX(Task):
             )
         item_file = Path(self.options.item_file)
         speakers = read_item_files(item_file)
-        split = self.options.split
-        test, missing = [], []
-        for file_id, speaker in speakers.items():
-            path = utterance_audio(root, split, file_id)
-            if path.is_file():
-                test.append(Item(key=file_id, path=path, group=speaker))
-            else:
-                missing.append(path)
-        if not test:
-            raise DataError(
-                f"none of the {len(speakers)} files of {item_file} has audio under "
-                f"{root / CORPUS_DIR / split} (first looked for: {missing[0]})"
-            )
-        fit_split = self.options.fit_split or split
-        fit = test if fit_split == split else split_items(root, fit_split)
+        test, missing = utterance_items(root, self.options.split, list(speakers), str(item_file))
         return TaskData(
-            splits={"train": fit[: self.options.fit_utterances], "test": test},
+            splits={"train": fit_items(root, test, self.options), "test": test},
             folds=(Fold("abx", ("train",), (), ("test",)),),
-            extras={"item_file": item_file.resolve(), "items_without_audio": len(missing)},
+            extras={"item_file": item_file.resolve(), "items_without_audio": missing},
         )
