@@ -12,4 +12,5 @@ PROTOCOL_MODULES = (
     "bench.protocols.ctc",
     "bench.protocols.units",
     "bench.protocols.abx",
+    "bench.protocols.dtw",
 )

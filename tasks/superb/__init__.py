@@ -7,7 +7,7 @@ where each protocol fact comes from in s3prl.
 """
 
 from bench.task import Suite, register_suite
-from bench.tasks.superb import asr, asv, er, ic, ks, pr, sid  # noqa: F401
+from bench.tasks.superb import asr, asv, er, ic, ks, pr, qbe, sid  # noqa: F401
 
 register_suite(
     Suite(
@@ -28,11 +28,12 @@ register_suite(
 register_suite(
     Suite(
         name="superb",
-        description="The SUPERB tasks bench runs: PR, ASR, KS, IC, SID, ER, ASV",
+        description="The SUPERB tasks bench runs: PR, ASR, KS, QbE, IC, SID, ER, ASV",
         tasks=(
             "superb.pr",
             "superb.asr",
             "superb.ks",
+            "superb.qbe",
             "superb.ic",
             "superb.sid",
             "superb.er",
