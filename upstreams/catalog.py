@@ -221,6 +221,29 @@ def _usad(size: str, width: int) -> UpstreamBundle:
     )
 
 
+def _usad2(size: str, width: int, layers: int, frame_rate: float) -> UpstreamBundle:
+    hub_id = f"MIT-SLS/USAD2-{size}"
+    supervised = size.endswith("-Plus")
+    return UpstreamBundle(
+        name=f"usad2_{size.lower().replace('-', '_')}",
+        family="transformers-remote-code",
+        builder="bench.upstreams.hf:build_remote_code",
+        source=hub_id,
+        description=f"USAD 2.0 {size} ({layers} layers, {frame_rate:g} Hz; "
+        + (
+            "second stage distilled from Whisper and Audio Flamingo 3"
+            if supervised
+            else "distilled from WavLM, ATST-Frame and MuQ"
+        )
+        + "); runs the checkpoint's own code",
+        hidden_size=width,
+        frame_rate=frame_rate,
+        options={"source": hub_id, "frame_rate": frame_rate},
+        remote_code=True,
+        extra="hf",
+    )
+
+
 _BASE = {"layers": 12, "width": 768}
 _LARGE = {"layers": 24, "width": 1024}
 
@@ -300,6 +323,14 @@ _register(
     _usad("Small", 384),
     _usad("Base", 768),
     _usad("Large", 1024),
+    # USAD 2.0 (the MIT-SLS/usad2 collection's model cards: width, layers, frame rate)
+    _usad2("Small", 384, 12, 50.0),
+    _usad2("Base", 768, 12, 50.0),
+    _usad2("Large", 1024, 24, 50.0),
+    _usad2("XLarge", 1280, 32, 25.0),
+    _usad2("Large-Plus", 1024, 24, 50.0),
+    _usad2("XLarge-Plus", 1280, 32, 25.0),
+    _usad2("XXLarge-Plus", 1280, 48, 25.0),
 )
 
 
