@@ -155,6 +155,8 @@ def _tone_corpus(root: Path) -> Path:
             folder = root / "LibriSpeech" / "dev-clean" / speaker / "1000"
             folder.mkdir(parents=True, exist_ok=True)
             sf.write(folder / f"{utterance}.flac", wav.astype(np.float32), 16000)
+            with (folder / f"{speaker}-1000.trans.txt").open("a") as transcript:
+                transcript.write(f"{utterance} TONES\n")
     return _item_file(root / "dev-clean.item", tokens)
 
 

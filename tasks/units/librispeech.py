@@ -17,54 +17,29 @@ from typing import Any
 
 from bench.data import DataError, Fold, Item, TaskData
 from bench.task import Schedule, Task, TaskMetadata, register_task
+from bench.tasks.corpora.librispeech import CORPUS_DIR, read_split
 from bench.tasks.corpora.phone_alignments import LABEL_RATE, read_alignments
-
-CORPUS_DIR = "LibriSpeech"
-
-
-def utterance_audio(root: Path, split: str, utterance: str) -> Path:
-    """``<root>/LibriSpeech/<split>/<speaker>/<chapter>/<utterance>.flac``."""
-    parts = utterance.split("-", 2)
-    if len(parts) != 3:
-        raise DataError(
-            f"'{utterance}' is not a LibriSpeech utterance id (<speaker>-<chapter>-<number>)"
-        )
-    speaker, chapter, _ = parts
-    return root / CORPUS_DIR / split / speaker / chapter / f"{utterance}.flac"
-
-
-def split_items(root: Path, split: str) -> list[Item]:
-    """Every utterance of one split, in order of its path (k-means fitting sets)."""
-    folder = root / CORPUS_DIR / split
-    paths = sorted(folder.glob("*/*/*.flac"))
-    if not paths:
-        raise DataError(f"no flac files under {folder} (split {split})")
-    return [Item(key=path.stem, path=path) for path in paths]
 
 
 def utterance_items(
     root: Path, split: str, utterances: Sequence[str], source: str
 ) -> tuple[list[Item], int]:
-    """The utterances that have audio (grouped by speaker), and how many have none."""
-    items, missing = [], []
-    for utterance in utterances:
-        path = utterance_audio(root, split, utterance)
-        if path.is_file():
-            items.append(Item(key=utterance, path=path, group=utterance.split("-")[0]))
-        else:
-            missing.append(path)
+    """The utterances ``source`` names that ``split`` has (read by the LibriSpeech reader,
+    grouped by speaker, unlabelled), and how many it lacks."""
+    available = {item.key: item for item in read_split(root / CORPUS_DIR, split)}
+    items = [replace(available[u], label=None) for u in utterances if u in available]
     if not items:
         raise DataError(
-            f"none of the {len(utterances)} utterances of {source} has audio under "
-            f"{root / CORPUS_DIR / split} (first looked for: {missing[0]})"
+            f"none of the {len(utterances)} utterances of {source} is in "
+            f"{root / CORPUS_DIR / split} ({len(available)} utterances there)"
         )
-    return items, len(missing)
+    return items, len(utterances) - len(items)
 
 
 def fit_items(root: Path, scored: list[Item], options: Any) -> list[Item]:
     """The k-means fitting set: ``fit_utterances`` of ``fit_split`` (default: the scored)."""
     fit_split = options.fit_split or options.split
-    fit = scored if fit_split == options.split else split_items(root, fit_split)
+    fit = scored if fit_split == options.split else read_split(root / CORPUS_DIR, fit_split)
     return fit[: options.fit_utterances]
 
 

@@ -14,7 +14,8 @@ from pathlib import Path
 from bench.data import DataError, Fold, TaskData
 from bench.task import Schedule, Task, TaskMetadata, register_task
 from bench.tasks.corpora.abx_items import read_item_files
-from bench.tasks.units.librispeech import CORPUS_DIR, fit_items, utterance_items
+from bench.tasks.corpora.librispeech import CORPUS_DIR
+from bench.tasks.units.librispeech import fit_items, utterance_items
 
 
 @register_task
