@@ -29,7 +29,7 @@ import logging
 import sys
 import types
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +88,20 @@ def _evaluator() -> Any:
             sys.modules.pop("torchaudio", None)
 
 
+@contextlib.contextmanager
+def _no_triplets(item_file: Path) -> Iterator[None]:
+    """The library fails building an empty sparse tensor when no A, B, X triple exists."""
+    try:
+        yield
+    except RuntimeError as error:
+        if "sparse_dim" not in str(error):
+            raise
+        raise ValueError(
+            f"{item_file}: no ABX triplet for a speaker condition: each needs two tokens of one "
+            "phone and one of another, in one context (and, within speaker, from one speaker)"
+        ) from error
+
+
 def one_hot(units: np.ndarray, num_units: int) -> np.ndarray:
     """``[T]`` unit ids -> ``[T, num_units]`` float32 one-hot rows (ABX on discrete units)."""
     units = np.asarray(units, dtype=np.int64)
@@ -137,7 +151,7 @@ def abx_error_rates(
         return torch.tensor(np.asarray(features[file_id], dtype=np.float32))
 
     output = io.StringIO()
-    with contextlib.redirect_stdout(output), warnings.catch_warnings():
+    with contextlib.redirect_stdout(output), warnings.catch_warnings(), _no_triplets(item_file):
         # the library builds sparse tensors with constructors torch deprecates
         warnings.filterwarnings("ignore", message=r".*torch\.sparse", category=UserWarning)
         scores = evaluator._ABX(

@@ -76,14 +76,17 @@ class LibriSpeechUnits(Task):
         max_fit_frames: int = 500_000
         keep_stress: bool = False
 
-    def load(self) -> TaskData:
-        root = self.require_data_root()
+    def alignments_path(self) -> Path:
         if not self.options.alignments:
             raise DataError(
                 f"{self.metadata.name} needs task option alignments=PATH: a frame-label file "
                 "(Spin's dev-clean.tsv) or a folder of MFA TextGrids; see docs/units.md"
             )
-        alignments = read_alignments(Path(self.options.alignments), self.options.keep_stress)
+        return Path(self.options.alignments)
+
+    def load(self) -> TaskData:
+        root = self.require_data_root()
+        alignments = read_alignments(self.alignments_path(), self.options.keep_stress)
         phones = sorted({phone for labels in alignments.values() for phone in labels})
         index = {phone: i for i, phone in enumerate(phones)}
         items, missing = utterance_items(

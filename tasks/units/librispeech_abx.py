@@ -58,14 +58,17 @@ class LibriSpeechABX(Task):
         max_size_group: int = 10
         max_x_across: int = 5
 
-    def load(self) -> TaskData:
-        root = self.require_data_root()
+    def item_file_path(self) -> Path:
         if not self.options.item_file:
             raise DataError(
                 f"{self.metadata.name} needs task option item_file=PATH: an ABX .item file "
                 "such as dev-clean.item of Libri-Light's ABX_data.tgz; see docs/units.md"
             )
-        item_file = Path(self.options.item_file)
+        return Path(self.options.item_file)
+
+    def load(self) -> TaskData:
+        root = self.require_data_root()
+        item_file = self.item_file_path()
         speakers = read_item_files(item_file)
         test, missing = utterance_items(root, self.options.split, list(speakers), str(item_file))
         return TaskData(
