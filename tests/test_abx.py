@@ -187,3 +187,12 @@ def test_abx_task_needs_its_item_file(tmp_path, fast_overrides, capsys):
     argv = ["run", "--task", "units.librispeech_abx", "--upstream", "fbank"]
     assert main([*argv, "--data-root", str(root), *fast_overrides]) != 0
     assert "needs task option item_file=PATH" in capsys.readouterr().err
+
+
+@needs_library
+def test_an_item_file_without_triplets_is_a_clear_error(tmp_path):
+    tokens = [t for t in _tokens() if t[3] == "a"]  # one phone: no B for any X
+    items = _item_file(tmp_path / "one-phone.item", tokens)
+    features = _features(tokens, lambda _p, _s: _basis(0))
+    with pytest.raises(ValueError, match=r"one-phone\.item: no ABX triplet"):
+        abx.abx_error_rates(features, items, RATE)
