@@ -2,8 +2,9 @@
 
 For each task, both profiles run from an empty cache with the same seeds; the script prints
 each profile's main test metric (mean and sample std over seeds), their difference in seed
-standard deviations (fast - reference, over the pooled std), and the wall-time ratio
-reference / fast of the whole run (extraction, probes, test), with the probe time alone.
+standard deviations (fast - reference, over the pooled std), and the cost ratio reference /
+fast: optimizer steps over all probes (independent of machine load), process CPU time and
+wall time of the whole run (extraction, probes, test).
 
 Tasks: the demo suite (generated offline) and small fake SUPERB corpora in the real layouts
 (built with the test suite's builders, tests/superb_fakes.py: run from a checkout).
@@ -68,7 +69,10 @@ STEPS_FACTOR = {"superb.asv": 0.1}
 class Measured:
     values: list[float]
     wall_s: float
+    cpu_s: float
     probe_s: float
+    #: optimizer steps (HEAR: epochs) over every trained probe (a load-independent cost)
+    steps: int
 
     @property
     def mean(self) -> float:
@@ -135,13 +139,15 @@ def run_profile(
     )
     runner = Runner(config)
     runner.load_upstream(upstream)  # building the model is not part of either figure
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     outcome = runner.run(TaskRun(task_name, data_root, options), upstream)
-    wall = time.perf_counter() - started
+    wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     if outcome.error:
         raise SystemExit(f"{task_name}: {outcome.error}")
     record = outcome.record
-    return Measured(list(record.score["values"]), wall, record.timings["probe_s"])
+    # SUPERB-style trials count optimizer steps, HEAR trials epochs
+    steps = sum(int(trial.get("steps", trial.get("epochs", 0))) for trial in record.trials)
+    return Measured(list(record.score["values"]), wall, cpu, record.timings["probe_s"], steps)
 
 
 def difference_in_stds(fast: Measured, reference: Measured) -> str:
@@ -164,6 +170,10 @@ def add_noise(root: Path, ratio: float) -> None:
         rms = float(np.sqrt(np.mean(wave**2))) or 1e-3
         noisy = wave + rng.normal(0.0, ratio * rms, wave.shape)
         soundfile.write(path, np.clip(noisy / max(1.0, np.abs(noisy).max()), -1, 1), rate)
+
+
+def ratio(a: int, b: int) -> str:
+    return f"{a / b:.2f}" if b else "n/a"
 
 
 def build_fake_superb(root: Path, noise: float) -> Path:
@@ -241,9 +251,10 @@ def main() -> None:
                 print(
                     f"{name:>17}: fast {fast.mean:7.2f} ± {fast.std:5.2f} | reference~ "
                     f"{ref.mean:7.2f} ± {ref.std:5.2f} | difference {difference_in_stds(fast, ref)} "
-                    f"seed std | wall reference/fast {ref.wall_s / fast.wall_s:5.2f} "
-                    f"({ref.wall_s:.1f} s / {fast.wall_s:.1f} s; probes {ref.probe_s:.1f} s / "
-                    f"{fast.probe_s:.1f} s) | reference~ = {' '.join(reference)} {options or ''}"
+                    f"seed std | reference/fast: steps {ratio(ref.steps, fast.steps)}, "
+                    f"CPU {ref.cpu_s / fast.cpu_s:.2f}, wall {ref.wall_s / fast.wall_s:.2f} "
+                    f"({ref.wall_s:.0f} s / {fast.wall_s:.0f} s) | reference~ = "
+                    f"{' '.join(reference)} {options or ''}"
                 )
 
 
