@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.fileio import atomic_write_text
-from bench.records import ResultRecord
+from bench.records import ResultRecord, task_options_of
 from bench.report.units import unit_of
 
 BASELINE_SCHEMA_VERSION = 1
@@ -57,6 +57,10 @@ class BaselineTask:
     items: dict[str, int]
     task_options: dict[str, Any] = field(default_factory=dict)
     record_created_at: str = ""
+    #: the record's identity (bench.identity): the gate picks a checkpoint's result with
+    #: the same settings digest; "" in baselines saved before identities
+    settings_digest: str = ""
+    identity: str = ""
 
 
 @dataclass(frozen=True)
@@ -99,6 +103,11 @@ def baseline_from_records(
     """The baseline of one upstream's records (one per task, all from the same weights)."""
     if not records:
         raise BaselineError("no records to make a baseline from")
+    quick = sorted(record.task for record in records if record.is_quick)
+    if quick:
+        raise BaselineError(
+            f"quick-mode results are smoke tests, not a baseline: {', '.join(quick)}"
+        )
     upstreams = {record.upstream for record in records}
     hashes = {str(record.upstream_info.get("weights_hash", "")) for record in records}
     if len(upstreams) != 1:
@@ -137,9 +146,26 @@ def _baseline_task(record: ResultRecord) -> BaselineTask:
         items=dict(record.data.get("items", {})),
         task_options=task_options_of(record),
         record_created_at=record.created_at,
+        settings_digest=record.settings_digest,
+        identity=record.digest,
     )
 
 
-def task_options_of(record: ResultRecord) -> dict[str, Any]:
-    """The ``task_options`` the record's task ran with (e.g. a HEAR grid size)."""
-    return dict((record.config.get("task_options") or {}).get(record.task) or {})
+def mixing_warnings(records: Sequence[ResultRecord]) -> list[str]:
+    """A baseline whose tasks were run differently compares unevenly: say how."""
+    warnings = []
+    seeds = {record.task: record.seed_count for record in records}
+    if len(set(seeds.values())) > 1:
+        counts = ", ".join(f"{task} {n}" for task, n in seeds.items())
+        warnings.append(f"the baseline mixes seed counts ({counts})")
+    for key in ("layers", "layer_norm"):
+        values = {str(record.probe.get(key)) for record in records}
+        if len(values) > 1:
+            warnings.append(f"the baseline mixes probe.{key} values ({', '.join(sorted(values))})")
+    overridden = sorted(r.task for r in records if not r.uses_task_schedule)
+    if overridden and len(overridden) < len(records):
+        warnings.append(
+            "the baseline mixes the tasks' own schedules with probe overrides "
+            f"(overridden: {', '.join(overridden)})"
+        )
+    return warnings

@@ -8,6 +8,7 @@ silently ignored.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 CONFIG_FILE_NAME = "bench.yaml"
+DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
 
 class ConfigError(ValueError):
@@ -38,6 +40,9 @@ class DataConfig:
     root: str | None = None
     #: per task: task name -> data root (takes precedence over ``root``)
     roots: dict[str, str] = field(default_factory=dict)
+    #: let generated (demo) tasks create their data at a data root other than their
+    #: default (``paths.data``/demo); off, a mistyped --data-root is an error, not new data
+    generate: bool = False
 
 
 @dataclass
@@ -89,6 +94,17 @@ class TrackingConfig:
 
 
 @dataclass
+class QuickConfig:
+    #: a quick check (``bench run --quick`` / ``--limit N``): fewer items and a short
+    #: schedule; recorded as such and never taken for a full result by report or check
+    enabled: bool = False
+    #: items per split at most
+    items_per_split: int = 64
+    #: training steps at most (epochs for HEAR tasks)
+    max_steps: int = 100
+
+
+@dataclass
 class RuntimeConfig:
     #: torch threads; null: the CPUs this process may use
     threads: int | None = None
@@ -106,6 +122,7 @@ class BenchConfig:
     probe: ProbeConfig = field(default_factory=ProbeConfig)
     upstream: UpstreamConfig = field(default_factory=UpstreamConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    quick: QuickConfig = field(default_factory=QuickConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
 
 
@@ -119,6 +136,11 @@ def load_config(config_file: Path | None = None, overrides: list[str] | None = N
     """The schema, with ``config_file`` (default: ./bench.yaml if present) and overrides merged in."""
     config = OmegaConf.structured(BenchConfig)
     config_file = config_file or default_config_file()
+    if config_file is not None and not Path(config_file).is_file():
+        raise ConfigError(
+            f"configuration file {config_file} does not exist (bench.yaml in the repository "
+            "lists every key with its default)"
+        )
     if config_file is not None:
         config = _merge(config, lambda: OmegaConf.load(config_file), f"in {config_file}")
     if overrides:
@@ -133,9 +155,11 @@ def load_config(config_file: Path | None = None, overrides: list[str] | None = N
 
 
 def _merge(config: DictConfig, load: Any, where: str) -> DictConfig:
+    import yaml
+
     try:
         return OmegaConf.merge(config, load())  # type: ignore[return-value]
-    except OmegaConfBaseException as error:
+    except (OmegaConfBaseException, yaml.YAMLError, OSError, UnicodeDecodeError) as error:
         raise ConfigError(f"bad configuration {where}: {_first_line(error)}") from None
 
 
@@ -162,6 +186,20 @@ def _validate(config: DictConfig) -> None:
         raise ConfigError("extract.padding_variant must be 'exact' or 'batch'")
     if not config.probe.seeds:
         raise ConfigError("probe.seeds must list at least one seed")
+    if config.quick.items_per_split < 1 or config.quick.max_steps < 1:
+        raise ConfigError("quick.items_per_split and quick.max_steps must be at least 1")
+    level = str(config.runtime.log_level).upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ConfigError(
+            f"runtime.log_level must be DEBUG, INFO, WARNING or ERROR, not '{config.runtime.log_level}'"
+        )
+    for key in ("extract.device", "probe.device"):
+        device = str(OmegaConf.select(config, key))
+        if not DEVICE.match(device):
+            raise ConfigError(
+                f"{key} must be auto, cpu, cuda, cuda:N or mps, not '{device}'"
+                + (" (for a GPU, cuda)" if device.lower() == "gpu" else "")
+            )
 
 
 def tracking_uri(config: DictConfig) -> str:
@@ -176,6 +214,11 @@ def tracking_uri(config: DictConfig) -> str:
 
 def to_yaml(config: DictConfig) -> str:
     return OmegaConf.to_yaml(config, resolve=True)
+
+
+def yaml_of(container: dict[str, Any]) -> str:
+    """A resolved config kept as a plain dict (e.g. in a record), as YAML."""
+    return OmegaConf.to_yaml(OmegaConf.create(container))
 
 
 def to_container(config: DictConfig) -> dict[str, Any]:

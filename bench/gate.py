@@ -11,6 +11,11 @@ top-1 accuracy) or ``<k>sd`` (k times the baseline's standard deviation over see
 both, the larger drop is allowed (``0.5,2sd``). A spec without ``TASK=`` applies to every
 task without its own. Default: ``2sd`` (which is 0 for a one-seed baseline: any drop fails).
 
+Which result is checked (``pick_records``): among the checkpoint's latest record of each
+identity for a task, the one made with the baseline's settings (same settings digest, see
+bench.identity); else the most complete protocol, compared field by field. Quick-mode
+results are never checked. The verdict's notes say which record was used.
+
 Outcome: exit code 1 if any task regressed; else 2 if any task could not be evaluated
 (no result, or not comparable: other metric, probe settings or data); else 0.
 """
@@ -23,8 +28,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from bench.baseline import REPORTED_SPLIT, Baseline, BaselineTask, task_options_of
-from bench.records import ResultRecord
+from bench.baseline import REPORTED_SPLIT, Baseline, BaselineTask
+from bench.records import ResultRecord, task_options_of
 from bench.report.markdown import markdown_table
 from bench.report.units import unit_of
 
@@ -110,6 +115,50 @@ def check_policy(baseline: Baseline, policy: TolerancePolicy) -> None:
         )
 
 
+# -- which records ----------------------------------------------------------------------------
+
+
+@dataclass
+class Picked:
+    records: dict[str, ResultRecord]
+    reasons: dict[str, str]
+    notes: list[str]
+
+
+def pick_records(baseline: Baseline, candidates: Sequence[ResultRecord]) -> Picked:
+    """For each baseline task, the checkpoint's record to check (see the module docstring)."""
+    from bench.identity import choose
+
+    picked = Picked({}, {}, [])
+    for task, expected in baseline.tasks.items():
+        group = [r for r in candidates if r.task == task]
+        full = [r for r in group if not r.is_quick]
+        same = [
+            r
+            for r in full
+            if expected.settings_digest and r.settings_digest == expected.settings_digest
+        ]
+        if not group:
+            continue
+        if not full:
+            picked.reasons[task] = "only quick-mode results, which are never checked"
+            continue
+        if same:
+            record = max(same, key=lambda r: r.rank)
+            how = "made with the baseline's settings"
+        else:
+            record = choose(full).chosen[0]
+            how = (
+                "no result has the baseline's settings digest; compared field by field"
+                if expected.settings_digest
+                else "the baseline has no settings digest; compared field by field"
+            )
+        picked.records[task] = record
+        if len(group) > 1 or not same:
+            picked.notes.append(f"{task}: checked {record.description} ({how})")
+    return picked
+
+
 # -- comparison -------------------------------------------------------------------------------
 
 
@@ -169,6 +218,7 @@ def compare(
     records: Mapping[str, ResultRecord],
     policy: TolerancePolicy,
     missing_reasons: Mapping[str, str] | None = None,
+    notes: Sequence[str] = (),
 ) -> GateResult:
     """Check ``records`` (task -> the new checkpoint's record) against ``baseline``."""
     check_policy(baseline, policy)
@@ -181,7 +231,7 @@ def compare(
         upstream=", ".join(sorted(upstreams)) or "?",
         baseline=baseline,
         verdicts=verdicts,
-        notes=_notes(baseline, records, verdicts),
+        notes=[*notes, *_notes(baseline, records, verdicts)],
     )
 
 
@@ -217,6 +267,8 @@ def _verdict(
 
     if record is None:
         return verdict(Status.MISSING, missing_reasons.get(task, "no result record for this task"))
+    if record.is_quick:
+        return verdict(Status.NOT_COMPARABLE, "a quick-mode result is a smoke test, never checked")
     stat = record.metrics.get(REPORTED_SPLIT, {}).get(expected.metric)
     problem = _incomparability(expected, record, stat)
     if problem:

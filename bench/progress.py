@@ -32,10 +32,19 @@ def progress_bar(
     )
 
 
+class _PrefixFormatter(logging.Formatter):
+    """``bench: message``, ``bench: warning: message``, ``bench: error: message``: the same
+    prefixes as the one-line errors of every command (bench.cli.common.report_errors)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        level = "" if record.levelno < logging.WARNING else f"{record.levelname.lower()}: "
+        return f"bench: {level}{super().format(record)}"
+
+
 def setup_logging(level: str = "INFO") -> None:
-    """bench's messages as ``bench: message`` on stderr; noisy libraries kept quiet."""
+    """bench's messages on stderr with the ``bench:`` prefix; noisy libraries kept quiet."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("bench: %(message)s"))
+    handler.setFormatter(_PrefixFormatter("%(message)s"))
     root = logging.getLogger("bench")
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

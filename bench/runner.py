@@ -1,7 +1,14 @@
-"""Runs (upstream, task) pairs: data -> cached features -> probes -> record + MLflow.
+"""Runs (upstream, task) pairs: data -> cached features -> probes -> record, then MLflow.
 
 The runner is the only place that knows every part: tasks read data, upstreams encode,
-the cache stores, protocols probe, tracking and records keep the results.
+the cache stores, protocols probe, records keep the results and tracking mirrors them.
+
+Order of one task (see docs/architecture.md): load the data and the upstream; open the
+feature cache; compute the run's identity (bench.identity); reuse the latest complete
+record of that identity unless asked to train again; else start the MLflow run, extract,
+train, write the record (the source of truth), then log it. A failure at any stage is
+that task's failure, reported in one line naming the stage and the cause; the suite goes
+on. A tracking failure is a warning: the record is kept and ``bench log`` logs it later.
 """
 
 from __future__ import annotations
@@ -9,17 +16,32 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from omegaconf import DictConfig
 
 from bench.config import to_container, to_yaml, tracking_uri
-from bench.records import ResultRecord, versions, write_record
+from bench.errors import is_expected
+from bench.identity import RecordIdentity, canonical_upstream
+from bench.quick import QuickLimits, limit_items
+from bench.records import RecordStore, ResultRecord, StoredRecord, result_affecting, versions
 from bench.task import TASKS, Task, TaskRun
 
 log = logging.getLogger(__name__)
+
+#: what a rerun does with an identity that already has a complete record
+Existing = Literal["reuse", "rerun", "overwrite"]
+
+#: settings a protocol does not use, reported when the user sets them. Protocols may
+#: declare their own as a class attribute ``ignored_settings``.
+IGNORED_SETTINGS = {
+    "hear.scene": ("lr_grid",),
+    "hear.timestamp": ("lr_grid",),
+}
 
 
 class UpstreamLoadError(RuntimeError):
@@ -28,7 +50,8 @@ class UpstreamLoadError(RuntimeError):
 
 @dataclass
 class LoadedUpstream:
-    name: str
+    name: str  # what results are recorded under: --name, else the canonical id
+    canonical: str
     model: Any  # bench.upstreams.base.Upstream (torch imported lazily)
     bundle: Any
     info: Any  # bench.protocols.base.UpstreamInfo
@@ -41,6 +64,10 @@ class TaskOutcome:
     record: ResultRecord | None = None
     record_path: Path | None = None
     error: str | None = None
+    #: True when a complete record of the same identity was reused (nothing was trained)
+    reused: bool = False
+    #: things the user should know about this result (ignored options, tracking trouble)
+    warnings: list[str] = field(default_factory=list)
 
 
 def resolve_data_root(task_cls: type[Task], task_run: TaskRun, config: DictConfig) -> Path | None:
@@ -55,8 +82,23 @@ def resolve_data_root(task_cls: type[Task], task_run: TaskRun, config: DictConfi
     return task_cls.default_data_root(Path(config.paths.data))
 
 
-def probe_settings(task: Task, config: DictConfig) -> Any:
-    """The task's schedule with the config's ``probe.*`` overrides applied."""
+def make_task(task_cls: type[Task], task_run: TaskRun, config: DictConfig) -> Task:
+    """The task with its data root, options and what its ``prepare`` may do."""
+    data_root = resolve_data_root(task_cls, task_run, config)
+    options = {**config.task_options.get(task_run.task, {}), **task_run.options}
+    task = task_cls(data_root, options)
+    task.manifest_dir = Path(config.paths.data) / "manifests"
+    default_root = task_cls.default_data_root(Path(config.paths.data))
+    task.may_create_data = bool(config.data.generate) or (
+        data_root is not None
+        and default_root is not None
+        and Path(data_root).resolve() == Path(default_root).resolve()
+    )
+    return task
+
+
+def probe_settings(task: Task, config: DictConfig, quick: QuickLimits | None = None) -> Any:
+    """The task's schedule with the config's ``probe.*`` overrides (and quick limits) applied."""
     from bench.parallel import probe_workers
     from bench.protocols.base import ProbeSettings
 
@@ -69,11 +111,12 @@ def probe_settings(task: Task, config: DictConfig) -> Any:
         value = probe.get(name)
         return getattr(schedule, name) if value is None else value
 
+    max_steps = int(pick("max_steps"))
     return ProbeSettings(
         lr_grid=tuple(float(lr) for lr in pick("lr_grid")),
         seeds=tuple(int(s) for s in probe.seeds),
         batch_size=int(pick("batch_size")),
-        max_steps=int(pick("max_steps")),
+        max_steps=min(max_steps, quick.max_steps) if quick else max_steps,
         eval_every=int(pick("eval_every")),
         patience=int(pick("patience")),
         optimizer=schedule.optimizer,
@@ -86,39 +129,84 @@ def probe_settings(task: Task, config: DictConfig) -> Any:
     )
 
 
+def identity_settings(
+    task: Task, settings: Any, options: dict[str, Any], quick: QuickLimits | None
+) -> dict[str, Any]:
+    """What a result means, comparable across upstreams and machines. One line per field:
+    adding one changes every digest, so no earlier record is reused for the new setting."""
+    return {
+        "protocol": task.protocol,
+        "probe": result_affecting(dataclasses.asdict(settings)),
+        "task_options": options,
+        "quick": quick.to_dict() if quick else None,
+    }
+
+
+def identity_inputs(upstream: LoadedUpstream, cache: Any) -> dict[str, Any]:
+    """What the run read: these weights, this data, these features."""
+    return {
+        "source": upstream.canonical,
+        "weights_hash": cache.key.weights_hash,
+        "data_fingerprint": cache.key.data_fingerprint,
+        "features": cache.key.digest(),
+    }
+
+
 class Runner:
-    """Runs tasks for upstreams under one configuration; builds each upstream once."""
+    """Runs tasks for upstreams under one configuration; builds each upstream once.
 
-    def __init__(self, config: DictConfig):
+    existing: what to do when the run's identity already has a complete record:
+        ``reuse`` it (nothing is trained or logged again), ``rerun`` (train again and keep
+        both records) or ``overwrite`` (train again and delete the earlier records).
+    name: record the upstream under this name instead of its canonical id.
+    """
+
+    def __init__(self, config: DictConfig, existing: Existing = "reuse", name: str | None = None):
         self.config = config
+        self.existing = existing
+        self.name = name
+        self.store = RecordStore(Path(config.paths.records))
+        self.quick = QuickLimits.from_config(config)
         self._upstreams: dict[str, LoadedUpstream] = {}
+        self._failed_upstreams: dict[str, str] = {}
 
-    def load_upstream(self, name: str) -> LoadedUpstream:
-        if name not in self._upstreams:
-            self._upstreams[name] = self._build_upstream(name)
-        return self._upstreams[name]
+    def load_upstream(self, typed: str) -> LoadedUpstream:
+        """The upstream, built once; a build that failed fails every later task at once."""
+        if typed in self._failed_upstreams:
+            raise UpstreamLoadError(self._failed_upstreams[typed])
+        if typed not in self._upstreams:
+            try:
+                self._upstreams[typed] = self._build_upstream(typed)
+            except Exception as error:
+                message = upstream_error_message(typed, error)
+                self._failed_upstreams[typed] = message
+                raise UpstreamLoadError(message) from error
+        return self._upstreams[typed]
 
-    def _build_upstream(self, name: str) -> LoadedUpstream:
+    def _build_upstream(self, typed: str) -> LoadedUpstream:
         from bench.protocols.base import UpstreamInfo
-        from bench.upstreams import resolve_upstream
+        from bench.upstreams import UPSTREAMS, resolve_upstream
         from bench.upstreams.bundle import RemoteCodeNotTrustedError
 
-        bundle = resolve_upstream(name)
+        bundle = resolve_upstream(typed)
+        revision = self.config.upstream.revision
+        canonical = canonical_upstream(typed, bundle.name, typed in UPSTREAMS, revision)
         options: dict[str, Any] = {}
         if bundle.remote_code:
             if not self.config.upstream.trust_remote_code:
-                raise UpstreamLoadError(str(RemoteCodeNotTrustedError(name, bundle.source)))
+                raise UpstreamLoadError(str(RemoteCodeNotTrustedError(typed, bundle.source)))
             options["trust_remote_code"] = True
-        if self.config.upstream.revision:
-            options["revision"] = self.config.upstream.revision
-        log.info("loading upstream %s (%s)", name, bundle.source)
+        if revision:
+            options["revision"] = revision
+        log.info("loading upstream %s (%s)", typed, bundle.source)
         model = bundle.build(**options)
         sizes = set(model.hidden_sizes)
         if len(sizes) != 1:
             raise UpstreamLoadError(
-                f"upstream '{name}' has layers of different sizes {model.hidden_sizes}; "
+                f"upstream '{typed}' has layers of different sizes {model.hidden_sizes}; "
                 "bench's weighted sum needs one size"
             )
+        name = self.name or canonical
         info = UpstreamInfo(
             name=name,
             num_layers=model.num_layers,
@@ -127,144 +215,203 @@ class Runner:
             first_frame_centre_s=float(model.first_frame_centre_s),
             scene_embedding_size=model.scene_embedding_size,
         )
-        return LoadedUpstream(name=name, model=model, bundle=bundle, info=info)
+        return LoadedUpstream(name, canonical, model, bundle, info)
 
     def run(self, task_run: TaskRun, upstream_name: str) -> TaskOutcome:
-        """Run one task; errors are returned (with their message), not raised."""
-        from bench.audio import AudioError
-        from bench.cache import CacheError
-        from bench.data import DataError
-        from bench.extract import UpstreamOutputError
-        from bench.registry import UnknownNameError
-        from bench.tracking import TrackingError
-
-        outcome = TaskOutcome(task=task_run.task, upstream=upstream_name)
+        """Run one task; any failure is returned with its message, never raised (but
+        Ctrl-C and SIGTERM are: the caller stops the suite)."""
+        outcome = TaskOutcome(task=task_run.task, upstream=self.name or upstream_name)
+        stage = Stage()
         try:
-            outcome.record, outcome.record_path = self._run(task_run, upstream_name)
-        except (
-            AudioError,
-            CacheError,
-            DataError,
-            UpstreamOutputError,
-            UnknownNameError,
-            UpstreamLoadError,
-            TrackingError,
-            ValueError,
-        ) as error:
-            outcome.error = str(error)
-            log.error("%s on %s failed: %s", upstream_name, task_run.task, error)
+            self._run(task_run, upstream_name, outcome, stage)
+        except Exception as error:
+            outcome.error = stage.describe(error)
+            log.error("%s on %s failed %s", outcome.upstream, outcome.task, outcome.error)
+            log.debug("traceback of the failure:", exc_info=True)
         return outcome
 
-    def _run(self, task_run: TaskRun, upstream_name: str) -> tuple[ResultRecord, Path]:
+    def _run(
+        self, task_run: TaskRun, upstream_name: str, outcome: TaskOutcome, stage: Stage
+    ) -> None:
         from bench.cache import FeatureCache
-        from bench.extract import Extractor, resolve_device, stored_feature_kind
+        from bench.extract import stored_feature_kind
         from bench.protocols.base import PROTOCOLS
 
         config = self.config
-        started = time.perf_counter()
+        started, started_at = time.perf_counter(), time.time()
         task_cls = TASKS.get(task_run.task)
         options = {**config.task_options.get(task_run.task, {}), **task_run.options}
-        # Read metadata, schedule and protocol from the instance: a generic task (e.g. any
-        # HEAR task directory) sets them from its data when constructed.
-        task = task_cls(resolve_data_root(task_cls, task_run, config), options)
-        task.manifest_dir = Path(config.paths.data) / "manifests"
-        name = task.metadata.name
-        task.prepare()
-        data = task.load()
-        data.check(name)
-        protocol = PROTOCOLS.get(task.protocol)()
+        with stage("reading the task data", resolve_data_root(task_cls, task_run, config)):
+            # Read metadata, schedule and protocol from the instance: a generic task (e.g.
+            # any HEAR task directory) sets them from its data when constructed.
+            task = make_task(task_cls, task_run, config)
+            outcome.task = name = task.metadata.name
+            task.prepare()
+            data = task.load()
+            data.check(name)
+            if self.quick:
+                data = limit_items(data, self.quick.items_per_split, name)
+            protocol = PROTOCOLS.get(task.protocol)()
         loaded_at = time.perf_counter()
 
-        upstream = self.load_upstream(upstream_name)
+        with stage("loading the upstream", None):
+            upstream = self.load_upstream(upstream_name)
+        outcome.upstream = upstream.name
         model = upstream.model
-        gain_db = float(task.audio_gain_db)
         clip_seconds = protocol.clip_seconds(data)
         kind = stored_feature_kind(protocol.feature_kind, model)
-        key_fields = {
-            "upstream": upstream_name,
-            "weights_hash": model.weights_hash(),
-            "hidden_sizes": tuple(model.hidden_sizes),
-            "frame_rate": float(model.frame_rate),
-            "sample_rate": int(model.sample_rate),
-            "kind": kind,
-            "gain_db": gain_db,
-            "clip_seconds": clip_seconds,
-        }
-        cache = FeatureCache.open(
-            Path(config.paths.cache), key_fields, data.all_items(), config.extract.shard_seconds
+        with stage("planning the feature cache", Path(config.paths.cache)):
+            cache = FeatureCache.open(
+                Path(config.paths.cache),
+                {
+                    "upstream": upstream.canonical,
+                    "weights_hash": model.weights_hash(),
+                    "hidden_sizes": tuple(model.hidden_sizes),
+                    "frame_rate": float(model.frame_rate),
+                    "sample_rate": int(model.sample_rate),
+                    "kind": kind,
+                    "gain_db": float(task.audio_gain_db),
+                    "clip_seconds": clip_seconds,
+                },
+                data.all_items(),
+                config.extract.shard_seconds,
+            )
+        settings = probe_settings(task, config, self.quick)
+        identity = RecordIdentity(
+            upstream=upstream.name,
+            task=name,
+            settings=identity_settings(task, settings, options, self.quick),
+            inputs=identity_inputs(upstream, cache),
         )
-        if kind == "sequence":
-            self._check_sequence_budget(cache, upstream)
+        outcome.warnings += ignored_settings_warnings(protocol, task, config)
+        if self.existing == "reuse":
+            previous = self.store.latest(upstream.name, name, identity.digest)
+            if previous is not None:
+                self._reuse(previous, outcome)
+                return
+
+        from bench.tracking import RunTracker
+
+        tracker = RunTracker.start(
+            enabled=bool(config.tracking.enabled),
+            uri=tracking_uri(config),
+            suite=task.metadata.suite,
+            upstream=upstream.name,
+            task=name,
+            identity=identity,
+            started_at=started_at,
+        )
+        outcome.warnings += tracker.warnings
+        try:
+            with stage("extracting features", cache.directory):
+                if kind == "sequence":
+                    self._check_sequence_budget(cache, upstream)
+                extraction = self._extract(upstream, cache, task, name, clip_seconds)
+                features = cache.load()
+            if kind == "pooled":
+                outcome.warnings += constant_feature_warnings(features, data, settings, upstream)
+            if hasattr(protocol, "bind_upstream"):  # protocols that use the model itself (units)
+                protocol.bind_upstream(model)
+            probe_started = time.perf_counter()
+            with stage("training the probes", None):
+                result = protocol.run(task, data, features, upstream.info, settings)
+            finished = time.perf_counter()
+            record = ResultRecord(
+                task=name,
+                suite=task.metadata.suite,
+                upstream=upstream.name,
+                main_metric=task.metadata.main_metric,
+                higher_is_better=task.metadata.higher_is_better,
+                metrics={
+                    split: {m: s.to_dict() for m, s in values.items()}
+                    for split, values in result.metrics.items()
+                },
+                selected=result.selected,
+                probe={
+                    k: (list(v) if isinstance(v, tuple) else v)
+                    for k, v in dataclasses.asdict(settings).items()
+                    if k not in ("progress", "device")
+                },
+                layer_weights=result.layer_weights,
+                upstream_info={
+                    "source": upstream.bundle.source,
+                    "canonical": upstream.canonical,
+                    "family": upstream.bundle.family,
+                    "weights_hash": cache.key.weights_hash,
+                    "num_layers": upstream.info.num_layers,
+                    "hidden_size": upstream.info.hidden_size,
+                    "frame_rate": upstream.info.frame_rate,
+                },
+                data={
+                    "root": str(task.data_root) if task.data_root else None,
+                    "items": {split: len(items) for split, items in data.splits.items()},
+                    "fingerprint": cache.key.data_fingerprint,
+                    "cache": str(cache.directory),
+                    "split_rule": data.extras.get("split_rule"),
+                },
+                timings={
+                    "load_data_s": loaded_at - started,
+                    "extract_s": extraction.wall_seconds,
+                    "forward_s": extraction.forward_seconds,
+                    "audio_s": cache.total_seconds,
+                    "probe_s": finished - probe_started,
+                    "total_s": finished - started,
+                },
+                versions=versions(),
+                config=to_container(config),
+                trials=result.trials,
+                mlflow=tracker.link,
+                identity=identity.to_dict(),
+                quick=self.quick.to_dict() if self.quick else None,
+            )
+            with stage("writing the record", self.store.root):
+                path = self.store.write(record)
+        except BaseException as error:
+            tracker.end_failed(error)
+            raise
+        outcome.record, outcome.record_path = record, path
+        if self.existing == "overwrite":
+            for removed in self.store.remove_others(StoredRecord(record, path)):
+                log.info("removed the earlier record %s (--overwrite)", removed)
+        outcome.warnings += tracker.finish(StoredRecord(record, path), self.store, to_yaml(config))
+
+    def _reuse(self, previous: StoredRecord, outcome: TaskOutcome) -> None:
+        """The identity has a complete record: use it; log it if its logging was cut short."""
+        outcome.record, outcome.record_path, outcome.reused = previous.record, previous.path, True
+        log.info(
+            "%s on %s: reusing the complete record %s (same settings, data and weights; "
+            "--rerun trains again)",
+            outcome.upstream,
+            outcome.task,
+            previous.path,
+        )
+        if (
+            self.config.tracking.enabled
+            and (previous.record.mlflow or {}).get("status") != "logged"
+        ):
+            from bench.tracking import relog
+
+            outcome.warnings += relog(previous, self.store, tracking_uri(self.config))
+
+    def _extract(
+        self, upstream: LoadedUpstream, cache: Any, task: Task, name: str, clip_seconds: Any
+    ) -> Any:
+        from bench.extract import Extractor, resolve_device
+
+        config = self.config
+        model = upstream.model
         extractor = Extractor(
             model,
-            upstream_name,
+            upstream.name,
             resolve_device(config.extract.device),
             config.extract.batch_seconds,
             equal_lengths_only=not model.padding_invariant
             and config.extract.padding_variant == "exact",
             show_progress=config.runtime.progress,
-            gain_db=gain_db,
+            gain_db=float(task.audio_gain_db),
             clip_seconds=clip_seconds,
         )
-        extraction = extractor.fill(cache, label=f"{name} ({upstream_name})")
-        features = cache.load()
-
-        settings = probe_settings(task, config)
-        if hasattr(protocol, "bind_upstream"):  # protocols that use the model itself (units)
-            protocol.bind_upstream(model)
-        probe_started = time.perf_counter()
-        result = protocol.run(task, data, features, upstream.info, settings)
-        finished = time.perf_counter()
-
-        record = ResultRecord(
-            task=name,
-            suite=task.metadata.suite,
-            upstream=upstream_name,
-            main_metric=task.metadata.main_metric,
-            higher_is_better=task.metadata.higher_is_better,
-            metrics={
-                split: {m: s.to_dict() for m, s in values.items()}
-                for split, values in result.metrics.items()
-            },
-            selected=result.selected,
-            probe={
-                k: (list(v) if isinstance(v, tuple) else v)
-                for k, v in dataclasses.asdict(settings).items()
-                if k not in ("progress", "device")
-            },
-            layer_weights=result.layer_weights,
-            upstream_info={
-                "source": upstream.bundle.source,
-                "family": upstream.bundle.family,
-                "weights_hash": key_fields["weights_hash"],
-                "num_layers": upstream.info.num_layers,
-                "hidden_size": upstream.info.hidden_size,
-                "frame_rate": upstream.info.frame_rate,
-            },
-            data={
-                "root": str(task.data_root) if task.data_root else None,
-                "items": {split: len(items) for split, items in data.splits.items()},
-                "fingerprint": cache.key.data_fingerprint,
-                "cache": str(cache.directory),
-                "split_rule": data.extras.get("split_rule"),
-            },
-            timings={
-                "load_data_s": loaded_at - started,
-                "extract_s": extraction.wall_seconds,
-                "forward_s": extraction.forward_seconds,
-                "audio_s": cache.total_seconds,
-                "probe_s": finished - probe_started,
-                "total_s": finished - started,
-            },
-            versions=versions(),
-            config=to_container(config),
-            trials=result.trials,
-        )
-        if config.tracking.enabled:
-            from bench.tracking import log_record
-
-            record.mlflow = log_record(record, tracking_uri(config), to_yaml(config))
-        return record, write_record(Path(config.paths.records), record)
+        return extractor.fill(cache, label=f"{name} ({upstream.name})")
 
     def _check_sequence_budget(self, cache: Any, upstream: LoadedUpstream) -> None:
         info = upstream.info
@@ -277,3 +424,67 @@ class Runner:
                 f"the frame-level cache would take about {size_gb:.1f} GB, over extract.max_sequence_cache_gb="
                 f"{budget:g}; raise the limit or pick one layer (probe.layers=N)"
             )
+
+
+class Stage:
+    """Where a task is, so that a failure says what was being done, on which file."""
+
+    def __init__(self) -> None:
+        self.name = "starting"
+        self.where: Path | None = None
+
+    @contextmanager
+    def __call__(self, name: str, where: Path | None) -> Iterator[None]:
+        self.name, self.where = name, where
+        yield
+
+    def describe(self, error: BaseException) -> str:
+        where = f" ({self.where})" if self.where is not None else ""
+        cause = str(error).strip() or type(error).__name__
+        if not is_expected(error):
+            cause = f"{type(error).__name__}: {cause}"
+        return f"while {self.name}{where}: {cause}"
+
+
+def upstream_error_message(typed: str, error: BaseException) -> str:
+    """One line for an upstream that would not build (the loaders' messages name the files)."""
+    text = str(error).strip() or type(error).__name__
+    if isinstance(error, UpstreamLoadError) or is_expected(error):
+        return text
+    if isinstance(error, ModuleNotFoundError):
+        return f"upstream '{typed}' needs the Python package '{error.name}': {text}"
+    return f"cannot load upstream '{typed}': {type(error).__name__}: {text}"
+
+
+def ignored_settings_warnings(protocol: Any, task: Task, config: DictConfig) -> list[str]:
+    """``probe.*`` keys the user set that this task's protocol does not use."""
+    ignored = getattr(protocol, "ignored_settings", IGNORED_SETTINGS.get(task.protocol, ()))
+    return [
+        f"probe.{key} is ignored by {task.metadata.name} (protocol {task.protocol} "
+        "uses its own grid)"
+        for key in ignored
+        if config.probe.get(key) is not None
+    ]
+
+
+def constant_feature_warnings(
+    features: Any, data: Any, settings: Any, upstream: LoadedUpstream
+) -> list[str]:
+    """Pooled features that are the same for every item leave a probe at chance."""
+    import numpy as np
+
+    items = data.all_items()[:2048]
+    pooled = np.asarray(features.pooled(items, layer_norm=settings.layer_norm), dtype=np.float64)
+    if len(items) < 2 or float(pooled.std(axis=0).max()) > 1e-4:
+        return []
+    hint = (
+        " (per-utterance CMVN makes every utterance's mean zero: use its _no_cmvn variant)"
+        if upstream.bundle.options.get("cmvn")
+        else ""
+    )
+    message = (
+        f"the time-mean of {upstream.name}'s features is the same for every item{hint}; a "
+        "mean-pooled probe is at chance by construction"
+    )
+    log.warning("%s", message)
+    return [message]

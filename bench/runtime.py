@@ -42,3 +42,23 @@ def configure_threads(threads: int | None = None) -> int:
     with contextlib.suppress(RuntimeError):  # settable only before the first parallel work
         torch.set_num_interop_threads(1)
     return count
+
+
+def check_device(key: str, name: str) -> None:
+    """Refuse a device this machine does not have, saying what to use instead."""
+    import torch
+
+    from bench.config import ConfigError
+
+    if name.startswith("cuda"):
+        if torch.version.cuda is None:
+            reason = f"this torch build has no CUDA support (torch {torch.__version__})"
+        elif not torch.cuda.is_available():
+            reason = "no CUDA device is visible (check nvidia-smi and CUDA_VISIBLE_DEVICES)"
+        elif ":" in name and int(name.split(":")[1]) >= torch.cuda.device_count():
+            reason = f"only {torch.cuda.device_count()} CUDA device(s) are visible"
+        else:
+            return
+        raise ConfigError(f"{key}={name}, but {reason}; use {key}=cpu (or auto)")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"{key}=mps, but MPS is not available here; use {key}=cpu (or auto)")

@@ -9,6 +9,7 @@ where useful, ``prepare`` (verify it, or generate it for the offline demo tasks)
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,7 +43,12 @@ class TaskMetadata:
 
     @property
     def suite(self) -> str:
-        return self.name.split(".", 1)[0]
+        return suite_of(self.name)
+
+
+def suite_of(task_name: str) -> str:
+    """``superb.ks`` -> ``superb``; ``hear/<task dir>`` (a generic HEAR task) -> ``hear``."""
+    return re.split(r"[./]", task_name, maxsplit=1)[0]
 
 
 @dataclass(frozen=True)
@@ -80,6 +86,9 @@ class Task:
     manifest_dir: Path | None = None
     #: the corpus report of the last ``prepare``, for tasks that verify a corpus tree
     corpus_report: CorpusReport | None = None
+    #: whether ``prepare`` may create missing data (generated tasks); the runner allows it
+    #: only at the task's default data root or when asked (``data.generate``)
+    may_create_data: bool = True
 
     @dataclass(frozen=True)
     class Options:

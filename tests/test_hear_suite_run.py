@@ -32,16 +32,19 @@ def test_hear_suite_runs_every_task_dir_it_finds(tmp_path, mlflow_uri):
     ]
     assert main(argv) == 0
     records = {record.task: record for record in read_records(tmp_path / "workspace" / "records")}
-    assert set(records) == {"hear.esc50", "hear.dcase2016_task2", "hear"}
+    # a generic task directory is recorded by its name, never as plain "hear"
+    assert set(records) == {"hear.esc50", "hear.dcase2016_task2", "hear/toyscene-v1-full"}
     assert records["hear.esc50"].main_metric == "top1_acc"
     assert len(records["hear.esc50"].metrics["test"]["top1_acc"]["values"]) == 5  # one per fold
     assert records["hear.dcase2016_task2"].main_metric == "event_onset_200ms_fms"
-    assert records["hear"].data["root"].endswith("toyscene-v1-full")
+    assert records["hear/toyscene-v1-full"].data["root"].endswith("toyscene-v1-full")
+    assert records["hear/toyscene-v1-full"].suite == "hear"
 
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=mlflow_uri)
     for record in records.values():
         run = client.get_run(record.mlflow["run_id"])
-        assert run.info.run_name == f"fbank_no_cmvn/{record.task}"
+        assert run.info.run_name == f"fbank_no_cmvn/{record.task} #{record.digest[:8]}"
+        assert run.data.tags["bench.identity"] == record.digest
         assert client.get_experiment(run.info.experiment_id).name == "bench/hear"

@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 
 from bench.cli import main
+from bench.records import read_records
 
 pytestmark = pytest.mark.slow
 
@@ -104,9 +105,10 @@ def test_run_against_a_server_and_report_from_it(
     ]
     assert main([*run, *overrides]) == 0
     records = tmp_path / "workspace" / "records"
-    record = pd.read_json(records / "mfcc_no_cmvn" / "demo.keywords.json", typ="series")
-    assert record["mlflow"]["tracking_uri"] == mlflow_server
-    accuracy = record["metrics"]["test"]["accuracy"]["mean"]
+    (record,) = read_records(records)
+    assert record.mlflow["tracking_uri"] == mlflow_server
+    assert record.mlflow["status"] == "logged"
+    accuracy = record.metrics["test"]["accuracy"]["mean"]
     shutil.rmtree(records)  # the report must come from the server
 
     out = tmp_path / "report"

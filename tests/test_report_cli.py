@@ -10,11 +10,12 @@ import pandas as pd
 import pytest
 
 from bench.cli import main
+from bench.records import read_records
 
 pytestmark = pytest.mark.slow
 
 UPSTREAMS = ("fbank_no_cmvn", "mfcc_no_cmvn")
-DEMO_TASKS = ("demo.events", "demo.instruments", "demo.keywords")
+DEMO_TASKS = ("demo.digits", "demo.events", "demo.instruments", "demo.keywords")
 # Smaller than fast_overrides: one seed, short schedules, one HEAR grid point with a narrow MLP.
 QUICK = [
     "probe.seeds=[0]",
@@ -68,7 +69,8 @@ def test_report_writes_markdown_csv_and_html(workspace, tmp_path, capsys):
 
     html = (out / "leaderboard.html").read_text()
     assert html.count('<table class="leaderboard">') == 1
-    assert html.count('class="task-bars"') == 3 and html.count('class="layer-heatmap"') == 3
+    assert html.count('class="task-bars"') == len(DEMO_TASKS)
+    assert html.count('class="layer-heatmap"') == len(DEMO_TASKS)
     assert '<table class="references">' in html
 
 
@@ -115,9 +117,14 @@ def test_baseline_keeps_each_task_main_metric(baseline, workspace):
     payload = json.loads(baseline.read_text())
     assert payload["upstream"] == "mfcc_no_cmvn" and payload["weights_hash"]
     assert sorted(payload["tasks"]) == list(DEMO_TASKS)
-    record = json.loads((workspace / "records" / "mfcc_no_cmvn" / "demo.keywords.json").read_text())
+    (record,) = [
+        r
+        for r in read_records(workspace / "records")
+        if r.upstream == "mfcc_no_cmvn" and r.task == "demo.keywords"
+    ]
     keywords = payload["tasks"]["demo.keywords"]
-    assert keywords["mean"] == record["metrics"]["test"]["accuracy"]["mean"]
+    assert keywords["mean"] == record.metrics["test"]["accuracy"]["mean"]
+    assert keywords["settings_digest"] == record.settings_digest
     assert (keywords["metric"], keywords["unit"], keywords["n"]) == ("accuracy", "%", 1)
     assert payload["tasks"]["demo.instruments"]["unit"] == "0-1"
 
@@ -125,7 +132,7 @@ def test_baseline_keeps_each_task_main_metric(baseline, workspace):
 def test_check_passes_against_its_own_baseline(workspace, baseline, capsys):
     assert check(workspace, baseline, "--tolerance", "0") == 0
     output = capsys.readouterr().out
-    assert "PASS" in output and output.count("| pass |") == 3
+    assert "PASS" in output and output.count("| pass |") == 4
 
 
 def test_check_fails_against_a_better_baseline(workspace, baseline, tmp_path, capsys):
@@ -145,7 +152,7 @@ def test_check_fails_against_a_better_baseline(workspace, baseline, tmp_path, ca
 def test_check_cannot_evaluate_a_missing_task(workspace, baseline, tmp_path, capsys):
     records = tmp_path / "records"
     shutil.copytree(workspace / "records", records)
-    (records / "mfcc_no_cmvn" / "demo.events.json").unlink()
+    shutil.rmtree(records / "mfcc_no_cmvn" / "demo.events")
     assert check(workspace, baseline, "--records", str(records)) == 2
     output = capsys.readouterr().out
     assert "COULD NOT EVALUATE" in output and "| **missing** |" in output
@@ -161,7 +168,7 @@ def test_check_run_reruns_the_tasks_to_identical_metrics(baseline, demo_root, tm
     fresh = tmp_path / "fresh"
     extra = ["--run", "--data-root", str(demo_root), "--tolerance", "0", "tracking.enabled=false"]
     assert check(fresh, path, *extra) == 0
-    assert (fresh / "records" / "mfcc_no_cmvn" / "demo.keywords.json").is_file()
+    assert [r.task for r in read_records(fresh / "records")] == ["demo.keywords"]
     assert "| +0.00 |" in capsys.readouterr().out
 
 

@@ -192,3 +192,17 @@ def test_markdown_renders_in_a_stream(board):
     buffer = io.StringIO(to_markdown(board, CONTEXT))
     header = next(line for line in buffer if line.startswith("| upstream"))
     assert header.count("|") == 6  # upstream, two tasks, SUPERB score, source
+
+
+def test_a_partial_hear_average_is_never_shown_beside_published_19_task_ones(references):
+    records = [
+        make_record("toy", "hear.esc50", [0.5], main_metric="top1_acc"),
+        # a custom task directory scoring 1.0 must not lift the HEAR average
+        make_record("toy", "hear/toyscene-v1-full", [1.0], main_metric="top1_acc"),
+    ]
+    board = build_leaderboard([result_from_record(r) for r in records], references)
+    rows = rows_by_upstream(board)
+    assert rows["toy"]["HEAR avg (%)"] == "50.00 (1 of 19 tasks)"
+    assert not any(label.endswith("(published)") for label in rows)  # no 19-task row beside
+    assert any("1 of the 19 HEAR tasks" in note for note in board.notes)
+    assert any("in no HEAR average: hear/toyscene-v1-full" in note for note in board.notes)

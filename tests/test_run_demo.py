@@ -21,20 +21,43 @@ def records_by_task(workspace: Path) -> dict:
     return {record.task: record for record in read_records(workspace / "records")}
 
 
-def test_demo_suite_end_to_end(demo_root, fast_overrides, tmp_path, mlflow_uri, capsys):
+def record_files(workspace: Path) -> list[Path]:
+    return sorted((workspace / "records").glob("**/*.json"))
+
+
+def refuse_training(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every protocol's ``run`` fails: a command that trains anything then fails."""
+    from bench.protocols.base import PROTOCOLS
+
+    def trained(*args, **kwargs):
+        raise AssertionError("a probe was trained")
+
+    for name in PROTOCOLS.names():
+        monkeypatch.setattr(PROTOCOLS.get(name), "run", trained)
+
+
+def test_demo_suite_end_to_end(
+    demo_root, fast_overrides, tmp_path, mlflow_uri, capsys, monkeypatch
+):
     argv = ["run", "--suite", "demo", "--data-root", str(demo_root), *fast_overrides]
     assert main(argv) == 0
-    records = records_by_task(tmp_path / "workspace")
-    assert set(records) == {"demo.keywords", "demo.instruments", "demo.events"}
+    workspace = tmp_path / "workspace"
+    records = records_by_task(workspace)
+    assert set(records) == {"demo.keywords", "demo.instruments", "demo.events", "demo.digits"}
     chance = {"demo.keywords": 100 / 12, "demo.instruments": 1 / 5, "demo.events": 100 / 3}
+    trivial = {"demo.digits": 100.0}  # PER of an always-blank output
     for task, record in records.items():
         assert record.upstream == "fbank_no_cmvn"
-        assert record.score["mean"] > 2 * chance[task], (task, record.score)
+        if record.higher_is_better:
+            assert record.score["mean"] > 2 * chance[task], (task, record.score)
+        else:
+            assert record.score["mean"] < trivial[task], (task, record.score)
         assert record.layer_weights == [1.0]
         assert record.upstream_info["weights_hash"] and record.versions["torch"]
         assert record.config["probe"]["seeds"] == [0]
-        # strict JSON on disk
-        path = tmp_path / "workspace" / "records" / "fbank_no_cmvn" / f"{task}.json"
+        assert record.identity["task"] == task and record.quick is None
+        assert record.mlflow["status"] == "logged"
+    for path in record_files(workspace):  # strict JSON on disk
         json.loads(
             path.read_text(), parse_constant=lambda name: pytest.fail(f"non-strict JSON: {name}")
         )
@@ -45,22 +68,53 @@ def test_demo_suite_end_to_end(demo_root, fast_overrides, tmp_path, mlflow_uri, 
     experiment = client.get_experiment_by_name("bench/demo")
     for task, record in records.items():
         run = client.get_run(record.mlflow["run_id"])
-        assert run.info.run_name == f"fbank_no_cmvn/{task}"
+        assert run.info.run_name == f"fbank_no_cmvn/{task} #{record.digest[:8]}"
+        assert run.info.status == "FINISHED"
         assert (
             run.data.tags["bench.task"] == task
+            and run.data.tags["bench.identity"] == record.digest
             and run.info.experiment_id == experiment.experiment_id
         )
         assert run.data.metrics[f"test_{record.main_metric}"] == pytest.approx(record.score["mean"])
         assert float(run.data.params["selected.lr"]) == record.selected["lr"]
+        # the run lasted as long as the task (started when it started), not a fraction of a second
+        duration_s = (run.info.end_time - run.info.start_time) / 1000
+        assert duration_s >= 0.9 * record.timings["total_s"]
+        # every trained probe is a nested run
+        children = client.search_runs(
+            [experiment.experiment_id],
+            filter_string=f"tags.`mlflow.parentRunId` = '{run.info.run_id}'",
+        )
+        assert len(children) == len(record.trials) > 0
 
-    # The same command again: features come from the cache and metrics are identical.
+    def parent_runs() -> int:
+        runs = client.search_runs([experiment.experiment_id], max_results=5000)
+        return sum("mlflow.parentRunId" not in r.data.tags for r in runs)
+
+    # The same command again: every identity has a complete record, so nothing is trained
+    # (every protocol refuses to run), logged or written again.
+    files, logged = record_files(workspace), parent_runs()
     capsys.readouterr()
-    assert main(argv) == 0
-    assert capsys.readouterr().err.count("are cached") == 3
-    again = records_by_task(tmp_path / "workspace")
+    with monkeypatch.context() as patch:
+        refuse_training(patch)
+        assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert captured.err.count("reusing the complete record") == len(records)
+    assert captured.out.count("reused") >= len(records)
+    assert record_files(workspace) == files and parent_runs() == logged
+
+    # --rerun trains again from the cached features, to identical metrics; both kept
+    assert main([*argv, "--rerun"]) == 0
+    assert len(record_files(workspace)) == 2 * len(files) and parent_runs() == logged + len(records)
+    again = records_by_task(workspace)
     for task, record in records.items():
+        assert again[task].digest == record.digest
         assert again[task].metrics == record.metrics
         assert again[task].timings["extract_s"] == 0.0
+
+    # --overwrite keeps only the newest record of each identity
+    assert main([*argv, "--overwrite"]) == 0
+    assert len(record_files(workspace)) == len(files)
 
 
 def test_fbank_with_cmvn_is_at_chance_on_mean_pooled_keywords(demo_root, fast_overrides, tmp_path):
@@ -121,7 +175,7 @@ def test_killed_extraction_resumes_to_the_same_metrics(demo_root, fast_overrides
     done = len(list(cache_dir.glob("shard-*.json")))
     plan = json.loads((cache_dir / "plan.json").read_text())
     assert 0 < done < len(plan), "the kill should land in the middle of extraction"
-    assert not list(interrupted.glob("records/*/*.json")), "no record for an unfinished run"
+    assert not list(interrupted.glob("records/**/*.json")), "no record for an unfinished run"
 
     subprocess.run(command(interrupted), check=True, capture_output=True)
     subprocess.run(command(tmp_path / "uninterrupted"), check=True, capture_output=True)
@@ -153,7 +207,7 @@ def test_corrupt_audio_fails_the_task_and_names_the_file(
     assert code == 1
     output = capsys.readouterr()
     assert f"{broken}: cannot read audio" in output.err
-    assert not list((tmp_path / "workspace").glob("records/*/*.json"))
+    assert not list((tmp_path / "workspace").glob("records/**/*.json"))
 
 
 @pytest.mark.parametrize(
@@ -175,3 +229,17 @@ def test_bad_input_is_one_clear_error(argv, message, capsys, tmp_path, monkeypat
     monkeypatch.chdir(tmp_path)
     assert main([*argv, "tracking.enabled=false"] if "probe.sedes=[1]" not in argv else argv) == 2
     assert message in capsys.readouterr().err
+
+
+def test_demo_digits_beats_an_always_blank_output_by_far(demo_root, tmp_path, mlflow_uri):
+    """demo.digits with its own schedule (one seed): PER far below the 100 % of no output."""
+    argv = ["run", "--task", "demo.digits", "--data-root", str(demo_root), "probe.seeds=[0]"]
+    argv += [
+        f"paths.workspace={tmp_path / 'ws'}",
+        f"tracking.uri={mlflow_uri}",
+        "runtime.progress=false",
+    ]
+    assert main(argv) == 0
+    record = records_by_task(tmp_path / "ws")["demo.digits"]
+    assert record.score["mean"] < 50, record.score
+    assert record.selected["lr"] in (1e-2, 3e-2)

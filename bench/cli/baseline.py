@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bench.cli.common import add_config_options, load_config, reclaim_overrides
+from bench.cli.common import add_config_options, load_config
 
 EXAMPLES = """\
 examples:
@@ -15,8 +15,11 @@ examples:
   bench baseline show results/baselines/demo-fbank_no_cmvn.json
 
 A baseline keeps each task's main test metric (mean, seed spread, n, direction, unit), the
-probe settings and data sizes behind it, the upstream's weights hash, bench's version and
-the date. `bench check` compares a new checkpoint with it.
+probe settings and data sizes behind it, the settings digest of its result (bench.identity),
+the upstream's weights hash, bench's version and the date. `bench check` compares a new
+checkpoint with it. An existing --out is replaced only with --force; results with different
+seed counts or probe protocols in one baseline are warned about; quick-mode results are
+never kept.
 """
 
 
@@ -40,6 +43,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--tasks", nargs="+", metavar="T", help="tasks to keep (default: all); patterns allowed"
     )
     save.add_argument("--out", type=Path, required=True, metavar="FILE", help="baseline JSON")
+    save.add_argument("--force", action="store_true", help="replace --out if it exists")
+    save.add_argument(
+        "--identity",
+        action="append",
+        default=[],
+        metavar="DIGEST",
+        help="use the result with this identity where an upstream has several (repeatable)",
+    )
     save.add_argument(
         "--records", type=Path, metavar="DIR", help="records folder (default: paths.records)"
     )
@@ -51,15 +62,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_save(args: argparse.Namespace) -> int:
-    from bench.baseline import BaselineError, baseline_from_records
+    import logging
+
+    from bench.baseline import BaselineError, baseline_from_records, mixing_warnings
+    from bench.identity import canonical_upstream_arg, choose
     from bench.records import read_records
     from bench.report.results import is_pattern, matches_any
 
-    reclaim_overrides(args, "tasks")
     config = load_config(args)
+    if args.out.exists() and not args.force:
+        raise BaselineError(
+            f"{args.out} exists; pass --force to replace it (or choose another --out)"
+        )
+    upstream = canonical_upstream_arg(args.upstream)
     records_dir = args.records or Path(config.paths.records)
     try:
-        records = [r for r in read_records(records_dir) if r.upstream == args.upstream]
+        records = [r for r in read_records(records_dir) if r.upstream == upstream]
     except ValueError as error:  # a corrupt record
         raise BaselineError(str(error)) from None
     if args.tasks:
@@ -69,15 +87,21 @@ def run_save(args: argparse.Namespace) -> int:
         ]
         if missing:
             raise BaselineError(
-                f"no record of {args.upstream} in {records_dir} for: {', '.join(missing)}"
+                f"no record of {upstream} in {records_dir} for: {', '.join(missing)}"
             )
     if not records:
-        raise BaselineError(
-            f"no records of {args.upstream} in {records_dir}; run `bench run` first"
-        )
-    baseline = baseline_from_records(records)
+        raise BaselineError(f"no records of {upstream} in {records_dir}; run `bench run` first")
+    choice = choose(records, args.identity)
+    log = logging.getLogger("bench.cli")
+    for note in choice.notes:
+        log.warning("%s", note)
+    if not choice.chosen:
+        raise BaselineError(f"no full (non-quick) result of {upstream} to keep")
+    for warning in mixing_warnings(choice.chosen):
+        log.warning("%s", warning)
+    baseline = baseline_from_records(choice.chosen)
     path = baseline.save(args.out)
-    print(f"wrote {path}: {args.upstream} on {', '.join(baseline.tasks)}")
+    print(f"wrote {path}: {upstream} on {', '.join(baseline.tasks)}")
     return 0
 
 

@@ -17,6 +17,10 @@ tolerance: [TASK=]AMOUNT[,AMOUNT]; AMOUNT is a number in the metric's unit or <k
 the baseline's seed standard deviation); with both, the larger drop is allowed. Without
 TASK= it applies to every task without its own. Default: 2sd.
 
+Without --run, each task's result is the checkpoint's record made with the baseline's
+settings (same settings digest), else its most complete one; the verdict says which.
+Quick-mode results are never checked.
+
 exit status: 0 pass; 1 a task regressed beyond its tolerance; 2 could not evaluate (a task
 without a result, a run that failed, other probe settings or data than the baseline's).
 """
@@ -65,11 +69,12 @@ def run(args: argparse.Namespace) -> int:
     check_policy(baseline, policy)  # before spending time on runs
     if args.run:
         records, reasons = _run_tasks(config, args, list(baseline.tasks))
+        notes: list[str] = []
     else:
-        records, reasons = _read_records(
-            args.records or Path(config.paths.records), args.upstream, list(baseline.tasks)
+        records, reasons, notes = _read_records(
+            args.records or Path(config.paths.records), args.upstream, baseline
         )
-    result = compare(baseline, records, policy, reasons)
+    result = compare(baseline, records, policy, reasons, notes)
     text = verdict_markdown(result)
     print(text, end="")
     if args.markdown:
@@ -88,17 +93,20 @@ def _run_tasks(config: object, args: argparse.Namespace, tasks: list[str]) -> tu
     return records, reasons
 
 
-def _read_records(records_dir: Path, upstream: str, tasks: list[str]) -> tuple[dict, dict]:
-    from bench.records import read_record, record_path
+def _read_records(records_dir: Path, upstream: str, baseline: object) -> tuple[dict, dict, list]:
+    from bench.gate import GateError, pick_records
+    from bench.identity import canonical_upstream_arg
+    from bench.records import read_records
 
-    records, reasons = {}, {}
-    for task in tasks:
-        path = record_path(records_dir, upstream, task)
-        if not path.is_file():
-            reasons[task] = f"no record at {path} (run the task, or pass --run)"
-            continue
-        try:
-            records[task] = read_record(path)
-        except ValueError as error:
-            reasons[task] = str(error)
-    return records, reasons
+    upstream = canonical_upstream_arg(upstream)
+    try:
+        candidates = [r for r in read_records(records_dir) if r.upstream == upstream]
+    except ValueError as error:  # a damaged record
+        raise GateError(str(error)) from None
+    picked = pick_records(baseline, candidates)  # type: ignore[arg-type]
+    for task in baseline.tasks:  # type: ignore[attr-defined]
+        if task not in picked.records and task not in picked.reasons:
+            picked.reasons[task] = (
+                f"no record of {upstream} in {records_dir} (run the task, or pass --run)"
+            )
+    return picked.records, picked.reasons, picked.notes

@@ -1,28 +1,30 @@
-"""Pieces shared by the commands: config options, error reporting, tables."""
+"""Pieces shared by the commands: config options, overrides, error reporting, tables."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
+import re
+import signal
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-EXPECTED_ERRORS = (
-    "bench.config.ConfigError",
-    "bench.registry.UnknownNameError",
-    "bench.data.DataError",
-    "bench.audio.AudioError",
-    "bench.cache.CacheError",
-    "bench.runner.UpstreamLoadError",
-    "bench.extract.UpstreamOutputError",
-    "bench.tracking.TrackingError",
-    "bench.report.ReportError",
-    "bench.gate.GateError",
-    "bench.baseline.BaselineError",
+from bench.errors import (
+    EXIT_INTERRUPTED,
+    EXIT_TERMINATED,
+    Terminated,
+    exit_code_of,
+    is_expected,
 )
+
+#: ``key=value`` where key is a dotted configuration path
+OVERRIDE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*=")
+
+log = logging.getLogger("bench.cli")
 
 
 @dataclass
@@ -30,28 +32,37 @@ class ExitStatus:
     code: int = 0
 
 
-def _is_expected(error: BaseException) -> bool:
-    names = {f"{cls.__module__}.{cls.__qualname__}" for cls in type(error).__mro__}
-    return bool(names & set(EXPECTED_ERRORS))
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise Terminated()
 
 
 @contextlib.contextmanager
-def report_errors() -> Iterator[ExitStatus]:
-    """Known errors become one line on stderr and exit code 2; Ctrl-C exits 130."""
+def report_errors(debug: bool = False) -> Iterator[ExitStatus]:
+    """Expected errors become one message on stderr and their exit code (bench.errors);
+    Ctrl-C exits 130 and SIGTERM 143, both after the same clean stop (child processes
+    ended, MLflow runs marked KILLED). ``debug`` adds the traceback."""
     status = ExitStatus()
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         yield status
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as error:
+        terminated = isinstance(error, Terminated)
+        what = "terminated (SIGTERM)" if terminated else "interrupted"
         print(
-            "bench: interrupted (finished cache shards are kept; run again to resume)",
+            f"bench: {what}; finished results and cache shards are kept: run the same "
+            "command again to resume",
             file=sys.stderr,
         )
-        status.code = 130
+        status.code = EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
     except Exception as error:
-        if not _is_expected(error):
+        if not is_expected(error):
             raise
+        if debug or logging.getLogger("bench").isEnabledFor(logging.DEBUG):
+            log.error("traceback (--debug):", exc_info=error)
         print(f"bench: error: {error}", file=sys.stderr)
-        status.code = 2
+        status.code = exit_code_of(error)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def add_config_options(parser: argparse.ArgumentParser) -> None:
@@ -66,20 +77,34 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
         "overrides",
         nargs="*",
         metavar="key=value",
-        help="override any configuration key, e.g. probe.seeds=[0] extract.device=cuda",
+        help="override any configuration key, anywhere on the line, e.g. probe.seeds=[0]",
     )
 
 
-def reclaim_overrides(args: argparse.Namespace, *list_options: str) -> None:
-    """Move ``key=value`` items that a list option (``nargs="+"``, e.g. ``--upstreams a b``)
-    swallowed back to the overrides: argparse gives a list option every word that follows it.
-    Upstream and task names never contain ``=``."""
-    for option in list_options:
-        values = getattr(args, option) or []
-        overrides = [value for value in values if "=" in value]
-        if overrides:
-            setattr(args, option, [value for value in values if "=" not in value] or None)
-            args.overrides = [*args.overrides, *overrides]
+def split_overrides(parser: argparse.ArgumentParser, argv: Sequence[str]) -> tuple[list, list]:
+    """``argv`` without its ``key=value`` overrides, and the overrides, wherever they are
+    (``bench run probe.seeds=[0] -u mfcc runtime.progress=false``). A word that is the value
+    of an option (``--tolerance superb.ks=0.5``) stays with its option."""
+    takes_value = {
+        option
+        for action in parser._actions  # argparse has no public view of its options
+        if action.nargs is None and action.option_strings and action.const is None
+        for option in action.option_strings
+    } - {"-h", "--help"}
+    rest, overrides = [], []
+    value_expected = False
+    for word in argv:
+        if value_expected:
+            rest.append(word)
+            value_expected = False
+        elif word in takes_value:
+            rest.append(word)
+            value_expected = True
+        elif OVERRIDE.match(word):
+            overrides.append(word)
+        else:
+            rest.append(word)
+    return rest, overrides
 
 
 def load_config(args: argparse.Namespace, extra: Sequence[str] = ()) -> Any:
@@ -88,19 +113,47 @@ def load_config(args: argparse.Namespace, extra: Sequence[str] = ()) -> Any:
     from bench.progress import setup_logging
 
     config = load(args.config, [*args.overrides, *extra])
-    setup_logging(config.runtime.log_level)
+    level = "DEBUG" if getattr(args, "debug", False) else config.runtime.log_level
+    setup_logging(level)
     return config
 
 
-def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    """A plain table on stdout (rich when the output is a terminal)."""
+def print_table(
+    title: str,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    wrap: Sequence[str] = (),
+) -> None:
+    """A plain table on stdout (rich when the output is a terminal).
+
+    Identifiers (names the user types again) are never cut; only the ``wrap`` columns
+    (descriptions) fold onto more lines when the terminal is narrow.
+    """
     from rich.console import Console
     from rich.table import Table
 
     table = Table(title=title, title_justify="left", header_style="bold", min_width=len(title))
     for column in columns:
-        table.add_column(column)
+        if column in wrap:
+            table.add_column(column, overflow="fold", ratio=1, min_width=20)
+        else:
+            table.add_column(column, no_wrap=True, overflow="ignore")
     for row in rows:
         table.add_row(*(str(cell) for cell in row))
     # Off a terminal (CI logs, pipes) rich would wrap at 80 columns; tables read better whole.
-    Console(width=None if sys.stdout.isatty() else 200).print(table)
+    console = Console(width=None if sys.stdout.isatty() else 200)
+    needed = _natural_width(columns, rows, wrap)
+    if needed > console.width:  # never cut an identifier: widen past the terminal instead
+        console = Console(width=needed)
+    console.print(table)
+
+
+def _natural_width(
+    columns: Sequence[str], rows: Sequence[Sequence[Any]], wrap: Sequence[str]
+) -> int:
+    """Width of the table with every column except ``wrap`` ones at full width (those at 20)."""
+    width = 1
+    for position, column in enumerate(columns):
+        cells = [len(str(row[position])) for row in rows] + [len(column)]
+        width += (20 if column in wrap else max(cells)) + 3
+    return width

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bench.cli.common import add_config_options, load_config, print_table, reclaim_overrides
+from bench.cli.common import add_config_options, load_config, print_table
 
 if TYPE_CHECKING:
     from bench.report.leaderboard import Leaderboard
@@ -20,6 +20,12 @@ examples:
   bench report --tracking-uri http://127.0.0.1:5000          from an MLflow server only
   bench report --records bench_runs/records --tracking-uri sqlite:///bench_runs/mlflow.db
       (both: records win; each is checked against its own MLflow run)
+  bench report --identity 3f2a9c01                 use that result where several exist
+
+When an upstream has several results for a task (other seeds, probe settings, data), the
+report uses the most complete protocol (more seeds, then the task's own schedule, then more
+data, then the newer) and says so in its notes; --identity picks one. Quick-mode results
+(bench run --quick) are left out unless --include-quick, and then marked.
 
 Writes leaderboard.md, leaderboard.csv (tidy: upstream x task x metric) and leaderboard.html
 (self-contained: tables, per-task bars, layer-weight heatmaps) to --out.
@@ -51,6 +57,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--format", default="md,csv,html", metavar="LIST", help="any of md,csv,html (default: all)"
+    )
+    parser.add_argument(
+        "--identity",
+        action="append",
+        default=[],
+        metavar="DIGEST",
+        help="use the result with this identity (a prefix will do) where it applies (repeatable)",
+    )
+    parser.add_argument(
+        "--include-quick",
+        action="store_true",
+        help="show quick-mode results too (marked quick; never beside full ones as equals)",
     )
     sources = parser.add_argument_group("where the results come from")
     sources.add_argument(
@@ -95,13 +113,18 @@ def run(args: argparse.Namespace) -> int:
     from bench.report.render import ReportContext
     from bench.report.results import collect, select
 
-    reclaim_overrides(args, "upstreams", "tasks")
     config = load_config(args)
     formats = parse_formats(args.format)
     source = resolve_source(args)
     records_dir = args.records or Path(config.paths.records)
     uri = args.tracking_uri or tracking_uri(config)
-    collected = collect(source, records_dir=records_dir, tracking_uri=uri)
+    collected = collect(
+        source,
+        records_dir=records_dir,
+        tracking_uri=uri,
+        identities=args.identity,
+        include_quick=args.include_quick,
+    )
     results = select(collected.results, args.upstreams, args.tasks)
     inputs = _inputs(source, records_dir, uri)
     if not results and not args.upstreams:
@@ -112,6 +135,8 @@ def run(args: argparse.Namespace) -> int:
         generated_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), inputs=tuple(inputs)
     )
     print_measured(board)
+    for note in collected.notes:
+        print(f"note: {note}")
     for path in write_report(board, context, args.out, formats):
         print(f"wrote {path}")
     return 0

@@ -8,9 +8,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bench.cli.common import add_config_options, load_config, print_table
+from bench.errors import EXIT_FAILED, EXIT_OK, UsageError
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
+
+    from bench.runner import TaskOutcome
 
 log = logging.getLogger("bench.cli")
 
@@ -18,6 +21,7 @@ EXAMPLES = """\
 examples:
   bench run --suite demo
   bench run --suite demo --upstream mfcc_no_cmvn probe.seeds=[0]
+  bench run --suite demo --quick                  a smoke test: 64 items per split, 100 steps
   bench run --task superb.ks --upstream wavlm_base_plus --data-root /data
       (/data holds speech_commands_v0.01/ and speech_commands_test_set_v0.01/)
   bench run --suite superb-utterance --upstream fbank --data-root /data
@@ -25,10 +29,17 @@ examples:
        `bench prepare superb.sid --data-root /data` checks a corpus and says what is missing)
   bench run --suite hear --upstream spear_large_speech_audio --data-root /data/hear/tasks
   bench run --task hear --task-dir /data/hear/tasks/esc50-v2.0.0-full --upstream fbank
-  bench run --task demo.keywords --upstream ./my-checkpoint extract.device=cuda
+  bench run --task demo.keywords --upstream ./ckpt-50k --name my-ckpt-step50k extract.device=cuda
 
 --data-root is the directory that holds a corpus as its archives unpack; `bench list tasks`
-shows what each task expects there. Any configuration key can follow as key=value.
+shows what each task expects there. Any configuration key can be given as key=value,
+anywhere on the line.
+
+A run whose settings, data and weights match a complete earlier record reuses it (nothing
+is trained or logged again); --rerun trains again and keeps both, --overwrite replaces it.
+
+exit status: 0 every task done; 1 some task failed (the summary lists why); 2 nothing ran
+(bad command line, configuration, name, or an upstream that cannot be loaded).
 """
 
 
@@ -51,10 +62,54 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="UPSTREAM",
         help="registered name, hub id or local checkpoint dir (default: the suite's own)",
     )
+    what.add_argument(
+        "--name",
+        metavar="NAME",
+        help="record the upstream under this name (default: its registered name, hub id, "
+        "or the resolved path of a checkpoint)",
+    )
     data = parser.add_argument_group("data")
     data.add_argument("--data-root", type=Path, metavar="DIR", help="directory holding the corpora")
     data.add_argument(
         "--task-dir", type=Path, metavar="DIR", help="a HEAR task directory (with --task hear)"
+    )
+    data.add_argument(
+        "--generate-data",
+        action="store_true",
+        help="let demo tasks generate their data under --data-root (by default only in "
+        "paths.data/demo)",
+    )
+    results = parser.add_argument_group("earlier results")
+    existing = results.add_mutually_exclusive_group()
+    existing.add_argument(
+        "--skip-existing",
+        dest="existing",
+        action="store_const",
+        const="reuse",
+        help="reuse a complete record with the same identity (the default)",
+    )
+    existing.add_argument(
+        "--rerun",
+        dest="existing",
+        action="store_const",
+        const="rerun",
+        help="train again; earlier records are kept",
+    )
+    existing.add_argument(
+        "--overwrite",
+        dest="existing",
+        action="store_const",
+        const="overwrite",
+        help="train again and delete the earlier records of the same identity",
+    )
+    quick = parser.add_argument_group("quick checks (never a full result)")
+    quick.add_argument(
+        "--quick",
+        action="store_true",
+        help="few items per split and a short schedule (quick.items_per_split, quick.max_steps)",
+    )
+    quick.add_argument(
+        "--limit", type=int, metavar="N", help="quick mode with at most N items per split"
     )
     behaviour = parser.add_argument_group("behaviour")
     behaviour.add_argument(
@@ -68,7 +123,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     behaviour.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
     add_config_options(parser)
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, existing="reuse")
 
 
 def resolve_task_runs(args: argparse.Namespace) -> tuple[list, str | None]:
@@ -76,7 +131,9 @@ def resolve_task_runs(args: argparse.Namespace) -> tuple[list, str | None]:
     from bench.task import SUITES, TaskRun
 
     if bool(args.task) == bool(args.suite):
-        raise SystemExit("bench run: give --task (one or more) or --suite, not both")
+        raise UsageError("bench run: give --task (one or more) or --suite, not both")
+    if args.task_dir is not None and "hear" not in (args.task or []):
+        raise UsageError("bench run: --task-dir is for --task hear (a HEAR task directory)")
     if args.task:
         runs = []
         for name in args.task:
@@ -93,6 +150,8 @@ def resolve_task_runs(args: argparse.Namespace) -> tuple[list, str | None]:
     if suite.discover:
         import importlib
 
+        if args.data_root is None:
+            raise UsageError(f"bench run: suite '{args.suite}' needs --data-root DIR")
         module, _, function = suite.discover.partition(":")
         return getattr(importlib.import_module(module), function)(
             args.data_root
@@ -108,34 +167,49 @@ def run(args: argparse.Namespace) -> int:
         extra.append(f"extract.device={args.device}")
     if args.quiet:
         extra.append("runtime.progress=false")
+    if args.generate_data:
+        extra.append("data.generate=true")
+    if args.quick or args.limit is not None:
+        extra.append("quick.enabled=true")
+    if args.limit is not None:
+        extra.append(f"quick.items_per_split={args.limit}")
     config = load_config(args, extra)
     task_runs, default_upstream = resolve_task_runs(args)
     upstream = args.upstream or default_upstream
     if upstream is None:
-        raise SystemExit("bench run: --upstream is required (see `bench list upstreams`)")
+        raise UsageError("bench run: --upstream is required (see `bench list upstreams`)")
     if not task_runs:
-        raise SystemExit(
+        raise UsageError(
             f"bench run: no tasks found for suite '{args.suite}' under {args.data_root}"
         )
-    outcomes = run_tasks(config, task_runs, upstream)
-    return 0 if all(outcome.error is None for outcome in outcomes) else 1
+    outcomes = run_tasks(config, task_runs, upstream, existing=args.existing, name=args.name)
+    return EXIT_OK if all(outcome.error is None for outcome in outcomes) else EXIT_FAILED
 
 
-def run_tasks(config: DictConfig, task_runs: list, upstream: str) -> list:
+def run_tasks(
+    config: DictConfig,
+    task_runs: list,
+    upstream: str,
+    existing: str = "reuse",
+    name: str | None = None,
+) -> list[TaskOutcome]:
     """Run ``task_runs`` for ``upstream`` and print a summary; one TaskOutcome per task
     (a failed task carries its error). Shared with ``bench check --run``."""
     check_names(task_runs, upstream)
 
     from bench.runner import Runner
-    from bench.runtime import configure_threads
+    from bench.runtime import check_device, configure_threads
 
+    check_device("extract.device", str(config.extract.device))
+    check_device("probe.device", str(config.probe.device))
     configure_threads(config.runtime.threads)
-    runner = Runner(config)
+    runner = Runner(config, existing=existing, name=name)  # type: ignore[arg-type]
+    runner.load_upstream(upstream)  # a missing checkpoint stops here, before any task
     outcomes = []
     for position, task_run in enumerate(task_runs, start=1):
         log.info("[%d/%d] %s with %s", position, len(task_runs), task_run.task, upstream)
         outcomes.append(runner.run(task_run, upstream))
-    print_summary(outcomes)
+    print_summary(outcomes, config)
     return outcomes
 
 
@@ -149,34 +223,69 @@ def check_names(task_runs: list, upstream: str) -> None:
     resolve_upstream(upstream)
 
 
-def format_score(score: dict) -> str:
-    """``mean ± std``; a metric that was not finite (stored as null) shows as n/a."""
-    if score["mean"] is None:
-        return "n/a"
-    return f"{score['mean']:.3g} ± {score['std'] or 0:.2g}"
+def format_score(score: dict, metric: str) -> str:
+    """``mean ± std`` in the metric's unit; the mean alone for one seed; n/a if not finite."""
+    from bench.report.tables import format_stat
+
+    n = len(score.get("values") or [])
+    return format_stat(score["mean"], score.get("std"), n, metric)
 
 
-def print_summary(outcomes: list) -> None:
+def print_summary(outcomes: list[TaskOutcome], config: DictConfig | None = None) -> None:
+    from bench.report.units import unit_of
+
     rows = []
     for outcome in outcomes:
         if outcome.error is not None:
-            rows.append([outcome.task, outcome.upstream, "FAILED", "(error above)", "", "", ""])
+            rows.append([outcome.task, outcome.upstream, "FAILED", "", "", "", "", "see below"])
             continue
         record = outcome.record
-        score = record.score
+        assert record is not None
+        unit = unit_of(record.main_metric).label
         rows.append(
             [
                 record.task,
                 record.upstream,
-                record.main_metric,
-                format_score(score),
-                f"{record.selected.get('lr', ''):g}" if "lr" in record.selected else "",
+                record.main_metric + (f" ({unit})" if unit else ""),
+                format_score(record.score, record.main_metric),
+                record.seed_count,
+                f"{record.selected['lr']:g}" if "lr" in record.selected else "",
+                "reused" if outcome.reused else ("QUICK" if record.quick else "new"),
                 str(outcome.record_path),
-                (record.mlflow or {}).get("run_id", "-"),
             ]
         )
+    seeds = {o.record.seed_count for o in outcomes if o.record is not None}
+    spread = "mean ± std over seeds" if seeds != {1} else "one seed, no spread"
     print_table(
-        "bench results (test, mean ± std over seeds)",
-        ["task", "upstream", "metric", "test", "lr", "record", "mlflow run"],
+        f"bench results (test, {spread})",
+        ["task", "upstream", "metric", "test", "seeds", "lr", "result", "record"],
         rows,
     )
+    for outcome in outcomes:
+        if outcome.error is not None:
+            print(f"FAILED {outcome.task} on {outcome.upstream}: {outcome.error}")
+        for warning in dict.fromkeys(outcome.warnings):
+            print(f"note: {outcome.task} on {outcome.upstream}: {warning}")
+    if any(o.record is not None and o.record.quick for o in outcomes):
+        print("QUICK results are smoke tests: bench report and bench check leave them out.")
+    _print_next_steps(outcomes, config)
+
+
+def _print_next_steps(outcomes: list[TaskOutcome], config: DictConfig | None) -> None:
+    done = [o for o in outcomes if o.record is not None]
+    failed = len(outcomes) - len(done)
+    print(
+        f"{len(done)} of {len(outcomes)} tasks done"
+        + (f", {failed} failed" if failed else "")
+        + (f" ({sum(o.reused for o in done)} reused)" if any(o.reused for o in done) else "")
+        + "."
+    )
+    if not done or config is None:
+        return
+    from bench.config import tracking_uri
+
+    print("next: `bench report` for the leaderboard", end="")
+    if config.tracking.enabled:
+        uri = tracking_uri(config)
+        print(f"; `mlflow ui --backend-store-uri {uri}` to browse runs", end="")
+    print()

@@ -10,7 +10,10 @@ Rules:
   leaderboard, over the SUPERB / HEAR tasks among its columns (published rows included, so
   they compare with measured rows); in the published-references table, over everything the
   source reports. A score over fewer tasks than the table has is marked with ``*``.
-- Published HEAR averages cover all 19 HEAR tasks (marked ``†``).
+- The HEAR average covers the HEAR 2021 tasks only (``hear.<task>``): a custom task
+  directory (``hear/<name>``) is in no average. Published HEAR averages cover all 19 tasks
+  (marked ``†``) and stand beside measured averages only when those cover all 19 too; a
+  partial average says how many tasks it covers and is never shown beside them.
 """
 
 from __future__ import annotations
@@ -32,10 +35,13 @@ from bench.report.references import (
 from bench.report.results import TaskResult, is_pattern
 from bench.report.scores import SuperbScore, superb_score, superb_tasks
 from bench.report.units import metric_label, unit_of
+from bench.task import suite_of
 
 MEASURED, PUBLISHED, MISSING = "measured", "published", "missing"
 SUPERB_SCORE = "superb.score"
 HEAR_SUITE = "hear"
+#: the HEAR 2021 tasks are ``hear.<task>``; ``hear/<dir>`` is a custom task directory
+HEAR_BENCHMARK_PREFIX = "hear."
 
 TIDY_COLUMNS = [
     "kind",
@@ -68,7 +74,7 @@ class TaskColumn:
 
     @property
     def suite(self) -> str:
-        return self.task.split(".", 1)[0]
+        return suite_of(self.task)
 
     @property
     def label(self) -> str:
@@ -103,7 +109,13 @@ class Leaderboard:
 
     @property
     def hear_tasks(self) -> tuple[str, ...]:
-        return tuple(c.task for c in self.columns if c.suite == HEAR_SUITE and c.metric)
+        """The HEAR 2021 tasks among the columns (custom task directories are not)."""
+        return tuple(c.task for c in self.columns if is_hear_benchmark_task(c.task) and c.metric)
+
+    @property
+    def hear_is_complete(self) -> bool:
+        """The table has every HEAR 2021 task, so its averages compare with published ones."""
+        return len(self.hear_tasks) >= HEAR_AVERAGE_TASKS
 
     @property
     def sources(self) -> list[str]:
@@ -145,6 +157,10 @@ class Leaderboard:
     @cached_property
     def tidy(self) -> pd.DataFrame:
         return _tidy(self)
+
+
+def is_hear_benchmark_task(task: str) -> bool:
+    return task.startswith(HEAR_BENCHMARK_PREFIX)
 
 
 def build_leaderboard(
@@ -211,7 +227,7 @@ def _published_rows_beside(board: Leaderboard) -> list[str]:
         [(t, m) in wanted for t, m in zip(frame["task"], frame["metric"], strict=True)]
     ]
     labels = set(has_cell["upstream"])
-    if board.hear_tasks:
+    if board.hear_is_complete:
         labels |= set(frame.loc[frame["task"] == HEAR_AVERAGE, "upstream"])
     return [label for label in dict.fromkeys(frame["upstream"]) if label in labels]
 
@@ -225,7 +241,7 @@ def _measured_summary(board: Leaderboard, upstream: str) -> Summary:
             continue
         for metric, stat in result.metrics.items():
             values[(column.task, metric)] = stat.mean
-        if column.suite == HEAR_SUITE and result.main is not None:
+        if is_hear_benchmark_task(column.task) and result.main is not None:
             hear_scores[column.task] = result.main.mean
     superb = superb_score(values, board.references.points) if board.superb_tasks else None
     hear = hear_score(hear_scores) if board.hear_tasks else None
@@ -244,7 +260,9 @@ def _published_summary(board: Leaderboard, label: str, tasks: Sequence[str] | No
         for t, m, v in zip(rows["task"], rows["metric"], rows["value"], strict=True)
     }
     superb = superb_score(values, board.references.points, tasks)
-    hear = values.get((HEAR_AVERAGE, HEAR_AVERAGE_COLUMN))
+    # A published 19-task average stands beside measured ones only over the same tasks.
+    beside = tasks is None or board.hear_is_complete
+    hear = values.get((HEAR_AVERAGE, HEAR_AVERAGE_COLUMN)) if beside else None
     return Summary(
         superb=superb if superb.per_task else None,
         hear=hear,
@@ -383,7 +401,7 @@ def _row(
         "kind": kind,
         "upstream": upstream,
         "task": task,
-        "suite": task.split(".", 1)[0],
+        "suite": suite_of(task),
         "metric": metric or "",
         "is_main": is_main,
         "unit": unit,
@@ -405,12 +423,25 @@ def _coverage_notes(board: Leaderboard) -> list[str]:
             f"({len(board.superb_tasks)} of {len(known)}"
             + (f"; not run: {', '.join(missing)})" if missing else ")")
         )
-    if board.hear_tasks:
+    if board.hear_tasks and board.hear_is_complete:
         notes.append(
-            f"HEAR average over the HEAR tasks present: {', '.join(board.hear_tasks)} "
-            f"({len(board.hear_tasks)} of {HEAR_AVERAGE_TASKS}); published averages "
-            f"(marked †) cover all {HEAR_AVERAGE_TASKS}"
+            f"HEAR average over all {HEAR_AVERAGE_TASKS} HEAR tasks, as the published "
+            "averages (marked †)"
         )
+    elif board.hear_tasks:
+        notes.append(
+            f"HEAR average over {len(board.hear_tasks)} of the {HEAR_AVERAGE_TASKS} HEAR tasks "
+            f"({', '.join(board.hear_tasks)}): a partial average, so the published "
+            f"{HEAR_AVERAGE_TASKS}-task averages are not shown beside it (they are in the "
+            "published references)"
+        )
+    custom = [
+        c.task
+        for c in board.columns
+        if c.suite == HEAR_SUITE and not is_hear_benchmark_task(c.task)
+    ]
+    if custom:
+        notes.append(f"custom HEAR task directories, in no HEAR average: {', '.join(custom)}")
     for (kind, upstream), summary in board.summaries.items():
         if summary.superb and summary.superb.incomplete:
             parts = [f"{t} (no {', '.join(m)})" for t, m in summary.superb.incomplete.items()]

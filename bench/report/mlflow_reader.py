@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import ast
 import logging
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench.identity import describe_result
 from bench.report import ReportError
 from bench.report.results import MetricSummary, TaskResult
 from bench.tracking import EXPERIMENT_PREFIX
@@ -90,6 +92,9 @@ def result_from_run(run: Any) -> TaskResult | None:
         )
         return None
     seeds = _seed_count(params.get("probe.seeds"))
+    digest = tags.get("bench.identity", "")
+    quick = tags.get("bench.quick") == "true"
+    started = datetime.fromtimestamp(run.info.start_time / 1000, UTC).isoformat()
     return TaskResult(
         upstream=upstream,
         task=task,
@@ -102,6 +107,10 @@ def result_from_run(run: Any) -> TaskResult | None:
         bench_version=tags.get("bench.version", ""),
         origin="mlflow",
         run_id=run.info.run_id,
+        digest=digest,
+        quick=quick,
+        rank=(seeds, False, 0, started),
+        description=describe_result(digest or run.info.run_id, seeds, False, quick, started),
     )
 
 

@@ -1,11 +1,14 @@
 """Measured results, read from JSON records and/or MLflow, reconciled into one list.
 
-Precedence: the JSON records are bench's durable source of truth, so for an
-(upstream, task) pair present in both, the record is used. A record that names its MLflow
-run (``record.mlflow["run_id"]``) is checked against that run when the store holds it: test
-metrics (mean and std) must agree, else the report stops (:class:`ReportError`), because one
-of the two stores has been altered. Pairs found only in MLflow are taken from MLflow (its
-latest finished run per pair; MLflow keeps every re-run, records keep the last one).
+Candidates: the latest record of each identity (bench.identity), and the latest finished
+MLflow run of each identity. Precedence: the JSON records are bench's durable source of
+truth, so an identity present in both is taken from its record. A record that names its
+MLflow run (``record.mlflow["run_id"]``) is checked against that run when the store holds it:
+test metrics (mean and std) must agree, else the report stops (:class:`ReportError`),
+because one of the two stores has been altered. Identities found only in MLflow are taken
+from MLflow. Then ``bench.identity.choose`` picks one result per (upstream, task), never by
+last write alone: quick checks are left out, the most complete protocol wins, and every
+choice among several is noted.
 """
 
 from __future__ import annotations
@@ -48,10 +51,20 @@ class TaskResult:
     bench_version: str = ""
     origin: Literal["records", "mlflow"] = "records"
     run_id: str | None = None
+    #: the identity digest (bench.identity); "" for MLflow runs logged before identities
+    digest: str = ""
+    quick: bool = False
+    #: how complete the protocol is, for bench.identity.choose
+    rank: tuple = ()
+    description: str = ""
 
     @property
     def key(self) -> tuple[str, str]:
         return (self.upstream, self.task)
+
+    @property
+    def is_quick(self) -> bool:
+        return self.quick
 
     @property
     def main(self) -> MetricSummary | None:
@@ -85,6 +98,10 @@ def result_from_record(record: ResultRecord) -> TaskResult:
         bench_version=record.versions.get("bench", ""),
         origin="records",
         run_id=(record.mlflow or {}).get("run_id"),
+        digest=record.digest,
+        quick=record.is_quick,
+        rank=record.rank,
+        description=record.description,
     )
 
 
@@ -96,9 +113,24 @@ def results_from_records(records_dir: Path) -> list[TaskResult]:
 
 
 def collect(
-    source: Source, records_dir: Path | None = None, tracking_uri: str | None = None
+    source: Source,
+    records_dir: Path | None = None,
+    tracking_uri: str | None = None,
+    identities: Sequence[str] = (),
+    include_quick: bool = False,
 ) -> CollectedResults:
-    """Results from the records, MLflow, or both (reconciled as the module docstring says)."""
+    """One result per (upstream, task) from the records, MLflow, or both (reconciled and
+    chosen as the module docstring says)."""
+    from bench.identity import choose
+
+    candidates = _candidates(source, records_dir, tracking_uri)
+    choice = choose(candidates.results, identities, include_quick)
+    return CollectedResults(choice.chosen, [*candidates.notes, *choice.notes])
+
+
+def _candidates(
+    source: Source, records_dir: Path | None, tracking_uri: str | None
+) -> CollectedResults:
     from_records = (
         results_from_records(records_dir) if source in ("records", "both") and records_dir else []
     )
@@ -110,22 +142,23 @@ def collect(
 
     runs = read_runs(tracking_uri)
     if source == "mlflow":
-        return CollectedResults(latest_per_pair(runs))
+        return CollectedResults(latest_per_identity(runs))
     return reconcile(from_records, runs)
 
 
-def latest_per_pair(runs: Sequence[TaskResult]) -> list[TaskResult]:
-    """The first run of each (upstream, task); ``runs`` come newest first."""
-    latest: dict[tuple[str, str], TaskResult] = {}
+def latest_per_identity(runs: Sequence[TaskResult]) -> list[TaskResult]:
+    """The first run of each (upstream, task, identity); ``runs`` come newest first."""
+    latest: dict[tuple[str, str, str], TaskResult] = {}
     for run in runs:
-        latest.setdefault(run.key, run)
+        latest.setdefault((*run.key, run.digest), run)
     return sorted(latest.values(), key=lambda r: r.key)
 
 
 def reconcile(records: Sequence[TaskResult], runs: Sequence[TaskResult]) -> CollectedResults:
-    """Records first; each checked against its own MLflow run; MLflow fills the other pairs."""
+    """Records first; each checked against its own MLflow run; MLflow adds the identities
+    that no record has."""
     runs_by_id = {run.run_id: run for run in runs if run.run_id}
-    latest = {run.key: run for run in latest_per_pair(runs)}
+    latest = {(*run.key, run.digest): run for run in latest_per_identity(runs)}
     notes: list[str] = []
     disagreements = []
     for record in records:
@@ -134,9 +167,9 @@ def reconcile(records: Sequence[TaskResult], runs: Sequence[TaskResult]) -> Coll
             disagreements += [
                 f"{record.upstream}/{record.task}: {d}" for d in _differences(record, own_run)
             ]
-        elif record.key in latest:
+        elif (*record.key, record.digest) in latest:
             notes.append(
-                f"{record.upstream}/{record.task}: MLflow has other runs of this pair "
+                f"{record.upstream}/{record.task}: MLflow has other runs of this identity "
                 "but not the record's own; the record was used"
             )
     if disagreements:
@@ -144,8 +177,11 @@ def reconcile(records: Sequence[TaskResult], runs: Sequence[TaskResult]) -> Coll
             "the records and MLflow disagree (records are the source of truth; re-run the "
             "tasks or remove the stale runs): " + "; ".join(disagreements)
         )
-    recorded = {record.key for record in records}
-    only_in_mlflow = [run for key, run in latest.items() if key not in recorded]
+    recorded = {(*record.key, record.digest) for record in records}
+    own_runs = {record.run_id for record in records if record.run_id}
+    only_in_mlflow = [
+        run for key, run in latest.items() if key not in recorded and run.run_id not in own_runs
+    ]
     if only_in_mlflow:
         notes.append(
             "taken from MLflow (no record): "
@@ -178,7 +214,11 @@ def select(
     upstreams: Sequence[str] | None = None,
     tasks: Sequence[str] | None = None,
 ) -> list[TaskResult]:
-    """The results of these upstreams (exact names) and tasks (names or glob patterns)."""
+    """The results of these upstreams (names as recorded: existing checkpoint paths are
+    resolved) and tasks (names or glob patterns)."""
+    from bench.identity import canonical_upstream_arg
+
+    upstreams = [canonical_upstream_arg(u) for u in upstreams or []]
     return [
         result
         for result in results

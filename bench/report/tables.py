@@ -28,6 +28,7 @@ from bench.report.units import metric_label, unit_of
 MISSING_CELL = "—"
 PARTIAL_MARK = "*"
 NINETEEN_TASKS_MARK = "†"
+QUICK_MARK = "(quick)"
 
 
 # -- cells ------------------------------------------------------------------------------------
@@ -48,7 +49,8 @@ def measured_cell(board: Leaderboard, upstream: str, column: TaskColumn) -> str:
     stat = result.metrics.get(column.metric or "") if result else None
     if result is None or stat is None or result.main_metric != column.metric:
         return MISSING_CELL
-    return format_stat(stat.mean, stat.std, stat.n, column.metric)
+    text = format_stat(stat.mean, stat.std, stat.n, column.metric)
+    return f"{text} {QUICK_MARK}" if result.is_quick else text
 
 
 def published_cell(board: Leaderboard, label: str, task: str, metric: str | None) -> str:
@@ -70,10 +72,14 @@ def _score_text(value: float) -> str:
 
 
 def hear_cell(summary: Summary, expected: Sequence[str]) -> str:
+    """A published 19-task average (†), a measured one over every HEAR task, or a partial
+    one that says how many tasks it covers."""
     if summary.hear is None:
         return MISSING_CELL
     if summary.hear_is_published:
         return f"{summary.hear:.2f}{NINETEEN_TASKS_MARK}"
+    if len(summary.hear_tasks) < HEAR_AVERAGE_TASKS:
+        return f"{summary.hear:.2f} ({len(summary.hear_tasks)} of {HEAR_AVERAGE_TASKS} tasks)"
     partial = PARTIAL_MARK if set(summary.hear_tasks) != set(expected) else ""
     return f"{summary.hear:.2f}{partial}"
 

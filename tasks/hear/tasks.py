@@ -9,7 +9,10 @@ Where the data lives (``--data-root DIR``) for ``hear.<task>``, first match wins
 ``hear`` (``bench run --task hear --task-dir DIR``) evaluates any hear-preprocess task
 directory: its data root *is* the task directory, and its metadata, protocol (scene or
 timestamp) and schedule come from DIR/task_metadata.json when the task is constructed, so
-they are instance attributes here rather than the class attributes of the other tasks.
+they are instance attributes here rather than the class attributes of the other tasks. Its
+results are recorded as task ``hear/<task_name>-<version>[-<mode>]`` (the directory name
+hear-preprocess gives it), so two directories never share a record; being no HEAR 2021
+task, it never counts in a HEAR average.
 
 The ``hear`` suite discovers every task directory under the data root (DIR/* and
 DIR/tasks/*): known ones run as their registered task, others through ``hear``;
@@ -50,6 +53,8 @@ CITATION = (
     "PMLR 176 (NeurIPS 2021 Competitions and Demonstrations Track), 2022"
 )
 PROTOCOL_BY_EMBEDDING = {"scene": "hear.scene", "event": "hear.timestamp"}
+#: the recorded name of a generic task directory: ``hear/<versioned name>``
+GENERIC_PREFIX = "hear/"
 
 
 def hear_schedule(max_epochs: int = 500, eval_every: int = 3) -> Schedule:
@@ -219,6 +224,7 @@ class GenericHearTask(HearTask):
             hear = read_task_metadata(self.data_root)
             self.metadata = dataclasses.replace(
                 type(self).metadata,
+                name=f"{GENERIC_PREFIX}{hear.versioned_name}",
                 description=f"HEAR task {hear.versioned_name} ({hear.embedding_type}, {hear.prediction_type})",
                 corpus=hear.versioned_name,
                 main_metric=hear.primary_metric,
