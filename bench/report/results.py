@@ -57,6 +57,9 @@ class TaskResult:
     #: how complete the protocol is, for bench.identity.choose
     rank: tuple = ()
     description: str = ""
+    #: the protocol label (bench.profiles.protocol_label): results are compared, averaged
+    #: and put beside published rows only under the same one
+    protocol: str = "fast"
 
     @property
     def key(self) -> tuple[str, str]:
@@ -102,6 +105,7 @@ def result_from_record(record: ResultRecord) -> TaskResult:
         quick=record.is_quick,
         rank=record.rank,
         description=record.description,
+        protocol=record.protocol_label,
     )
 
 
