@@ -111,6 +111,19 @@ def baseline_from_records(
         raise BaselineError(
             f"quick-mode results are smoke tests, not a baseline: {', '.join(quick)}"
         )
+    tasks = [record.task for record in records]
+    twice = sorted({task for task in tasks if tasks.count(task) > 1})
+    if twice:
+        made = "; ".join(
+            task
+            + ": "
+            + ", ".join(f"{r.protocol_label} #{r.digest[:8]}" for r in records if r.task == task)
+            for task in twice
+        )
+        raise BaselineError(
+            f"a baseline holds one result per task, under one protocol; got several for {made} "
+            "(choose with --identity DIGEST)"
+        )
     upstreams = {record.upstream for record in records}
     hashes = {str(record.upstream_info.get("weights_hash", "")) for record in records}
     if len(upstreams) != 1:

@@ -133,6 +133,8 @@ def pick_records(baseline: Baseline, candidates: Sequence[ResultRecord]) -> Pick
     for task, expected in baseline.tasks.items():
         group = [r for r in candidates if r.task == task]
         full = [r for r in group if not r.is_quick]
+        # another protocol's number is never checked where one of the baseline's exists
+        full = [r for r in full if r.protocol_label == expected.protocol] or full
         same = [
             r
             for r in full

@@ -149,3 +149,107 @@ def test_an_unmodified_reference_run_keeps_the_tasks_schedule_and_the_plain_labe
     assert record.probe["eval_every"] == schedule.max_steps // 40  # s3prl's 40 evaluations
     assert record.probe["lr_grid"] == list(schedule.lr_grid)
     assert record.probe["seeds"] == [1337]
+
+
+# -- provenance: reports, baselines, the gate -------------------------------------------------
+
+
+def _record(upstream, task, values, label="fast", **kwargs):
+    from _records import make_record
+
+    record = make_record(upstream, task, values, **kwargs)
+    if label != "fast":
+        record.protocol = {"profile": label.split(",")[0].split(" ")[0], "label": label}
+    return record
+
+
+def test_one_upstream_under_two_protocols_is_two_rows_each_with_its_own_score(tmp_path):
+    from pathlib import Path
+
+    from bench.records import RecordStore
+    from bench.report.leaderboard import MEASURED, build_leaderboard
+    from bench.report.references import load_references
+    from bench.report.results import collect
+    from bench.report.tables import leaderboard_table
+
+    references = load_references(Path(__file__).resolve().parents[1] / "results" / "references")
+    fast = _record("alpha", "superb.ks", [80.0, 82.0])
+    reference = _record("alpha", "superb.ks", [90.0], label="reference")
+    for record in (fast, reference):
+        RecordStore(tmp_path).write(record)
+    # both are kept: neither is "chosen over" the other, they are different protocols
+    results = collect("records", tmp_path).results
+    assert sorted(r.protocol_label for r in results) == ["fast", "reference"]
+    board = build_leaderboard(results, references)
+    assert board.upstreams == ["alpha", "alpha [reference]"]
+    table = leaderboard_table(board).frame.set_index("upstream")
+    assert table.loc["alpha", "protocol"] == "fast"
+    assert table.loc["alpha [reference]", "protocol"] == "reference"
+    ks = next(c for c in table.columns if c.startswith("superb.ks"))
+    assert table.loc["alpha", ks].startswith("81.00") and table.loc["alpha [reference]", ks] == (
+        "90.00"
+    )
+    # each row's SUPERB score is its own row's: 1000 (x - fbank) / (sota - fbank) over KS
+    point = next(p for p in references.points if p.task == "superb.ks")
+    expected = 1000 * (90.0 - point.fbank) / (point.sota - point.fbank)
+    score = board.summaries[(MEASURED, "alpha [reference]")].superb.value
+    assert score == pytest.approx(expected)
+    # the SUPERB leaderboard's own rows were made with s3prl: comparable with the reference
+    # row; the paper rows' sources do not say: named as not comparable
+    published = {label: board.published_protocol(label) for label in board.published_rows}
+    assert published["hubert_base"] == "reference" and published["usad_base"] == "unknown"
+    (note,) = [n for n in board.notes if n.startswith("not comparable")]
+    assert "usad_base (unknown)" in note and "hubert_base" not in note
+
+
+def test_published_hear_rows_take_their_protocol_from_the_layers_column(tmp_path):
+    import shutil
+    from pathlib import Path
+
+    from bench.report.references import HEAR_AVERAGE, load_references
+
+    source = Path(__file__).resolve().parents[1] / "results" / "references"
+    shutil.copytree(source, tmp_path, dirs_exist_ok=True)
+    (tmp_path / "hear_published.csv").write_text(
+        "upstream,hear_average_19_tasks,layers,source,protocol\n"
+        "a,80.0,last layer,paper,reference\n"
+        "a,83.0,all layers concatenated,paper,reference\n"
+        "b,70.0,as in source,paper,reference\n"
+        "c,71.0,last layer,paper,unknown\n"
+    )
+    frame = load_references(tmp_path).published
+    hear = frame[frame["task"] == HEAR_AVERAGE].set_index("upstream")["protocol"].to_dict()
+    assert hear == {
+        "a (last layer)": "reference, last",
+        "a (all layers concatenated)": "reference, concat",
+        "b": "unknown",  # the layers the predictor saw are not known
+        "c (last layer)": "unknown",
+    }
+    # a file without the column: every row unknown
+    (tmp_path / "hear_published.csv").write_text(
+        "upstream,hear_average_19_tasks,layers,source\na,80.0,last layer,paper\n"
+    )
+    frame = load_references(tmp_path).published
+    assert set(frame.loc[frame["task"] == HEAR_AVERAGE, "protocol"]) == {"unknown"}
+
+
+def test_the_gate_never_compares_numbers_of_two_protocols():
+    from bench.baseline import BaselineError, baseline_from_records
+    from bench.gate import Status, compare, parse_tolerances, pick_records
+
+    baseline = baseline_from_records([_record("ref", "superb.ks", [89.0, 90.0, 91.0])])
+    assert baseline.tasks["superb.ks"].protocol == "fast"
+    # the same number under another protocol: not comparable (exit 2), with the reason
+    reference = _record("ref", "superb.ks", [89.0, 90.0, 91.0], label="reference")
+    result = compare(baseline, {"superb.ks": reference}, parse_tolerances([]))
+    (verdict,) = result.verdicts
+    assert verdict.status == Status.NOT_COMPARABLE and result.exit_code == 2
+    assert "protocol differs: reference (baseline fast)" in verdict.reason
+    # with both, the baseline's protocol is the one checked, even where it is not the newest
+    fast = _record("ref", "superb.ks", [90.0, 90.5, 91.0])
+    reference.created_at = "2099-01-01T00:00:00+00:00"
+    picked = pick_records(baseline, [fast, reference])
+    assert picked.records["superb.ks"] is fast
+    # a baseline is one protocol per task
+    with pytest.raises(BaselineError, match="one protocol"):
+        baseline_from_records([fast, reference])

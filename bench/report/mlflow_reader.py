@@ -111,7 +111,7 @@ def result_from_run(run: Any) -> TaskResult | None:
         digest=digest,
         quick=quick,
         rank=(seeds, False, 0, started),
-        protocol=params.get("protocol")
+        protocol_label=params.get("protocol")
         or protocol_label(DEFAULT_PROFILE, params.get("probe.layers", WEIGHTED)),
         description=describe_result(digest or run.info.run_id, seeds, False, quick, started),
     )
