@@ -253,3 +253,29 @@ def test_the_gate_never_compares_numbers_of_two_protocols():
     # a baseline is one protocol per task
     with pytest.raises(BaselineError, match="one protocol"):
         baseline_from_records([fast, reference])
+
+
+@pytest.mark.slow
+def test_a_reference_hear_run_trains_on_the_fixed_embedding_with_the_kits_switches(
+    demo_root, tmp_path, mlflow_uri
+):
+    from bench.records import read_records
+
+    workspace = tmp_path / "workspace"
+    argv = ["protocol.profile=reference", "protocol.hear_embedding=concat", "--quick"]
+    from bench.cli import main
+
+    base = ["run", "--task", "demo.instruments", "--data-root", str(demo_root)]
+    base += [f"paths.workspace={workspace}", f"tracking.uri={mlflow_uri}", "runtime.progress=false"]
+    assert main([*base, *argv]) == 0
+    (record,) = read_records(workspace / "records")
+    assert record.protocol_label == "reference, concat"
+    assert record.probe["layers"] == "concat" and record.probe["seeds"] == [42]
+    options = record.protocol["task_options"]
+    assert options["shuffle_batches"] is False and options["nan_score_stops_training"] is True
+    assert record.protocol["selection"] == "valid_best"
+    assert record.layer_weights is None  # nothing learned over layers: a fixed embedding
+    # probe.layers belongs to bench's own protocol: a reference HEAR run refuses another one
+    assert main([*base, *argv, "probe.layers=0"]) != 0
+    # a HEAR-API module's own embedding needs a HEAR-API module
+    assert main([*base, "protocol.profile=reference", "protocol.hear_embedding=module"]) != 0

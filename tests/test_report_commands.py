@@ -79,5 +79,5 @@ def test_report_of_hand_made_records(workspace, tmp_path, capsys):
     assert main([*argv, f"paths.workspace={workspace}"]) == 0
     markdown = (out / "leaderboard.md").read_text()
     assert "| ref | fast | 5.10 ± 0.14 | 90.00 ± 1.00 |" in markdown
-    assert "| missing_one | — | — | — | measured (no results) |" in markdown
+    assert "| missing_one | — | — | — | — | measured (no results) |" in markdown
     assert "| other |" not in markdown
