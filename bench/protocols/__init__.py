@@ -11,6 +11,7 @@ PROTOCOL_MODULES = (
     "bench.protocols.verification",
     "bench.protocols.ctc",
     "bench.protocols.units",
+    "bench.protocols.abx",
     "bench.protocols.dtw",
     "bench.protocols.diarization",
 )
