@@ -87,10 +87,16 @@ def test_a_segment_outside_its_recording_is_refused(broken):
         read_kaldi_dir(broken)
 
 
+def set_first_turn_field(kaldi_dir, index, value):
+    """Rewrite one field of the first rttm line (4: duration, 7: speaker)."""
+    line = first_line(kaldi_dir / "rttm")
+    fields = line.split("\t")
+    fields[index] = value
+    replace_line(kaldi_dir / "rttm", line, "\t".join(fields))
+
+
 def test_a_turn_outside_its_recording_is_refused(broken):
-    fields = first_line(broken / "rttm").split("\t")
-    fields[4] = "30.0"
-    replace_line(broken / "rttm", first_line(broken / "rttm"), "\t".join(fields))
+    set_first_turn_field(broken, 4, "30.0")
     with pytest.raises(DataError, match=r"rttm, line 1: turn ends at .* outside recording"):
         read_kaldi_dir(broken)
 
@@ -103,9 +109,7 @@ def test_unknown_speakers_are_refused(broken):
 
 
 def test_reference_turns_of_a_speaker_without_segments_are_refused(broken):
-    fields = first_line(broken / "rttm").split("\t")
-    fields[7] = "9999"
-    replace_line(broken / "rttm", first_line(broken / "rttm"), "\t".join(fields))
+    set_first_turn_field(broken, 7, "9999")
     with pytest.raises(DataError, match=r"has turns of 9999, a speaker none of its segments has"):
         read_kaldi_dir(broken)
 
