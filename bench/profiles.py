@@ -121,11 +121,14 @@ REFERENCE: dict[str, ReferenceProtocol] = {
             "a fresh random 8 s waveform crop of every training utterance at every read",
         ),
     ),
-    "superb.er": dataclasses.replace(
-        _s3prl("emotion", 30_000, 1_000, 1e-4),
-        not_reproduced=(
-            "dev: torch.manual_seed(0); random_split 80/20 over s3prl's meta_data order",
-        ),
+    # needs s3prl's meta_data folder (task_options.superb.er.s3prl_meta_data)
+    "superb.er": _s3prl(
+        "emotion",
+        30_000,
+        1_000,
+        1e-4,
+        "dev per fold: torch.manual_seed(0); random_split 80/20 over s3prl's meta_data order",
+        split="s3prl",
     ),
     "superb.asv": dataclasses.replace(
         _s3prl(

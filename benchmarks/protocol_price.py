@@ -55,6 +55,8 @@ SUPERB_TASKS = ("superb.ks", "superb.ic", "superb.sid", "superb.er", "superb.asv
 HEAR_PROTOCOLS = ("hear.scene", "hear.timestamp")
 #: options the fake corpora need (their utterances are shorter than real ones)
 FAKE_OPTIONS: dict[str, dict[str, Any]] = {"superb.asv": {"min_seconds": 0.3}}
+#: the meta data s3prl ships for ER's reference split, written for the fake corpus
+ER_META_DATA = "s3prl_emotion_meta_data"
 #: schedule scale relative to ``--steps-scale``
 STEPS_FACTOR = {"superb.asv": 0.1}
 
@@ -93,6 +95,12 @@ def reference_overrides(task_name: str, steps_scale: float) -> list[str]:
             f"probe.eval_every={max(1, steps // evaluations)}",
         ]
     return overrides
+
+
+def reference_options(task_name: str, data_root: Path) -> dict[str, Any]:
+    if task_name == "superb.er":
+        return {"s3prl_meta_data": str(data_root / ER_META_DATA)}
+    return {}
 
 
 def scaled_steps(task_name: str, max_steps: int, steps_scale: float) -> int:
@@ -185,12 +193,14 @@ def build_fake_superb(root: Path, noise: float) -> Path:
         build_iemocap,
         build_speech_commands,
         build_voxceleb1,
+        write_s3prl_emotion_meta_data,
     )
 
     build_speech_commands(root)
     build_fluent_commands(root)
     build_voxceleb1(root, seconds=0.4)
     build_iemocap(root, per_label=2)
+    write_s3prl_emotion_meta_data(root, root / ER_META_DATA)
     if noise > 0:
         add_noise(root, noise)
     return root
@@ -248,7 +258,7 @@ def main() -> None:
                     scratch / f"{name}-ref",
                     args.upstream,
                     [seeds, *reference],
-                    FAKE_OPTIONS.get(name, {}),
+                    {**FAKE_OPTIONS.get(name, {}), **reference_options(name, data_root)},
                 )
                 print(
                     f"{name:>17}: fast {fast.mean:7.2f} ± {fast.std:5.2f} | reference "

@@ -279,3 +279,43 @@ def test_a_reference_hear_run_trains_on_the_fixed_embedding_with_the_kits_switch
     assert main([*base, *argv, "probe.layers=0"]) != 0
     # a HEAR-API module's own embedding needs a HEAR-API module
     assert main([*base, "protocol.profile=reference", "protocol.hear_embedding=module"]) != 0
+
+
+# -- ER: s3prl's own dev split ----------------------------------------------------------------
+
+
+def test_er_reference_dev_sets_are_s3prls_random_split(tmp_path):
+    import torch
+    from superb_fakes import build_iemocap, write_s3prl_emotion_meta_data
+    from torch.utils.data import random_split
+
+    build_iemocap(tmp_path, per_label=4)
+    order = write_s3prl_emotion_meta_data(tmp_path, tmp_path / "meta_data")
+    task = TASKS.get("superb.er")(
+        tmp_path, {"split": "s3prl", "s3prl_meta_data": str(tmp_path / "meta_data")}
+    )
+    task.prepare()
+    data = task.load()
+    data.check("superb.er")
+    keys = [item.key for item in data.all_items()]
+    assert len(keys) == len(set(keys))  # every utterance once: cached once
+    for fold in data.folds:
+        test = int(fold.name.removeprefix("fold"))
+        names = order[test]
+        trainlen = int((1 - 0.2) * len(names))
+        torch.manual_seed(0)  # what s3prl's expert.py does, with torch's own random_split
+        _, expected_dev = random_split(names, [trainlen, len(names) - trainlen])
+        assert {i.key for i in data.items(fold.dev)} == set(expected_dev)
+        assert {i.key for i in data.items(fold.train)} == set(names) - set(expected_dev)
+        assert {i.key[4] for i in data.items(fold.test)} == {str(test)}  # Ses0N...
+
+
+def test_er_reference_without_s3prls_meta_data_says_what_is_missing(tmp_path):
+    from superb_fakes import build_iemocap
+
+    from bench.data import DataError
+
+    build_iemocap(tmp_path, per_label=1)
+    task = TASKS.get("superb.er")(tmp_path, {"split": "s3prl"})
+    with pytest.raises(DataError, match="s3prl_meta_data"):
+        task.load()
