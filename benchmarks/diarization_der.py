@@ -24,9 +24,8 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
-import re
 import shutil
-import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -41,8 +40,10 @@ from bench.metrics.diarization import (
 )
 from bench.protocols.diarization_recipe import DiarizationRecipe
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from _md_eval import MD_EVAL, md_eval_der
+
 LIBRI2MIX_TEST_RECORDINGS = 3000
-MD_EVAL = os.environ.get("BENCH_MD_EVAL", "/usr/lib/sctk/bin/md-eval.pl")
 
 
 def reference_turns(rng: np.random.Generator, seconds: float) -> list[SpeakerTurn]:
@@ -69,31 +70,6 @@ def probabilities(
     kernel = np.ones(5) / 5
     smooth = np.stack([np.convolve(noisy[:, k], kernel, mode="same") for k in range(2)], 1)
     return 1 / (1 + np.exp(-4 * (smooth - 0.5)))
-
-
-def write_rttm(path: Path, turns_by_recording: dict[str, list[SpeakerTurn]]) -> None:
-    lines = [
-        f"SPEAKER {recording} 1 {t.start:.3f} {t.end - t.start:.3f} <NA> <NA> {t.speaker} <NA> <NA>"
-        for recording, turns in turns_by_recording.items()
-        for t in turns
-    ]
-    path.write_text("\n".join(lines) + "\n")
-
-
-def md_eval_der(directory: Path, references, hypotheses) -> float:
-    """md-eval's global DER as dscore runs it (``-af -c 0``, the UEM from the turns)."""
-    write_rttm(directory / "ref.rttm", references)
-    write_rttm(directory / "sys.rttm", hypotheses)
-    uem = []
-    for recording, turns in references.items():
-        both = [*turns, *hypotheses.get(recording, [])]
-        start, end = min(t.start for t in both), max(t.end for t in both)
-        uem.append(f"{recording} 1 {start:.3f} {end:.3f}")
-    (directory / "all.uem").write_text("\n".join(uem) + "\n")
-    command = ["perl", MD_EVAL, "-af", "-c", "0", "-u", str(directory / "all.uem")]
-    command += ["-r", str(directory / "ref.rttm"), "-s", str(directory / "sys.rttm")]
-    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-    return float(re.findall(r"OVERALL SPEAKER DIARIZATION ERROR = ([\d.]+) percent", output)[-1])
 
 
 def main() -> None:
@@ -134,8 +110,8 @@ def main() -> None:
     projected = LIBRI2MIX_TEST_RECORDINGS * len(grid) / bench_rate
     print(f"    Libri2Mix test ({LIBRI2MIX_TEST_RECORDINGS} recordings): {projected:.0f} s")
 
-    if not (Path(MD_EVAL).is_file() and shutil.which("perl")):
-        print(f"(b) md-eval: not run ({MD_EVAL} or perl missing; apt-get install sctk)")
+    if not (MD_EVAL and shutil.which("perl")):
+        print("(b) md-eval: not run (md-eval or perl missing: apt-get install sctk)")
         return
     start = time.perf_counter()
     theirs = {}
