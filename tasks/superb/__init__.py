@@ -1,15 +1,15 @@
 """SUPERB's tasks on the real corpora: PR, ASR (content), KS, IC, SID, ER, ASV, and
-SUPERB-SG's OOD-ASR.
+SUPERB-SG's OOD-ASR, SE and SS.
 
 One module per task, mostly metadata (``pr``, ``asr``, ``ks``, ``ic``, ``sid``, ``er``, ``asv``,
-``ood_asr``); the
+``ood_asr``, ``se``, ``ss``); the
 corpus readers and their checks live in ``bench.tasks.corpora``. Each task's
 docstring says what ``--data-root`` must hold, how the corpus is split and labelled, and
 where each protocol fact comes from in s3prl.
 """
 
 from bench.task import Suite, register_suite
-from bench.tasks.superb import asr, asv, er, ic, ks, ood_asr, pr, qbe, sid  # noqa: F401
+from bench.tasks.superb import asr, asv, er, ic, ks, ood_asr, pr, qbe, se, sid, ss  # noqa: F401
 
 register_suite(
     Suite(
@@ -46,13 +46,16 @@ register_suite(
 )
 register_suite(
     Suite(
-        name="superb-ood-asr",
-        description="SUPERB-SG out-of-domain ASR: Common Voice es, zh-CN, ar and SBCSAE",
+        name="superb-sg",
+        description="SUPERB-SG tasks bench runs: OOD-ASR (Common Voice es, zh-CN, ar; SBCSAE), "
+        "SE, SS",
         tasks=(
             "superb.ood_asr.es",
             "superb.ood_asr.zh",
             "superb.ood_asr.ar",
             "superb.ood_asr.sbcsae",
+            "superb.se",
+            "superb.ss",
         ),
         default_upstream=None,
     )
