@@ -12,7 +12,7 @@ import torch
 from enhancement_fakes import build_librimix, build_voicebank, speech_like
 
 from bench.cli import main
-from bench.data import DataError, Item, TaskData
+from bench.data import DataError, TaskData
 from bench.enhancement.losses import phase_sensitive_targets, pit_mask_loss
 from bench.enhancement.recipe import MaskRecipe
 from bench.enhancement.stft import istft, stft, suppress_end_impulse
@@ -66,7 +66,7 @@ def test_si_sdr_improvement_takes_the_best_assignment():
     expected = np.mean(
         [
             _numpy_si_sdr(r, e, False) - _numpy_si_sdr(r, mixture, False)
-            for r, e in zip(references, estimates)
+            for r, e in zip(references, estimates, strict=True)
         ]
     )
     assert si_sdr_improvement(mixture, references, estimates) == pytest.approx(expected)
@@ -147,7 +147,11 @@ def test_pit_loss_by_hand_with_padding():
 def test_shuffled_batches_visit_every_utterance_each_epoch():
     schedule = ShuffledBatches(10, 4, seed=0)
     first = [schedule.batch(k) for k in range(3)]
-    assert sorted(sum(first, [])) == list(range(10)) and [len(b) for b in first] == [4, 4, 2]
+    assert sorted(i for b in first for i in b) == list(range(10)) and [len(b) for b in first] == [
+        4,
+        4,
+        2,
+    ]
     assert [schedule.batch(k) for k in range(3, 6)] != first
     assert schedule.batch(1) == ShuffledBatches(10, 4, seed=0).batch(1)
 

@@ -72,7 +72,9 @@ class SlidingWindows:
 
     def __post_init__(self) -> None:
         if self.sort_by not in ("label", "duration"):
-            raise ValueError(f"SlidingWindows.sort_by is 'label' or 'duration', not {self.sort_by!r}")
+            raise ValueError(
+                f"SlidingWindows.sort_by is 'label' or 'duration', not {self.sort_by!r}"
+            )
 
     def schedule(
         self,

@@ -167,4 +167,3 @@ def verify_s3prl_lists(lists_dir: Path, audio_dir: Path, splits: tuple[str, ...]
             items = read_s3prl_list(path, audio_dir)
             report.require_files(f"{split} audio", ((i.key, i.path) for i in items))
     return report
-
