@@ -1,7 +1,8 @@
 """The probe training loop shared by the protocols: train, evaluate on dev, keep the best.
 
-Training stops at ``max_steps`` or when the dev score has not improved for ``patience``
-evaluations; the returned state is the dev-best one, and test is scored with it.
+Training stops at ``max_steps`` or, with ``early_stopping`` (bench's ``fast`` profile), when
+the dev score has not improved for ``patience`` evaluations; the returned state is the
+dev-best one, and test is scored with it.
 """
 
 from __future__ import annotations
@@ -27,7 +28,10 @@ class TrainResult:
     best_step: int
     steps: int
     state: dict[str, Tensor]
+    #: (step, dev score) of every evaluation
     curve: list[tuple[int, float]] = field(default_factory=list)
+    #: what the best evaluation kept beside its score (``bench.stacking.Evaluation``)
+    detail: Any = None
 
 
 def make_optimizer(name: str, params: Any, lr: float, weight_decay: float) -> torch.optim.Optimizer:
@@ -88,7 +92,7 @@ def train_probe(
             evaluations_since_best = 0
         else:
             evaluations_since_best += 1
-            if evaluations_since_best >= settings.patience:
+            if settings.early_stopping and evaluations_since_best >= settings.patience:
                 break
     model.load_state_dict(best.state)
     return best

@@ -82,7 +82,13 @@ class ProbeSettings:
     layers: ``"weighted"`` (learned softmax weighted sum, the default), ``"last"``,
         ``"concat"`` (all layers side by side; HEAR protocols only) or a layer index.
     layer_norm: parameter-free layer norm of each layer before combining.
-    workers: probes trained at once, each on one thread (1: one at a time, on every thread).
+    workers: stacks of probes (``bench.stacking``; or single probes) trained at once, each
+        on one thread.
+    stack: train the probes of a sweep as stacked models where the head has a stacked form;
+        False trains each probe's own module (in lock-step groups).
+    early_stopping: stop a probe after ``patience`` evaluations without a dev improvement
+        (bench's ``fast`` profile); False trains every probe for exactly ``max_steps`` and
+        keeps its dev-best state (s3prl's fixed-length runs, ``bench.profiles``).
     """
 
     lr_grid: tuple[float, ...]
@@ -91,6 +97,7 @@ class ProbeSettings:
     max_steps: int
     eval_every: int
     patience: int
+    early_stopping: bool = True
     optimizer: str = "adam"
     weight_decay: float = 0.0
     layers: LayerSelection = "weighted"
@@ -101,6 +108,7 @@ class ProbeSettings:
     progress: bool = True
     #: probes trained at once (``bench.parallel``)
     workers: int = 1
+    stack: bool = True
 
 
 @dataclass(frozen=True)
@@ -159,6 +167,8 @@ class ProbeProtocol:
     """Base class of protocols. ``feature_kind`` says which cache the runner must fill."""
 
     feature_kind: ClassVar[FeatureKind]
+    #: how frames become one vector per item, in words, for the record's provenance
+    pooling: ClassVar[str] = "none: the head reads every frame"
     #: sequence protocols that train batch by batch from a ``bench.frames.sources``
     #: FrameSource, so that frames may come from the encoder stream instead of a cache
     frame_stream: ClassVar[bool] = False
