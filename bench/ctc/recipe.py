@@ -90,6 +90,11 @@ class RecurrentHead:
 HeadSpec = LinearHead | RecurrentHead
 
 
+def frame_step(spec: Any, frame_rate: float) -> int:
+    """Upstream frames per output frame of a head spec (1 for one that does not say)."""
+    return spec.frame_step(frame_rate) if hasattr(spec, "frame_step") else 1
+
+
 @dataclass(frozen=True)
 class CTCRecipe:
     """head; batching (``bench.frames.batching``); ``accumulate`` batches per optimizer

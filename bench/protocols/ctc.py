@@ -40,7 +40,7 @@ from torch import Tensor, nn
 
 from bench.ctc.decode import greedy_decode
 from bench.ctc.heads import output_lengths
-from bench.ctc.recipe import CTCRecipe
+from bench.ctc.recipe import CTCRecipe, frame_step
 from bench.ctc.text import Transcription
 from bench.data import DataError, Item, TaskData
 from bench.frames.batching import BatchSchedule
@@ -196,7 +196,7 @@ class CTCRecognition(ProbeProtocol):
         scored = [split for split in data.splits if split not in fold.train]
         splits = {split: build_split(data.splits[split], source, transcription) for split in scored}
         everything = build_split(data.items(fold.train), source, transcription)
-        keep = trainable(everything, recipe.head.frame_step(upstream.frame_rate))
+        keep = trainable(everything, frame_step(recipe.head, upstream.frame_rate))
         skipped = len(everything.items) - len(keep)
         if skipped:
             example = next(i for i in range(len(everything.items)) if i not in set(keep))
