@@ -13,5 +13,6 @@ PROTOCOL_MODULES = (
     "bench.protocols.units",
     "bench.protocols.abx",
     "bench.protocols.dtw",
+    "bench.protocols.diarization",
     "bench.protocols.enhancement",
 )
