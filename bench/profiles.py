@@ -160,8 +160,9 @@ REFERENCE: dict[str, ReferenceProtocol] = {
     "superb.ood_asr.ar": _s3prl("ctc (cv_config/cv_ar.yaml)", 500_000, 5_000, 1e-4),
     "superb.ood_asr.sbcsae": _s3prl("ctc (sbcsae.yaml)", 500_000, 2_000, 1e-4),
     "superb.se": _s3prl("enhancement_stft (cfg_voicebank.yaml)", 150_000, 1_250, 1e-4),
-    "superb.ss": _s3prl(
-        "separation_stft (cfg.yaml)", 150_000, 2_000, 1e-4, recipe="separation_stft"
+    "superb.ss": dataclasses.replace(
+        _s3prl("separation_stft (cfg.yaml)", 150_000, 2_000, 1e-4),
+        task_options={"recipe": "separation_stft"},
     ),
     # QbE trains nothing: its reference is the default (docs/protocols.md lists the rest)
     "superb.qbe": ReferenceProtocol(
