@@ -152,6 +152,8 @@ REFERENCE: dict[str, ReferenceProtocol] = {
     ),
     "superb.pr": _s3prl("ctc (libriphone.yaml)", 100_000, 1_000, 1e-2),
     "superb.asr": _s3prl("asr", 200_000, 2_000, 1e-4),
+    "superb.sf": _s3prl("ctc (snips.yaml)", 200_000, 2_000, 1e-4),
+    "superb.sd": _s3prl("diarization", 30_000, 500, 1e-4),
     # QbE trains nothing: its reference is the default (docs/protocols.md lists the rest)
     "superb.qbe": ReferenceProtocol(
         None,

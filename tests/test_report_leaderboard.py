@@ -71,10 +71,13 @@ def test_published_rows_sit_beside_measured_ones_with_their_source(board):
 def test_superb_score_column_and_partial_marks(board):
     rows = rows_by_upstream(board)
     alpha = 1000 * (90.0 - 41.3826674) / (96.66 - 41.3826674)
-    assert rows["alpha"]["SUPERB score"] == f"{alpha:.1f}"
+    # one task of the paper's ten: the score is shown only labelled as partial
+    assert rows["alpha"]["SUPERB score"] == f"{alpha:.1f} (partial: 1 of 10)"
     assert rows["gamma"]["SUPERB score"] == "—"
     assert "HEAR avg (%)" not in rows["alpha"]  # no HEAR task in the table
-    assert any("superb.ks (1 of 13" in note for note in board.notes)
+    (note,) = [n for n in board.notes if n.startswith("SUPERB score over")]
+    assert "superb.ks (1 of the paper's 10; not run: superb.pr, superb.asr" in note
+    assert "superb.sd, superb.er): a partial score, not comparable" in note
 
 
 def test_tidy_csv_has_one_row_per_upstream_task_metric(board, tmp_path):
@@ -96,7 +99,8 @@ def test_tidy_csv_has_one_row_per_upstream_task_metric(board, tmp_path):
     assert {"fbank", "hubert_base", "usad_large"} <= set(published["upstream"])
     assert published["source"].notna().all()
     score = frame[(frame["task"] == "superb.score") & (frame["upstream"] == "alpha")]
-    assert score["n"].item() == 1 and score["source"].item() == "computed over superb.ks"
+    assert score["n"].item() == 1 and score["metric"].item() == "superb_score_partial"
+    assert score["source"].item().startswith("computed over superb.ks (partial: 1 of 10; missing")
     assert not frame.duplicated(["kind", "upstream", "task", "metric"]).any()
 
 

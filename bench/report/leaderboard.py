@@ -13,7 +13,10 @@ Rules:
 - A row's SUPERB score and HEAR average are computed from the cells that row shows: in the
   leaderboard, over the SUPERB / HEAR tasks among its columns (published rows included, so
   they compare with measured rows); in the published-references table, over everything the
-  source reports. A score over fewer tasks than the table has is marked with ``*``.
+  source reports. The SUPERB score is over the paper's ten tasks
+  (``bench.report.scores.SUPERB_SCORE_TASKS``); one over fewer is labelled partial, with
+  its count, and the notes say which tasks are missing. A HEAR average over fewer tasks
+  than the table has is marked with ``*``.
 - The HEAR average covers the HEAR 2021 tasks only (``hear.<task>``): a custom task
   directory (``hear/<name>``) is in no average. Published HEAR averages cover all 19 tasks
   (marked ``†``) and stand beside measured averages only when those cover all 19 too; a
@@ -37,12 +40,20 @@ from bench.report.references import (
     References,
 )
 from bench.report.results import TaskResult, is_pattern
-from bench.report.scores import SuperbScore, superb_score, superb_tasks
+from bench.report.scores import (
+    SUPERB_SCORE_TASKS,
+    SuperbScore,
+    describe_coverage,
+    superb_score,
+    superb_tasks,
+)
 from bench.report.units import metric_label, unit_of
 from bench.task import suite_of
 
 MEASURED, PUBLISHED, MISSING = "measured", "published", "missing"
 SUPERB_SCORE = "superb.score"
+#: the tidy table's metric names of a SUPERB score over all ten tasks, and over fewer
+SUPERB_SCORE_METRIC, PARTIAL_SUPERB_SCORE_METRIC = "superb_score", "superb_score_partial"
 HEAR_SUITE = "hear"
 #: the HEAR 2021 tasks are ``hear.<task>``; ``hear/<dir>`` is a custom task directory
 HEAR_BENCHMARK_PREFIX = "hear."
@@ -390,10 +401,10 @@ def _superb_row(kind: str, upstream: str, score: SuperbScore) -> dict:
         kind,
         upstream,
         SUPERB_SCORE,
-        "superb_score",
+        PARTIAL_SUPERB_SCORE_METRIC if score.is_partial else SUPERB_SCORE_METRIC,
         mean=score.value,
         n=len(score.tasks),
-        source="computed over " + ", ".join(score.tasks),
+        source="computed over " + describe_coverage(score),
     )
 
 
@@ -435,13 +446,17 @@ def _row(
 
 def _coverage_notes(board: Leaderboard) -> list[str]:
     notes = []
-    known = superb_tasks(board.references.points)
     if board.superb_tasks:
-        missing = [task for task in known if task not in board.superb_tasks]
+        missing = [task for task in SUPERB_SCORE_TASKS if task not in board.superb_tasks]
         notes.append(
             f"SUPERB score over the SUPERB tasks present: {', '.join(board.superb_tasks)} "
-            f"({len(board.superb_tasks)} of {len(known)}"
-            + (f"; not run: {', '.join(missing)})" if missing else ")")
+            f"({len(board.superb_tasks)} of the paper's {len(SUPERB_SCORE_TASKS)}"
+            + (
+                f"; not run: {', '.join(missing)}): a partial score, not comparable with "
+                "the leaderboard's"
+                if missing
+                else ")"
+            )
         )
     if board.hear_tasks and board.hear_is_complete:
         notes.append(
