@@ -1,7 +1,7 @@
 """How close is a full bench run to the floor of one forward pass over the audio?
 
 For each upstream, on the demo suite's utterance tasks (demo.keywords, demo.instruments)
-and, separately, its frame task (demo.events), this prints:
+and, separately, its frame tasks (demo.events, demo.digits), this prints:
 
 1. the bare upstream forward time over the tasks' audio (audio preloaded in memory,
    batched by length exactly as extraction batches it; nothing else);
@@ -43,7 +43,7 @@ from bench.runtime import configure_threads
 from bench.task import TASKS, TaskRun
 
 UTTERANCE_TASKS = ("demo.keywords", "demo.instruments")
-FRAME_TASKS = ("demo.events",)
+FRAME_TASKS = ("demo.events", "demo.digits")
 
 
 def save_random_hubert(folder: Path) -> str:
