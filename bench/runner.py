@@ -133,6 +133,16 @@ def probe_settings(task: Task, config: DictConfig, quick: QuickLimits | None = N
     )
 
 
+def sweep_checkpoints(config: DictConfig, upstream: str, task: str, identity: Any) -> Any:
+    """A sweep's checkpoints: ``<workspace>/checkpoints/<upstream>/<task>/<identity>/``, keyed
+    by the record identity, so that only the same run resumes from them."""
+    from bench.fileio import safe_name
+    from bench.frames.checkpoint import SweepCheckpoints
+
+    directory = Path(config.paths.workspace) / "checkpoints" / safe_name(upstream) / task
+    return SweepCheckpoints(directory / identity.digest[:16], {"identity": identity.digest})
+
+
 def probe_precision(requested: str, device: Any) -> str:
     """``auto``: bfloat16 autocast on a GPU that has it, float32 elsewhere."""
     import torch
@@ -335,6 +345,8 @@ class Runner:
                 outcome.warnings += constant_feature_warnings(features, data, settings, upstream)
             if hasattr(protocol, "bind_upstream"):  # protocols that use the model itself (units)
                 protocol.bind_upstream(model)
+            if hasattr(protocol, "use_checkpoints"):  # long sweeps that resume after a kill
+                protocol.use_checkpoints(sweep_checkpoints(config, upstream.name, name, identity))
             cache_dir = cache.directory if frames is None else frames.cache_directory
             probe_started = time.perf_counter()
             with stage("training the probes", None):

@@ -30,8 +30,8 @@ from __future__ import annotations
 import itertools
 import logging
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -43,8 +43,9 @@ from bench.ctc.recipe import CTCRecipe
 from bench.ctc.text import Transcription
 from bench.data import DataError, Item, TaskData
 from bench.frames.batching import BatchSchedule
+from bench.frames.checkpoint import SweepCheckpoints
 from bench.frames.sources import FrameSource, as_frame_source
-from bench.probe import TrainResult, seeded, train_probe
+from bench.probe import seeded
 from bench.protocols.base import (
     PROTOCOLS,
     FeatureStore,
@@ -53,7 +54,8 @@ from bench.protocols.base import (
     ProbeSettings,
     UpstreamInfo,
 )
-from bench.protocols.sweep import run_sweep, sweep_outcome
+from bench.protocols.sweep import Trial, run_stacked_sweep, select_lr, sweep_outcome
+from bench.stacking import ActiveProbes, PatienceStopping, ProbeGroup, group_heads
 from bench.task import Task
 
 log = logging.getLogger(__name__)
@@ -135,19 +137,30 @@ def length_batches(lengths: Sequence[int], max_frames: int = EVAL_FRAMES) -> lis
     return batches
 
 
-def recognise(
-    head: nn.Module, split: CTCSplit, transcription: Transcription, settings: ProbeSettings
-) -> list[list[str]]:
-    """Greedy transcripts of every item of ``split``."""
-    hypotheses: list[list[str]] = [[] for _ in split.items]
+def transcribe(
+    module: nn.Module, split: CTCSplit, settings: ProbeSettings, tokens
+) -> list[list[list[str]]]:
+    """Greedy transcripts of every item of ``split``, per probe: a ``ProbeGroup`` is fed each
+    batch once for all its probes (``shared=True``); a single head counts as one probe."""
+    group = isinstance(module, ProbeGroup)
+    hypotheses: list[list[list[str]]] | None = None
     batches = length_batches(split.lengths)
     frames_of = split.source.iterate([split.items[i] for i in index] for index in batches)
     for index, (frames, lengths) in zip(batches, frames_of, strict=True):
+        frames = frames.to(settings.device)
         with autocast(settings):
-            logits = head(frames.to(settings.device), lengths.to(settings.device))
-        decoded = greedy_decode(logits, lengths, transcription.tokens)
-        for position, units in zip(index, decoded, strict=True):
-            hypotheses[position] = units
+            if group:
+                logits = module(frames, lengths.to(settings.device), shared=True)
+            else:
+                logits = module(frames, lengths.to(settings.device)).unsqueeze(0)
+        if hypotheses is None:
+            hypotheses = [[[] for _ in split.items] for _ in range(len(logits))]
+        for probe, probe_logits in enumerate(logits):
+            for position, units in zip(
+                index, greedy_decode(probe_logits, lengths, tokens), strict=True
+            ):
+                hypotheses[probe][position] = units
+    assert hypotheses is not None
     return hypotheses
 
 
@@ -169,6 +182,11 @@ def trainable(split: CTCSplit) -> list[int]:
 class CTCRecognition(ProbeProtocol):
     feature_kind = "sequence"
     frame_stream = True
+    #: where the sweep keeps its checkpoints (set by the runner, ``use_checkpoints``)
+    checkpoints: SweepCheckpoints | None = None
+
+    def use_checkpoints(self, checkpoints: SweepCheckpoints) -> None:
+        self.checkpoints = checkpoints
 
     def run(
         self,
@@ -184,140 +202,225 @@ class CTCRecognition(ProbeProtocol):
         fold = data.folds[0]
         recipe: CTCRecipe = task.ctc_recipe  # type: ignore[attr-defined]
         transcription: Transcription = task.transcription()  # type: ignore[attr-defined]
-        tokens = transcription.tokens
-        selection_metric = task.metadata.main_metric
         source = as_frame_source(features, upstream.frame_rate, upstream.num_layers)
         scored = [split for split in data.splits if split not in fold.train]
         splits = {split: build_split(data.splits[split], source, transcription) for split in scored}
-        everything = build_split(data.items(fold.train), source, transcription)
-        keep = trainable(everything)
-        skipped = len(everything.items) - len(keep)
-        if skipped:
-            example = next(i for i in range(len(everything.items)) if i not in set(keep))
-            log.warning(
-                "%s: %d training utterance(s) are shorter in frames than their CTC target and are "
-                "left out, e.g. %s",
-                name,
-                skipped,
-                everything.items[example].key,
-            )
-        train = everything.subset(keep)
+        train, skipped = _trainable_split(
+            build_split(data.items(fold.train), source, transcription), name
+        )
         schedule = recipe.batching.schedule(
             [len(t) for t in train.targets],
             source.durations(train.items),
             settings.batch_size,
             settings.seeds[0],
         )
-        device = settings.device
-        errors: dict[tuple[float, int], str] = {}
-
-        def train_one(lr: float, seed: int, _fold: int) -> tuple[nn.Module, TrainResult]:
-            with seeded(seed, device):
-                head = recipe.head.build(
-                    upstream.num_layers,
-                    upstream.hidden_size,
-                    len(tokens),
-                    layers=settings.layers,
-                    layer_norm=settings.layer_norm,
-                )
-            head = head.to(device)
-            if hasattr(head, "seed"):
-                head.seed(seed, device)
-            result, error = _train(
-                head,
-                train,
-                splits["dev"],
-                schedule,
-                recipe,
-                transcription,
-                settings,
-                lr,
-                seed,
-                selection_metric,
-            )
-            if error:
-                errors[lr, seed] = error
-            return head, result
-
-        def score(head: nn.Module, _fold: int) -> dict[str, dict[str, float]]:
-            return {
-                split: transcription.scores(
-                    recognise(head, splits[split], transcription, settings),
-                    splits[split].references,
-                )
-                for split in scored
-            }
-
-        trials = run_sweep(train_one, settings, 1, desc=f"probe {name}")
+        sweep = _CTCSweep(
+            train,
+            splits["dev"],
+            schedule,
+            recipe,
+            transcription,
+            upstream,
+            settings,
+            self.checkpoints,
+        )
+        trials = run_stacked_sweep(
+            sweep,
+            settings,
+            1,
+            f"probe {name}",
+            f"dev {task.metadata.main_metric}",
+            higher_is_better=False,
+            grad_clip=recipe.grad_clip,
+            stopping=lambda: DivergenceStopping(settings.patience),
+            # a stream feeds every probe from one encoder forward: one stack holds them all
+            workers=1 if source.kind == "stream" else None,
+            checkpoints=self.checkpoints,
+        )
+        errors = sweep.errors
+        for trial in trials:
+            if (trial.lr, trial.seed) in errors:
+                trial.result.best_score = math.nan  # never selected
         if {t.lr for t in trials} <= {lr for lr, _ in errors}:
             (lr, seed), error = next(iter(errors.items()))
             raise ProbeDiverged(
                 f"{name}: every learning rate has a failed probe, e.g. lr={lr:g} seed={seed}: {error}"
             )
-        # a failed probe's dev score is NaN, so its learning rate is never selected
+        scores = _score_selected(trials, splits, transcription, settings)
         outcome = sweep_outcome(
-            trials, score, selection_metric, [fold.name], higher_is_better=False
+            trials,
+            lambda head, _fold: scores[id(head)],
+            task.metadata.main_metric,
+            [fold.name],
+            higher_is_better=False,
         )
         outcome.selected["ctc_skipped_train_utterances"] = skipped
         outcome.selected["frame_source"] = source.kind
         for record in outcome.trials:
             if (record["lr"], record["seed"]) in errors:
                 record["error"] = errors[record["lr"], record["seed"]]
+        if self.checkpoints is not None:
+            self.checkpoints.clear()
         return outcome
 
 
-def _train(
-    head: nn.Module,
-    train: CTCSplit,
-    dev: CTCSplit,
-    schedule: BatchSchedule,
-    recipe: CTCRecipe,
+def _trainable_split(split: CTCSplit, name: str) -> tuple[CTCSplit, int]:
+    """The training split without the utterances too short for their target, and their count."""
+    keep = trainable(split)
+    skipped = len(split.items) - len(keep)
+    if skipped:
+        example = next(i for i in range(len(split.items)) if i not in set(keep))
+        log.warning(
+            "%s: %d training utterance(s) are shorter in frames than their CTC target and are "
+            "left out, e.g. %s",
+            name,
+            skipped,
+            split.items[example].key,
+        )
+    return split.subset(keep), skipped
+
+
+def _score_selected(
+    trials: Sequence[Trial],
+    splits: dict[str, CTCSplit],
     transcription: Transcription,
     settings: ProbeSettings,
-    lr: float,
-    seed: int,
-    selection_metric: str,
-) -> tuple[TrainResult, str | None]:
-    """The trained probe's result, and the error that stopped it (None when it finished)."""
-    drawn = 0
-    blank = transcription.tokens.blank
+) -> dict[int, dict[str, dict[str, float]]]:
+    """The scores of the selected learning rate's probes on every scored split, each split
+    read once for all of them (from a stream: one encoder pass); by ``id`` of the head."""
+    lr = select_lr(trials, higher_is_better=False)
+    heads = [t.model for t in trials if t.lr == lr]
+    for head in heads:
+        head.eval()
+    group = group_heads(heads, settings.stack)
+    group.eval()
+    scores: dict[int, dict[str, dict[str, float]]] = {id(head): {} for head in heads}
+    with torch.no_grad():
+        for name, split in splits.items():
+            for head, hypotheses in zip(
+                heads, transcribe(group, split, settings, transcription.tokens), strict=True
+            ):
+                scores[id(head)][name] = transcription.scores(hypotheses, split.references)
+    return scores
 
-    def batch_loss(model: nn.Module, _generator: torch.Generator) -> Tensor:
-        nonlocal drawn
-        losses = []
-        for _ in range(recipe.accumulate):
-            frames, lengths, targets, target_lengths = train.batch(
-                schedule.batch(drawn), settings.device
+
+class DivergenceStopping(PatienceStopping):
+    """Patience stopping, and a NaN dev score (a diverged probe, see ``_CTCSweep``) stops at once."""
+
+    def __init__(self, patience: int):
+        super().__init__(patience, higher_is_better=False)
+
+    def stop(self, score: float) -> bool:
+        return math.isnan(score) or super().stop(score)
+
+
+@dataclass
+class _CTCSweep:
+    """The probes of a CTC sweep (``bench.protocols.sweep.StackedSweep``). Every probe
+    trains on the same batch sequence (``schedule``; batch ``k`` is a function of ``k``),
+    fed to the whole group at once (``shared=True``), so a streamed batch costs one encoder
+    forward for all of them and a cached one the same numbers."""
+
+    train: CTCSplit
+    dev: CTCSplit
+    schedule: BatchSchedule
+    recipe: CTCRecipe
+    transcription: Transcription
+    upstream: UpstreamInfo
+    settings: ProbeSettings
+    checkpoints: SweepCheckpoints | None = None
+    #: (lr, seed) -> why that probe stopped (its loss became NaN or infinite)
+    errors: dict[tuple[float, int], str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._feed = _BatchFeed(self.train, self.schedule, self.settings.device)
+        saved = self.checkpoints.load("errors") if self.checkpoints is not None else None
+        for lr, seed, error in (saved or {}).get("errors", []):
+            self.errors[float(lr), int(seed)] = str(error)
+
+    def build_head(self, seed: int, fold: int) -> nn.Module:
+        device = self.settings.device
+        with seeded(seed, device):
+            head = self.recipe.head.build(
+                self.upstream.num_layers,
+                self.upstream.hidden_size,
+                len(self.transcription.tokens),
+                layers=self.settings.layers,
+                layer_norm=self.settings.layer_norm,
             )
-            drawn += 1
-            with autocast(settings):
-                logits = model(frames, lengths.to(settings.device))
-            losses.append(ctc_loss(logits, lengths, targets, target_lengths, blank))
-        loss = torch.stack(losses).mean()
-        if not math.isfinite(value := float(loss.detach())):
-            raise ProbeDiverged(f"training loss is {value} at step {drawn // recipe.accumulate}")
-        return loss
+        head = head.to(device)
+        if hasattr(head, "seed"):
+            head.seed(seed, device)
+        return head
 
-    def evaluate(model: nn.Module) -> float:
-        hypotheses = recognise(model, dev, transcription, settings)
-        return transcription.scores(hypotheses, dev.references)[selection_metric]
+    def step_loss(self, fold: int, group: nn.Module, active: ActiveProbes) -> Tensor:
+        blank, accumulate = self.transcription.tokens.blank, self.recipe.accumulate
+        losses = []
+        for part in range(accumulate):
+            frames, lengths, targets, target_lengths = self._feed(
+                (active.step - 1) * accumulate + part
+            )
+            with autocast(self.settings):
+                logits = group(frames, lengths.to(frames.device), shared=True)
+            losses.append(
+                torch.stack(
+                    [ctc_loss(probe, lengths, targets, target_lengths, blank) for probe in logits]
+                )
+            )
+        loss = torch.stack(losses).mean(dim=0)
+        finite = torch.isfinite(loss.detach())
+        if not bool(finite.all()):
+            self._diverged(active, finite, loss.detach())
+        return torch.where(finite, loss, torch.zeros_like(loss))
 
-    try:
-        result = train_probe(
-            head,
-            batch_loss,
-            evaluate,
-            settings,
-            lr,
-            seed,
-            higher_is_better=False,
-            grad_clip=recipe.grad_clip,
-        )
-    except ProbeDiverged as error:
-        log.error("probe lr=%g seed=%d stopped: %s", lr, seed, error)
-        steps = drawn // recipe.accumulate
-        return TrainResult(best_score=math.nan, best_step=0, steps=steps, state={}), str(error)
-    return result, None
+    def _diverged(self, active: ActiveProbes, finite: Tensor, loss: Tensor) -> None:
+        for position in torch.nonzero(~finite).flatten().tolist():
+            spec = active.specs[position]
+            if (spec.lr, spec.seed) not in self.errors:
+                error = f"training loss is {float(loss[position])} at step {active.step}"
+                log.error("probe lr=%g seed=%d stopped: %s", spec.lr, spec.seed, error)
+                self.errors[spec.lr, spec.seed] = error
+        if self.checkpoints is not None:
+            listed = [[lr, seed, error] for (lr, seed), error in self.errors.items()]
+            self.checkpoints.save("errors", {"errors": listed})
+
+    def evaluate(self, fold: int, group: nn.Module, active: ActiveProbes) -> list[float]:
+        hypotheses = transcribe(group, self.dev, self.settings, self.transcription.tokens)
+        metric = self.transcription.metrics[0]
+        return [
+            math.nan
+            if (spec.lr, spec.seed) in self.errors
+            else self.transcription.scores(probe, self.dev.references)[metric]
+            for spec, probe in zip(active.specs, hypotheses, strict=True)
+        ]
+
+
+class _BatchFeed:
+    """Training batch ``k`` of the schedule: read directly from a cache; from a stream
+    through ``iterate``, so that the next batch's audio is read while this one trains."""
+
+    def __init__(self, split: CTCSplit, schedule: BatchSchedule, device: str):
+        self.split, self.schedule, self.device = split, schedule, device
+        self._next: int | None = None
+        self._batches: Iterator[tuple[Tensor, Tensor]] | None = None
+
+    def __call__(self, k: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        index = self.schedule.batch(k)
+        targets = torch.tensor([t for i in index for t in self.split.targets[i]])
+        target_lengths = torch.tensor([len(self.split.targets[i]) for i in index])
+        if self.split.source.kind != "stream":
+            frames, lengths = self.split.source.batch([self.split.items[i] for i in index])
+        else:
+            if self._next != k:
+                items = (
+                    [self.split.items[i] for i in self.schedule.batch(j)]
+                    for j in itertools.count(k)
+                )
+                self._batches = self.split.source.iterate(items)
+            assert self._batches is not None
+            frames, lengths = next(self._batches)
+            self._next = k + 1
+        return frames.to(self.device), lengths, targets, target_lengths
 
 
 PROTOCOLS.register("ctc_recognition", CTCRecognition)
