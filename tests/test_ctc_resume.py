@@ -62,7 +62,9 @@ def test_killed_sweep_resumes_at_its_last_evaluation(tmp_path):
     assert 60 <= killed_at < 240
     assert not list((interrupted / "records").glob("**/*.json"))
 
-    resumed = subprocess.run(command(data_root, interrupted), env=env, capture_output=True, text=True)
+    resumed = subprocess.run(
+        command(data_root, interrupted), env=env, capture_output=True, text=True
+    )
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming from" in resumed.stderr
     assert not (interrupted / "checkpoints").exists() or not list(
@@ -70,7 +72,9 @@ def test_killed_sweep_resumes_at_its_last_evaluation(tmp_path):
     )  # removed once the sweep finished
 
     fresh = tmp_path / "fresh"
-    uninterrupted = subprocess.run(command(data_root, fresh), env=env, capture_output=True, text=True)
+    uninterrupted = subprocess.run(
+        command(data_root, fresh), env=env, capture_output=True, text=True
+    )
     assert uninterrupted.returncode == 0, uninterrupted.stderr
     (after_kill,) = read_records(interrupted / "records")
     (reference,) = read_records(fresh / "records")
