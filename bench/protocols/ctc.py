@@ -20,9 +20,16 @@ still count in its batch mean). Dev and test keep them: they are scored as decod
 Evaluation runs in length-sorted batches; the heads are padding-invariant, so this equals
 s3prl's one utterance at a time.
 
-A probe whose loss becomes NaN or infinite stops with that error in its trial; the other
-probes go on, and a learning rate with a failed probe is not selected (when every one has
-one, the run fails with the first error).
+The probes of the sweep (learning rates x seeds) train as one stacked model
+(``bench.stacking``; the BLSTM heads in lock-step), all on the same batch sequence: each
+batch is read once, from the cache or from the encoder stream (``bench.frames.sources``),
+and fed to every probe. The seeds vary the initialisation, SpecAugment and dropout; the batch
+order comes from the first seed. The sweep checkpoints every evaluation and resumes after a
+kill (``bench.frames.checkpoint``).
+
+A probe whose loss becomes NaN or infinite stops at its next evaluation with that error in
+its trial; the other probes go on, and a learning rate with a failed probe is not selected
+(when every one has one, the run fails with the first error).
 """
 
 from __future__ import annotations
@@ -40,7 +47,7 @@ from torch import Tensor, nn
 
 from bench.ctc.decode import greedy_decode
 from bench.ctc.recipe import CTCRecipe
-from bench.ctc.text import Transcription
+from bench.ctc.text import TokenSet, Transcription
 from bench.data import DataError, Item, TaskData
 from bench.frames.batching import BatchSchedule
 from bench.frames.checkpoint import SweepCheckpoints
@@ -95,12 +102,10 @@ class CTCSplit:
             [self.lengths[i] for i in keep],
         )
 
-    def batch(self, index: Sequence[int], device: str) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """frames, lengths, concatenated targets, target lengths."""
-        frames, lengths = self.source.batch([self.items[i] for i in index])
+    def targets_of(self, index: Sequence[int]) -> tuple[Tensor, Tensor]:
+        """The items' targets concatenated, and their lengths (``F.ctc_loss``'s form)."""
         targets = torch.tensor([t for i in index for t in self.targets[i]])
-        target_lengths = torch.tensor([len(self.targets[i]) for i in index])
-        return frames.to(device), lengths, targets, target_lengths
+        return targets, torch.tensor([len(self.targets[i]) for i in index])
 
 
 def ctc_loss(
@@ -138,21 +143,16 @@ def length_batches(lengths: Sequence[int], max_frames: int = EVAL_FRAMES) -> lis
 
 
 def transcribe(
-    module: nn.Module, split: CTCSplit, settings: ProbeSettings, tokens
+    group: ProbeGroup, split: CTCSplit, settings: ProbeSettings, tokens: TokenSet
 ) -> list[list[list[str]]]:
-    """Greedy transcripts of every item of ``split``, per probe: a ``ProbeGroup`` is fed each
-    batch once for all its probes (``shared=True``); a single head counts as one probe."""
-    group = isinstance(module, ProbeGroup)
+    """Greedy transcripts of every item of ``split`` by every probe of ``group``, each batch
+    fed once to all of them (``shared=True``)."""
     hypotheses: list[list[list[str]]] | None = None
     batches = length_batches(split.lengths)
     frames_of = split.source.iterate([split.items[i] for i in index] for index in batches)
     for index, (frames, lengths) in zip(batches, frames_of, strict=True):
-        frames = frames.to(settings.device)
         with autocast(settings):
-            if group:
-                logits = module(frames, lengths.to(settings.device), shared=True)
-            else:
-                logits = module(frames, lengths.to(settings.device)).unsqueeze(0)
+            logits = group(frames.to(settings.device), lengths.to(settings.device), shared=True)
         if hypotheses is None:
             hypotheses = [[[] for _ in split.items] for _ in range(len(logits))]
         for probe, probe_logits in enumerate(logits):
@@ -405,9 +405,9 @@ class _BatchFeed:
         self._batches: Iterator[tuple[Tensor, Tensor]] | None = None
 
     def __call__(self, k: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """frames, lengths, concatenated targets, target lengths of batch ``k``."""
         index = self.schedule.batch(k)
-        targets = torch.tensor([t for i in index for t in self.split.targets[i]])
-        target_lengths = torch.tensor([len(self.split.targets[i]) for i in index])
+        targets, target_lengths = self.split.targets_of(index)
         if self.split.source.kind != "stream":
             frames, lengths = self.split.source.batch([self.split.items[i] for i in index])
         else:
