@@ -1,4 +1,4 @@
-"""CTC recognition: SUPERB PR and ASR, and the demo phone task.
+"""CTC recognition: SUPERB PR, ASR and SF, and the demo phone task.
 
 A task names its ``transcription()`` (``bench.ctc.text``: the output vocabulary, how a
 transcript becomes units, how recognised units are scored) and its ``ctc_recipe``: the head
@@ -11,7 +11,8 @@ clipping. Everything else follows s3prl's CTC experts:
 - Adam, the gradient norm clipped (1), ``accumulate`` batches per optimizer step;
 - dev scored every ``eval_every`` steps with greedy decoding, the best state kept and test
   scored with it; the learning rate with the best mean dev score is selected (lower is
-  better for every CTC metric).
+  better for the error rates, higher for SF's slot-type F1: the task's
+  ``higher_is_better``).
 
 Training utterances whose frames cannot hold their target under CTC (fewer frames than
 units plus repeated neighbours) are left out and counted in ``selected``: with
@@ -202,6 +203,7 @@ class CTCRecognition(ProbeProtocol):
         fold = data.folds[0]
         recipe: CTCRecipe = task.ctc_recipe  # type: ignore[attr-defined]
         transcription: Transcription = task.transcription()  # type: ignore[attr-defined]
+        metric, higher_is_better = task.metadata.main_metric, task.metadata.higher_is_better
         source = as_frame_source(features, upstream.frame_rate, upstream.num_layers)
         scored = [split for split in data.splits if split not in fold.train]
         splits = {split: build_split(data.splits[split], source, transcription) for split in scored}
@@ -222,6 +224,7 @@ class CTCRecognition(ProbeProtocol):
             transcription,
             upstream,
             settings,
+            metric,
             self.checkpoints,
         )
         trials = run_stacked_sweep(
@@ -229,10 +232,10 @@ class CTCRecognition(ProbeProtocol):
             settings,
             1,
             f"probe {name}",
-            f"dev {task.metadata.main_metric}",
-            higher_is_better=False,
+            f"dev {metric}",
+            higher_is_better=higher_is_better,
             grad_clip=recipe.grad_clip,
-            stopping=lambda: DivergenceStopping(settings.patience),
+            stopping=lambda: DivergenceStopping(settings, higher_is_better),
             # a stream feeds every probe from one encoder forward: one stack holds them all
             workers=1 if source.kind == "stream" else None,
             checkpoints=self.checkpoints,
@@ -246,13 +249,13 @@ class CTCRecognition(ProbeProtocol):
             raise ProbeDiverged(
                 f"{name}: every learning rate has a failed probe, e.g. lr={lr:g} seed={seed}: {error}"
             )
-        scores = _score_selected(trials, splits, transcription, settings)
+        scores = _score_selected(trials, splits, transcription, settings, higher_is_better)
         outcome = sweep_outcome(
             trials,
             lambda head, _fold: scores[id(head)],
-            task.metadata.main_metric,
+            metric,
             [fold.name],
-            higher_is_better=False,
+            higher_is_better=higher_is_better,
         )
         outcome.selected["ctc_skipped_train_utterances"] = skipped
         outcome.selected["frame_source"] = source.kind
@@ -285,10 +288,11 @@ def _score_selected(
     splits: dict[str, CTCSplit],
     transcription: Transcription,
     settings: ProbeSettings,
+    higher_is_better: bool,
 ) -> dict[int, dict[str, dict[str, float]]]:
     """The scores of the selected learning rate's probes on every scored split, each split
     read once for all of them (from a stream: one encoder pass); by ``id`` of the head."""
-    lr = select_lr(trials, higher_is_better=False)
+    lr = select_lr(trials, higher_is_better=higher_is_better)
     heads = [t.model for t in trials if t.lr == lr]
     for head in heads:
         head.eval()
@@ -305,13 +309,15 @@ def _score_selected(
 
 
 class DivergenceStopping(PatienceStopping):
-    """Patience stopping, and a NaN dev score (a diverged probe, see ``_CTCSweep``) stops at once."""
+    """The settings' stopping (patience, or none without ``early_stopping``: s3prl's
+    fixed-length runs), and a NaN dev score (a diverged probe, see ``_CTCSweep``) stops at once."""
 
-    def __init__(self, patience: int):
-        super().__init__(patience, higher_is_better=False)
+    def __init__(self, settings: ProbeSettings, higher_is_better: bool):
+        super().__init__(settings.patience, higher_is_better)
+        self.early_stopping = settings.early_stopping
 
     def stop(self, score: float) -> bool:
-        return math.isnan(score) or super().stop(score)
+        return math.isnan(score) or (self.early_stopping and super().stop(score))
 
 
 @dataclass
@@ -328,6 +334,8 @@ class _CTCSweep:
     transcription: Transcription
     upstream: UpstreamInfo
     settings: ProbeSettings
+    #: the dev metric that selects (the task's main metric)
+    metric: str
     checkpoints: SweepCheckpoints | None = None
     #: (lr, seed) -> why that probe stopped (its loss became NaN or infinite)
     errors: dict[tuple[float, int], str] = field(default_factory=dict)
@@ -386,11 +394,10 @@ class _CTCSweep:
 
     def evaluate(self, fold: int, group: nn.Module, active: ActiveProbes) -> list[float]:
         hypotheses = transcribe(group, self.dev, self.settings, self.transcription.tokens)
-        metric = self.transcription.metrics[0]
         return [
             math.nan
             if (spec.lr, spec.seed) in self.errors
-            else self.transcription.scores(probe, self.dev.references)[metric]
+            else self.transcription.scores(probe, self.dev.references)[self.metric]
             for spec, probe in zip(active.specs, hypotheses, strict=True)
         ]
 
