@@ -47,7 +47,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from bench.ctc.decode import greedy_decode
-from bench.ctc.recipe import CTCRecipe
+from bench.ctc.heads import output_lengths
+from bench.ctc.recipe import CTCRecipe, frame_step
 from bench.ctc.text import TokenSet, Transcription
 from bench.data import DataError, Item, TaskData
 from bench.frames.batching import BatchSchedule
@@ -144,10 +145,10 @@ def length_batches(lengths: Sequence[int], max_frames: int = EVAL_FRAMES) -> lis
 
 
 def transcribe(
-    group: ProbeGroup, split: CTCSplit, settings: ProbeSettings, tokens: TokenSet
+    group: ProbeGroup, split: CTCSplit, settings: ProbeSettings, tokens: TokenSet, step: int = 1
 ) -> list[list[list[str]]]:
     """Greedy transcripts of every item of ``split`` by every probe of ``group``, each batch
-    fed once to all of them (``shared=True``)."""
+    fed once to all of them (``shared=True``); the heads keep every ``step``-th frame."""
     hypotheses: list[list[list[str]]] | None = None
     batches = length_batches(split.lengths)
     frames_of = split.source.iterate([split.items[i] for i in index] for index in batches)
@@ -158,7 +159,9 @@ def transcribe(
             hypotheses = [[[] for _ in split.items] for _ in range(len(logits))]
         for probe, probe_logits in enumerate(logits):
             for position, units in zip(
-                index, greedy_decode(probe_logits, lengths, tokens), strict=True
+                index,
+                greedy_decode(probe_logits, output_lengths(lengths, step), tokens),
+                strict=True,
             ):
                 hypotheses[probe][position] = units
     assert hypotheses is not None
@@ -171,12 +174,17 @@ def build_split(items: list[Item], source: FrameSource, transcription: Transcrip
     return CTCSplit(items, source, targets, references, source.frame_counts(items))
 
 
-def trainable(split: CTCSplit) -> list[int]:
-    """Positions whose frames can hold their CTC target."""
+def head_lengths(head: nn.Module, lengths: Tensor) -> Tensor:
+    """The valid lengths of a head's logits (a head may keep every ``frame_step``-th frame)."""
+    return output_lengths(lengths, getattr(head, "frame_step", 1))
+
+
+def trainable(split: CTCSplit, frame_step: int = 1) -> list[int]:
+    """Positions whose head output (every ``frame_step``-th frame) can hold their CTC target."""
     return [
         i
         for i, (frames, targets) in enumerate(zip(split.lengths, split.targets, strict=True))
-        if frames >= ctc_frames_needed(targets)
+        if frames // frame_step >= ctc_frames_needed(targets)
     ]
 
 
@@ -204,11 +212,12 @@ class CTCRecognition(ProbeProtocol):
         recipe: CTCRecipe = task.ctc_recipe  # type: ignore[attr-defined]
         transcription: Transcription = task.transcription()  # type: ignore[attr-defined]
         metric, higher_is_better = task.metadata.main_metric, task.metadata.higher_is_better
+        step = frame_step(recipe.head, upstream.frame_rate)
         source = as_frame_source(features, upstream.frame_rate, upstream.num_layers)
         scored = [split for split in data.splits if split not in fold.train]
         splits = {split: build_split(data.splits[split], source, transcription) for split in scored}
         train, skipped = _trainable_split(
-            build_split(data.items(fold.train), source, transcription), name
+            build_split(data.items(fold.train), source, transcription), name, step
         )
         schedule = recipe.batching.schedule(
             [len(t) for t in train.targets],
@@ -249,7 +258,7 @@ class CTCRecognition(ProbeProtocol):
             raise ProbeDiverged(
                 f"{name}: every learning rate has a failed probe, e.g. lr={lr:g} seed={seed}: {error}"
             )
-        scores = _score_selected(trials, splits, transcription, settings, higher_is_better)
+        scores = _score_selected(trials, splits, transcription, settings, higher_is_better, step)
         outcome = sweep_outcome(
             trials,
             lambda head, _fold: scores[id(head)],
@@ -267,9 +276,10 @@ class CTCRecognition(ProbeProtocol):
         return outcome
 
 
-def _trainable_split(split: CTCSplit, name: str) -> tuple[CTCSplit, int]:
-    """The training split without the utterances too short for their target, and their count."""
-    keep = trainable(split)
+def _trainable_split(split: CTCSplit, name: str, step: int) -> tuple[CTCSplit, int]:
+    """The training split without the utterances too short for their target (in the head's
+    output frames, every ``step``-th), and their count."""
+    keep = trainable(split, step)
     skipped = len(split.items) - len(keep)
     if skipped:
         example = next(i for i in range(len(split.items)) if i not in set(keep))
@@ -289,6 +299,7 @@ def _score_selected(
     transcription: Transcription,
     settings: ProbeSettings,
     higher_is_better: bool,
+    step: int,
 ) -> dict[int, dict[str, dict[str, float]]]:
     """The scores of the selected learning rate's probes on every scored split, each split
     read once for all of them (from a stream: one encoder pass); by ``id`` of the head."""
@@ -302,7 +313,7 @@ def _score_selected(
     with torch.no_grad():
         for name, split in splits.items():
             for head, hypotheses in zip(
-                heads, transcribe(group, split, settings, transcription.tokens), strict=True
+                heads, transcribe(group, split, settings, transcription.tokens, step), strict=True
             ):
                 scores[id(head)][name] = transcription.scores(hypotheses, split.references)
     return scores
@@ -342,6 +353,8 @@ class _CTCSweep:
 
     def __post_init__(self) -> None:
         self._feed = _BatchFeed(self.train, self.schedule, self.settings.device)
+        #: upstream frames per output frame of the heads
+        self.step = frame_step(self.recipe.head, self.upstream.frame_rate)
         saved = self.checkpoints.load("errors") if self.checkpoints is not None else None
         for lr, seed, error in (saved or {}).get("errors", []):
             self.errors[float(lr), int(seed)] = str(error)
@@ -353,6 +366,7 @@ class _CTCSweep:
                 self.upstream.num_layers,
                 self.upstream.hidden_size,
                 len(self.transcription.tokens),
+                frame_rate=self.upstream.frame_rate,
                 layers=self.settings.layers,
                 layer_norm=self.settings.layer_norm,
             )
@@ -370,9 +384,10 @@ class _CTCSweep:
             )
             with autocast(self.settings):
                 logits = group(frames, lengths.to(frames.device), shared=True)
+            kept = output_lengths(lengths, self.step)
             losses.append(
                 torch.stack(
-                    [ctc_loss(probe, lengths, targets, target_lengths, blank) for probe in logits]
+                    [ctc_loss(probe, kept, targets, target_lengths, blank) for probe in logits]
                 )
             )
         loss = torch.stack(losses).mean(dim=0)
@@ -393,7 +408,9 @@ class _CTCSweep:
             self.checkpoints.save("errors", {"errors": listed})
 
     def evaluate(self, fold: int, group: nn.Module, active: ActiveProbes) -> list[float]:
-        hypotheses = transcribe(group, self.dev, self.settings, self.transcription.tokens)
+        hypotheses = transcribe(
+            group, self.dev, self.settings, self.transcription.tokens, self.step
+        )
         return [
             math.nan
             if (spec.lr, spec.seed) in self.errors
