@@ -176,6 +176,16 @@ def probe_settings(
     )
 
 
+def sweep_checkpoints(config: DictConfig, upstream: str, task: str, identity: Any) -> Any:
+    """A sweep's checkpoints: ``<workspace>/checkpoints/<upstream>/<task>/<identity>/``, keyed
+    by the record identity, so that only the same run resumes from them."""
+    from bench.fileio import safe_name
+    from bench.frames.checkpoint import SweepCheckpoints
+
+    directory = Path(config.paths.workspace) / "checkpoints" / safe_name(upstream) / task
+    return SweepCheckpoints(directory / identity.digest[:16], {"identity": identity.digest})
+
+
 def probe_layers(requested: str, fixed: dict[str, Any]) -> str | int:
     """``probe.layers``, unless the profile fixes the embedding (a reference HEAR run reads
     ``protocol.hear_embedding``): then only the default (weighted) may be left there."""
@@ -479,6 +489,8 @@ class Runner:
                 outcome.warnings += constant_feature_warnings(features, data, settings, upstream)
             if hasattr(protocol, "bind_upstream"):  # protocols that use the model itself (units)
                 protocol.bind_upstream(model)
+            if hasattr(protocol, "use_checkpoints"):  # long sweeps that resume after a kill
+                protocol.use_checkpoints(sweep_checkpoints(config, upstream.name, name, identity))
             cache_dir = cache.directory if frames is None else frames.cache_directory
             probe_started = time.perf_counter()
             with stage("training the probes", None):

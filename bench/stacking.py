@@ -383,6 +383,10 @@ class GroupOptimizer(Protocol):
 
     def keep(self, positions: Sequence[int]) -> None: ...
 
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
 
 class StackedOptimizer:
     """Adam, AdamW or SGD on stacked parameters (probe dimension first), one learning rate
@@ -461,6 +465,24 @@ class StackedOptimizer:
         shape = (len(values),) + (1,) * (like.dim() - 1)
         return torch.tensor(values, dtype=like.dtype, device=like.device).view(shape)
 
+    def state_dict(self) -> dict[str, Any]:
+        state: dict[str, Any] = {"steps": self.steps, "lrs": list(self.lrs)}
+        if self.name != "sgd":
+            state["exp_avg"], state["exp_avg_sq"] = list(self.exp_avg), list(self.exp_avg_sq)
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore ``state_dict()``'s state; call after the module's ``keep``."""
+        self.params = list(self.module.parameters())
+        self.steps, self.lrs = int(state["steps"]), [float(lr) for lr in state["lrs"]]
+        if self.name != "sgd":
+            self.exp_avg = [
+                s.to(p.device) for s, p in zip(state["exp_avg"], self.params, strict=True)
+            ]
+            self.exp_avg_sq = [
+                s.to(p.device) for s, p in zip(state["exp_avg_sq"], self.params, strict=True)
+            ]
+
 
 def clip_per_probe_(grads: Sequence[Tensor], max_norm: float) -> Tensor:
     """``clip_grad_norm_`` of each probe's own parameters, on stacked gradients: each probe's
@@ -504,6 +526,13 @@ class LockstepOptimizer:
         self.heads = [self.heads[p] for p in positions]
         self.optimizers = [self.optimizers[p] for p in positions]
 
+    def state_dict(self) -> dict[str, Any]:
+        return {"optimizers": [optimizer.state_dict() for optimizer in self.optimizers]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for optimizer, saved in zip(self.optimizers, state["optimizers"], strict=True):
+            optimizer.load_state_dict(saved)
+
 
 # -- training -----------------------------------------------------------------------------
 
@@ -516,6 +545,15 @@ class StackProgress(Protocol):
     def evaluated(self, spec: ProbeSpec, score: float) -> None: ...
 
     def stopped(self, remaining_steps: int) -> None: ...
+
+
+class Checkpoints(Protocol):
+    """Where ``train_stack`` keeps each stack's state at its evaluations, to resume from
+    after a kill (``bench.frames.checkpoint.SweepCheckpoints``)."""
+
+    def save(self, group: str, state: dict[str, Any]) -> None: ...
+
+    def load(self, group: str) -> dict[str, Any] | None: ...
 
 
 @dataclass
@@ -538,6 +576,7 @@ def train_stack(
     workers: int = 1,
     stack: bool = True,
     progress: StackProgress | None = None,
+    checkpoints: Checkpoints | None = None,
 ) -> list[TrainResult]:
     """Train ``heads[i]`` with ``specs[i]`` for every i, step-synchronously, as stacked
     groups (lock-step groups for heads without a stacked form, or with ``stack=False``; see
@@ -548,7 +587,11 @@ def train_stack(
     different stacks; each architecture's probes are dealt round-robin to ``workers``
     stacks, trained side by side, each on one thread; the numbers do not depend on it.
     ``stopping`` builds each probe's rule (default: ``default_stopping(schedule)``).
-    Callbacks must be thread-safe when ``workers`` > 1 (reading shared features is).
+    Callbacks must be thread-safe when ``workers`` > 1 (reading shared features is). With
+    ``checkpoints``, each stack saves its whole state (parameters, optimizer, best states,
+    stopping rules, generators, step) after every evaluation and starts from the saved state
+    when there is one, so a killed sweep resumes at its last evaluation and ends as it would
+    have.
     """
     if len(heads) != len(specs):
         raise ValueError(f"{len(heads)} heads for {len(specs)} probe specs")
@@ -559,7 +602,9 @@ def train_stack(
 
     def train(indices: list[int]) -> list[TrainResult]:
         group = group_heads([heads[i] for i in indices], stack)
-        return _train_group(group, specs, indices, step_loss, evaluate, schedule, rule, progress)
+        return _train_group(
+            group, specs, indices, step_loss, evaluate, schedule, rule, progress, checkpoints
+        )
 
     with single_threaded_torch():
         trained = map_parallel(train, stacks, min(max(1, workers), len(stacks)))
@@ -594,6 +639,7 @@ def _train_group(
     schedule: StackSchedule,
     rule: Callable[[], StoppingRule],
     progress: StackProgress | None,
+    checkpoints: Checkpoints | None = None,
 ) -> list[TrainResult]:
     optimizer = group.make_optimizer(
         [specs[i].lr for i in indices], schedule.optimizer, schedule.weight_decay
@@ -615,7 +661,18 @@ def _train_group(
     )
     live = list(runs)
     evaluated_before = False
-    for step in range(1, schedule.max_steps + 1):
+    start = 1
+    name = "probes-" + "-".join(map(str, indices))
+    saved = checkpoints.load(name) if checkpoints is not None else None
+    if saved is not None:
+        live, active = _restore(saved, group, optimizer, runs, active)
+        start, evaluated_before = int(saved["step"]) + 1, bool(saved["evaluated_before"])
+        if progress:
+            progress.advance(sum(run.result.steps for run in live))
+            for run in runs:
+                if run not in live:
+                    progress.stopped(schedule.max_steps - run.result.steps)
+    for step in range(start, schedule.max_steps + 1 if live else start):
         raise_if_cancelled()
         active.step = step
         group.train()
@@ -650,18 +707,85 @@ def _train_group(
             elif progress:
                 progress.stopped(schedule.max_steps - step)
         if len(keep) < len(live):
-            if not keep:
-                break
-            group.keep(keep)
-            optimizer.keep(keep)
             live = [live[p] for p in keep]
-            active = ActiveProbes(
-                indices=[active.indices[p] for p in keep],
-                specs=[active.specs[p] for p in keep],
-                generators=[active.generators[p] for p in keep],
-                step=step,
-            )
+            if keep:
+                group.keep(keep)
+                optimizer.keep(keep)
+                active = ActiveProbes(
+                    indices=[active.indices[p] for p in keep],
+                    specs=[active.specs[p] for p in keep],
+                    generators=[active.generators[p] for p in keep],
+                    step=step,
+                )
+        if checkpoints is not None:
+            checkpoints.save(name, _snapshot(step, group, optimizer, runs, live, active))
+        if not live:
+            break
     return [run.result for run in runs]
+
+
+def _snapshot(
+    step: int,
+    group: ProbeGroup,
+    optimizer: GroupOptimizer,
+    runs: list[_ProbeRun],
+    live: list[_ProbeRun],
+    active: ActiveProbes,
+) -> dict[str, Any]:
+    """A stack's whole state after the evaluation of ``step`` (tensors and plain values)."""
+    return {
+        "step": step,
+        "evaluated_before": True,
+        "live": [runs.index(run) for run in live],
+        "group": group.state_dict() if live else {},
+        "optimizer": optimizer.state_dict() if live else {},
+        "generators": [generator.get_state() for generator in active.generators] if live else [],
+        "runs": [
+            {
+                "best_score": run.result.best_score,
+                "best_step": run.result.best_step,
+                "steps": run.result.steps,
+                "state": run.result.state,
+                "curve": [list(point) for point in run.result.curve],
+                "rule": dict(vars(run.rule)),
+            }
+            for run in runs
+        ],
+    }
+
+
+def _restore(
+    saved: dict[str, Any],
+    group: ProbeGroup,
+    optimizer: GroupOptimizer,
+    runs: list[_ProbeRun],
+    active: ActiveProbes,
+) -> tuple[list[_ProbeRun], ActiveProbes]:
+    """Put a fresh stack back into ``_snapshot``'s state; the live runs and active probes."""
+    for run, state in zip(runs, saved["runs"], strict=True):
+        result = run.result
+        result.best_score, result.best_step = float(state["best_score"]), int(state["best_step"])
+        result.steps, result.state = int(state["steps"]), state["state"]
+        result.curve = [(int(step), float(score)) for step, score in state["curve"]]
+        vars(run.rule).update(state["rule"])
+    positions = [int(p) for p in saved["live"]]
+    if not positions:
+        return [], active
+    if len(positions) < len(runs):
+        group.keep(positions)
+        optimizer.keep(positions)
+    group.load_state_dict(saved["group"])
+    optimizer.load_state_dict(saved["optimizer"])
+    generators = [active.generators[p] for p in positions]
+    for generator, state in zip(generators, saved["generators"], strict=True):
+        generator.set_state(state)
+    restored = ActiveProbes(
+        indices=[active.indices[p] for p in positions],
+        specs=[active.specs[p] for p in positions],
+        generators=generators,
+        step=int(saved["step"]),
+    )
+    return [runs[p] for p in positions], restored
 
 
 def _as_evaluation(value: float | Evaluation) -> Evaluation:

@@ -1,7 +1,7 @@
 """How close is a full bench run to the floor of one forward pass over the audio?
 
 For each upstream, on the demo suite's utterance tasks (demo.keywords, demo.instruments)
-and, separately, its frame task (demo.events), this prints:
+and, separately, its frame tasks (demo.events, demo.digits), this prints:
 
 1. the bare upstream forward time over the tasks' audio (audio preloaded in memory,
    batched by length exactly as extraction batches it; nothing else);
@@ -17,7 +17,7 @@ Upstreams: ``fbank_no_cmvn`` (nearly free, so its ratio shows the probe cost alo
 HuBERT-Base-size model with random weights (transformers ``HubertConfig()`` defaults,
 saved to a temporary folder and loaded through bench's local-checkpoint path).
 
-    python benchmarks/demo_overhead.py [--upstreams fbank_no_cmvn,hubert] [--threads N]
+    python benchmarks/demo_overhead.py [--upstreams fbank_no_cmvn,hubert] [--groups utterance,frame]
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from bench.runtime import configure_threads
 from bench.task import TASKS, TaskRun
 
 UTTERANCE_TASKS = ("demo.keywords", "demo.instruments")
-FRAME_TASKS = ("demo.events",)
+FRAME_TASKS = ("demo.events", "demo.digits")
 
 
 def save_random_hubert(folder: Path) -> str:
@@ -112,11 +112,15 @@ def full_run_seconds(
     return time.perf_counter() - started, scores, timings
 
 
-def measure(label: str, upstream_name: str, data_root: Path, scratch: Path) -> None:
+def measure(
+    label: str, upstream_name: str, data_root: Path, scratch: Path, groups: list[str]
+) -> None:
     config = load_config(overrides=["runtime.progress=false"])
     runner = Runner(config)
     upstream = runner.load_upstream(upstream_name).model
     for group, task_names in (("utterance", UTTERANCE_TASKS), ("frame", FRAME_TASKS)):
+        if group not in groups:
+            continue
         refs = task_audio(task_names, data_root)
         bare, audio_seconds = bare_forward_seconds(upstream, refs, config.extract.batch_seconds)
         full, scores, timings = full_run_seconds(
@@ -136,6 +140,7 @@ def main() -> None:
     )
     parser.add_argument("--upstreams", default="fbank_no_cmvn,hubert")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--groups", default="utterance,frame", help="task groups to measure")
     args = parser.parse_args()
     setup_logging("WARNING")
     threads = configure_threads(args.threads)
@@ -147,7 +152,7 @@ def main() -> None:
             upstream_name = (
                 save_random_hubert(scratch / "hubert-base") if name == "hubert" else name
             )
-            measure(name, upstream_name, data_root, scratch)
+            measure(name, upstream_name, data_root, scratch, args.groups.split(","))
 
 
 if __name__ == "__main__":

@@ -43,6 +43,7 @@ from bench.ctc.decode import greedy_decode
 from bench.extract import pad_batch
 from bench.progress import setup_logging
 from bench.protocols.ctc import ctc_loss
+from bench.quick import limit_items
 from bench.runner import Runner
 from bench.runtime import configure_threads
 from bench.task import TASKS, TaskRun
@@ -67,8 +68,13 @@ def pr_options(corpus: Path) -> str:
     return f"task_options={json.dumps({'superb.pr': options})}"
 
 
-def overrides(workspace: Path, lrs: tuple[float, ...], steps: int, batch: int) -> list[str]:
+def overrides(
+    workspace: Path, lrs: tuple[float, ...], steps: int, batch: int, items: int
+) -> list[str]:
     return [
+        "quick.enabled=true",  # the same item subset as the s3prl-style loop (evenly_spaced)
+        f"quick.items_per_split={items}",
+        f"quick.max_steps={steps}",
         f"paths.workspace={workspace}",
         "tracking.enabled=false",
         "runtime.progress=false",
@@ -94,7 +100,7 @@ def bench_run(corpus: Path, upstream: str, source: str, settings: list[str]) -> 
 
 
 def s3prl_style(
-    corpus: Path, upstream: str, lrs, steps: int, batch: int
+    corpus: Path, upstream: str, lrs, steps: int, batch: int, items: int
 ) -> tuple[float, float, float]:
     """Wall time of the s3prl-style sweep, its best test PER, and the encoder's share for
     one learning rate."""
@@ -105,7 +111,7 @@ def s3prl_style(
     loaded = runner.load_upstream(upstream)
     model = loaded.model.eval()
     task = TASKS.get("superb.pr")(corpus, dict(config.task_options["superb.pr"]))
-    data = task.load()
+    data = limit_items(task.load(), items, "superb.pr")
     transcription = task.transcription()
     recipe = task.ctc_recipe
     loader = AudioLoader(model.sample_rate)
@@ -166,8 +172,9 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--lrs", type=int, default=5, help="learning rates in the sweep")
-    parser.add_argument("--steps", type=int, default=10, help="optimizer steps per probe")
-    parser.add_argument("--batch", type=int, default=8, help="utterances per batch")
+    parser.add_argument("--steps", type=int, default=5, help="optimizer steps per probe")
+    parser.add_argument("--batch", type=int, default=4, help="utterances per batch")
+    parser.add_argument("--items", type=int, default=24, help="utterances per split")
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args()
     setup_logging("WARNING")
@@ -175,18 +182,20 @@ def main() -> None:
     lrs = LRS[: args.lrs]
     print(
         f"torch {torch.__version__}, {threads} threads; {len(lrs)} learning rates x 1 seed, "
-        f"{args.steps} steps of 2 x {args.batch} utterances; HuBERT-Base-size random encoder"
+        f"{args.steps} steps of 2 x {args.batch} utterances, {args.items} utterances per split; "
+        "HuBERT-Base-size random encoder",
+        flush=True,
     )
     with tempfile.TemporaryDirectory(prefix="bench-frames-") as folder:
         scratch = Path(folder)
         corpus = digits_corpus(scratch / "demo")
         upstream = save_random_hubert(scratch / "hubert-base")
         s3prl_s, s3prl_per, one_lr_encoder = s3prl_style(
-            corpus, upstream, lrs, args.steps, args.batch
+            corpus, upstream, lrs, args.steps, args.batch, args.items
         )
         rows = [("s3prl-style loop", s3prl_s, s3prl_per)]
         for source in ("cache", "stream"):
-            settings = overrides(scratch / f"ws-{source}", lrs, args.steps, args.batch)
+            settings = overrides(scratch / f"ws-{source}", lrs, args.steps, args.batch, args.items)
             seconds, per = bench_run(corpus, upstream, source, settings)
             rows.append((f"bench, {source}", seconds, per))
         print(f"encoder time of one learning rate in the s3prl-style loop: {one_lr_encoder:.1f} s")

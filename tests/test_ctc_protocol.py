@@ -239,3 +239,41 @@ def test_asr_head_is_s3prls_and_augments_only_while_training():
     assert torch.equal(small(frames, lengths), small(frames, lengths))
     small.train()
     assert not torch.equal(small(frames, lengths), small.eval()(frames, lengths))
+
+
+def test_a_recurrent_sweep_interrupted_resumes_to_the_same_probes(tmp_path, monkeypatch):
+    """Lock-step BLSTM probes with SpecAugment and dropout: their generators are restored
+    with the parameters, so the resumed sweep is the uninterrupted one."""
+    from bench.frames.checkpoint import SweepCheckpoints
+    from bench.protocols import ctc
+
+    data = toy_data(tmp_path)
+    frames = Frames(data.all_items())
+    augment = SpecAugment(num_freq_masks=1, freq_mask_widths=(0, 2), time_mask_widths=(0, 3))
+    head = RecurrentHead(project_dim=8, rnn_dim=8, spec_augment=augment)
+    setup = settings((1e-2, 3e-2), seeds=(0, 1), steps=60)
+
+    def run(checkpoints=None):
+        protocol = CTCRecognition()
+        if checkpoints is not None:
+            protocol.use_checkpoints(checkpoints)
+        return protocol.run(toy_task(head), data, frames, UPSTREAM, setup)
+
+    reference = run()
+    checkpoints = SweepCheckpoints(tmp_path / "checkpoints", {"run": "toy"})
+    original = ctc._CTCSweep.step_loss
+
+    def killed_at_step_37(self, fold, group, active):
+        if active.step == 37:
+            raise KeyboardInterrupt  # what a kill leaves behind: the checkpoint of step 25
+        return original(self, fold, group, active)
+
+    monkeypatch.setattr(ctc._CTCSweep, "step_loss", killed_at_step_37)
+    with pytest.raises(KeyboardInterrupt):
+        run(checkpoints)
+    saved = checkpoints.load("fold0-probes-0-1-2-3")
+    assert saved is not None and saved["step"] == 25
+    monkeypatch.setattr(ctc._CTCSweep, "step_loss", original)
+    resumed = run(checkpoints)
+    assert resumed.metrics == reference.metrics and resumed.trials == reference.trials
+    assert not (tmp_path / "checkpoints").exists()

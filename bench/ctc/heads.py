@@ -13,7 +13,10 @@
 
 Both map frames ``[B, T, L, D]`` with valid lengths ``[B]`` to logits ``[B, T', V]`` whose
 valid lengths are ``lengths // frame_step`` (``frame_step`` is 1 but for a downsampling
-recurrent head).
+recurrent head). The linear head has a stacked form (``bench.stacking``: P probes as one
+model, e.g. all fed one batch of streamed frames); the recurrent one trains in lock-step
+groups, and keeps its random generators in its state (``get_extra_state``) so that a
+resumed probe draws what it would have drawn.
 """
 
 from __future__ import annotations
@@ -24,8 +27,10 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from bench.ctc.augment import spec_augment
 from bench.ctc.recipe import RecurrentHead
-from bench.featurizer import WeightedSum
+from bench.featurizer import StackedWeightedSum, WeightedSum
+from bench.heads import stack_layers
 from bench.hear.predictor import SeededDropout
+from bench.stacking import StackedModule, register_stacked
 
 
 def output_lengths(lengths: Tensor, frame_step: int) -> Tensor:
@@ -52,6 +57,36 @@ class LinearCTCHead(nn.Module):
 
     def forward(self, frames: Tensor, lengths: Tensor) -> Tensor:
         return self.classifier(self.projector(self.featurizer(frames)))
+
+
+@register_stacked(LinearCTCHead)
+class StackedLinearCTCHead(StackedModule):
+    """P ``LinearCTCHead``s: frames ``[P, B, T, L, D]`` (or ``[B, T, L, D]`` shared) ->
+    logits ``[P, B, T, V]``."""
+
+    def __init__(
+        self,
+        probes: int,
+        featurizer: StackedWeightedSum,
+        projector: nn.Module,
+        classifier: nn.Module,
+    ):
+        super().__init__()
+        self.probes = probes
+        self.featurizer, self.projector, self.classifier = featurizer, projector, classifier
+
+    @classmethod
+    def empty(cls, head: nn.Module, probes: int) -> StackedLinearCTCHead:
+        assert isinstance(head, LinearCTCHead)
+        return cls(
+            probes,
+            StackedWeightedSum.like(head.featurizer, probes),
+            stack_layers(head.projector, probes),
+            stack_layers(head.classifier, probes),
+        )
+
+    def forward(self, frames: Tensor, lengths: Tensor, shared: bool = False) -> Tensor:
+        return self.classifier(self.projector(self.featurizer(frames, shared=shared)))
 
 
 class RecurrentCTCHead(nn.Module):
@@ -88,6 +123,20 @@ class RecurrentCTCHead(nn.Module):
         ``seed``, never from torch's global one (probes train side by side in threads)."""
         self.generator = torch.Generator().manual_seed(seed)
         self.dropout.generator = torch.Generator(device=device).manual_seed(seed + 1)
+
+    def get_extra_state(self) -> Tensor:
+        """Both generators' states, one byte tensor (SpecAugment's first)."""
+        dropout = self.dropout.generator
+        parts = [self.generator.get_state()]
+        if dropout is not None:
+            parts.append(dropout.get_state().cpu())
+        return torch.cat(parts)
+
+    def set_extra_state(self, state: Tensor) -> None:
+        size = len(self.generator.get_state())
+        self.generator.set_state(state[:size].clone())
+        if self.dropout.generator is not None and len(state) > size:
+            self.dropout.generator.set_state(state[size:].clone())
 
     def forward(self, frames: Tensor, lengths: Tensor) -> Tensor:
         features = self.featurizer(frames)

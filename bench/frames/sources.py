@@ -19,6 +19,7 @@ one is used.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -151,6 +152,9 @@ class StreamedFrames:
         self.gain = np.float32(10.0 ** (gain_db / 20.0))
         self._durations = _durations_by_ref(cache_plan)
         self._loader = AudioLoader(upstream.sample_rate)
+        #: the encoder's threads: the training loop runs single-threaded (``bench.stacking``),
+        #: but a stream trains every probe in one stack, so its forward may take them all
+        self.threads = torch.get_num_threads()
         #: seconds spent in the encoder, for the record's timings
         self.forward_seconds = 0.0
 
@@ -177,7 +181,7 @@ class StreamedFrames:
             rows = [order[i] for i in group]
             wavs, lengths = pad_batch([waves[i] for i in rows])
             began = time.perf_counter()
-            with torch.inference_mode():
+            with torch.inference_mode(), _threads(self.threads):
                 output = self.upstream(wavs.to(self.device), lengths.to(self.device))
             _check_output(output, [items[i].audio_ref for i in rows], self.name)
             stacked = torch.stack(
@@ -205,3 +209,13 @@ class StreamedFrames:
                 pending = reader.submit(self.read, following) if following is not None else None
                 yield self.encode(current, waves)
                 current = following
+
+
+@contextlib.contextmanager
+def _threads(count: int) -> Iterator[None]:
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)

@@ -21,9 +21,16 @@ still count in its batch mean). Dev and test keep them: they are scored as decod
 Evaluation runs in length-sorted batches; the heads are padding-invariant, so this equals
 s3prl's one utterance at a time.
 
-A probe whose loss becomes NaN or infinite stops with that error in its trial; the other
-probes go on, and a learning rate with a failed probe is not selected (when every one has
-one, the run fails with the first error).
+The probes of the sweep (learning rates x seeds) train as one stacked model
+(``bench.stacking``; the BLSTM heads in lock-step), all on the same batch sequence: each
+batch is read once, from the cache or from the encoder stream (``bench.frames.sources``),
+and fed to every probe. The seeds vary the initialisation, SpecAugment and dropout; the batch
+order comes from the first seed. The sweep checkpoints every evaluation and resumes after a
+kill (``bench.frames.checkpoint``).
+
+A probe whose loss becomes NaN or infinite stops at its next evaluation with that error in
+its trial; the other probes go on, and a learning rate with a failed probe is not selected
+(when every one has one, the run fails with the first error).
 """
 
 from __future__ import annotations
@@ -31,8 +38,8 @@ from __future__ import annotations
 import itertools
 import logging
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -42,11 +49,12 @@ from torch import Tensor, nn
 from bench.ctc.decode import greedy_decode
 from bench.ctc.heads import output_lengths
 from bench.ctc.recipe import CTCRecipe, frame_step
-from bench.ctc.text import Transcription
+from bench.ctc.text import TokenSet, Transcription
 from bench.data import DataError, Item, TaskData
 from bench.frames.batching import BatchSchedule
+from bench.frames.checkpoint import SweepCheckpoints
 from bench.frames.sources import FrameSource, as_frame_source
-from bench.probe import TrainResult, seeded, train_probe
+from bench.probe import seeded
 from bench.protocols.base import (
     PROTOCOLS,
     FeatureStore,
@@ -55,7 +63,8 @@ from bench.protocols.base import (
     ProbeSettings,
     UpstreamInfo,
 )
-from bench.protocols.sweep import run_sweep, sweep_outcome
+from bench.protocols.sweep import Trial, run_stacked_sweep, select_lr, sweep_outcome
+from bench.stacking import ActiveProbes, PatienceStopping, ProbeGroup, group_heads
 from bench.task import Task
 
 log = logging.getLogger(__name__)
@@ -95,12 +104,10 @@ class CTCSplit:
             [self.lengths[i] for i in keep],
         )
 
-    def batch(self, index: Sequence[int], device: str) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """frames, lengths, concatenated targets, target lengths."""
-        frames, lengths = self.source.batch([self.items[i] for i in index])
+    def targets_of(self, index: Sequence[int]) -> tuple[Tensor, Tensor]:
+        """The items' targets concatenated, and their lengths (``F.ctc_loss``'s form)."""
         targets = torch.tensor([t for i in index for t in self.targets[i]])
-        target_lengths = torch.tensor([len(self.targets[i]) for i in index])
-        return frames.to(device), lengths, targets, target_lengths
+        return targets, torch.tensor([len(self.targets[i]) for i in index])
 
 
 def ctc_loss(
@@ -137,19 +144,27 @@ def length_batches(lengths: Sequence[int], max_frames: int = EVAL_FRAMES) -> lis
     return batches
 
 
-def recognise(
-    head: nn.Module, split: CTCSplit, transcription: Transcription, settings: ProbeSettings
-) -> list[list[str]]:
-    """Greedy transcripts of every item of ``split``."""
-    hypotheses: list[list[str]] = [[] for _ in split.items]
+def transcribe(
+    group: ProbeGroup, split: CTCSplit, settings: ProbeSettings, tokens: TokenSet, step: int = 1
+) -> list[list[list[str]]]:
+    """Greedy transcripts of every item of ``split`` by every probe of ``group``, each batch
+    fed once to all of them (``shared=True``); the heads keep every ``step``-th frame."""
+    hypotheses: list[list[list[str]]] | None = None
     batches = length_batches(split.lengths)
     frames_of = split.source.iterate([split.items[i] for i in index] for index in batches)
     for index, (frames, lengths) in zip(batches, frames_of, strict=True):
         with autocast(settings):
-            logits = head(frames.to(settings.device), lengths.to(settings.device))
-        decoded = greedy_decode(logits, head_lengths(head, lengths), transcription.tokens)
-        for position, units in zip(index, decoded, strict=True):
-            hypotheses[position] = units
+            logits = group(frames.to(settings.device), lengths.to(settings.device), shared=True)
+        if hypotheses is None:
+            hypotheses = [[[] for _ in split.items] for _ in range(len(logits))]
+        for probe, probe_logits in enumerate(logits):
+            for position, units in zip(
+                index,
+                greedy_decode(probe_logits, output_lengths(lengths, step), tokens),
+                strict=True,
+            ):
+                hypotheses[probe][position] = units
+    assert hypotheses is not None
     return hypotheses
 
 
@@ -176,6 +191,11 @@ def trainable(split: CTCSplit, frame_step: int = 1) -> list[int]:
 class CTCRecognition(ProbeProtocol):
     feature_kind = "sequence"
     frame_stream = True
+    #: where the sweep keeps its checkpoints (set by the runner, ``use_checkpoints``)
+    checkpoints: SweepCheckpoints | None = None
+
+    def use_checkpoints(self, checkpoints: SweepCheckpoints) -> None:
+        self.checkpoints = checkpoints
 
     def run(
         self,
@@ -191,146 +211,240 @@ class CTCRecognition(ProbeProtocol):
         fold = data.folds[0]
         recipe: CTCRecipe = task.ctc_recipe  # type: ignore[attr-defined]
         transcription: Transcription = task.transcription()  # type: ignore[attr-defined]
-        tokens = transcription.tokens
-        selection_metric = task.metadata.main_metric
-        higher_is_better = task.metadata.higher_is_better
+        metric, higher_is_better = task.metadata.main_metric, task.metadata.higher_is_better
+        step = frame_step(recipe.head, upstream.frame_rate)
         source = as_frame_source(features, upstream.frame_rate, upstream.num_layers)
         scored = [split for split in data.splits if split not in fold.train]
         splits = {split: build_split(data.splits[split], source, transcription) for split in scored}
-        everything = build_split(data.items(fold.train), source, transcription)
-        keep = trainable(everything, frame_step(recipe.head, upstream.frame_rate))
-        skipped = len(everything.items) - len(keep)
-        if skipped:
-            example = next(i for i in range(len(everything.items)) if i not in set(keep))
-            log.warning(
-                "%s: %d training utterance(s) are shorter in frames than their CTC target and are "
-                "left out, e.g. %s",
-                name,
-                skipped,
-                everything.items[example].key,
-            )
-        train = everything.subset(keep)
+        train, skipped = _trainable_split(
+            build_split(data.items(fold.train), source, transcription), name, step
+        )
         schedule = recipe.batching.schedule(
             [len(t) for t in train.targets],
             source.durations(train.items),
             settings.batch_size,
             settings.seeds[0],
         )
-        device = settings.device
-        errors: dict[tuple[float, int], str] = {}
-
-        def train_one(lr: float, seed: int, _fold: int) -> tuple[nn.Module, TrainResult]:
-            with seeded(seed, device):
-                head = recipe.head.build(
-                    upstream.num_layers,
-                    upstream.hidden_size,
-                    len(tokens),
-                    frame_rate=upstream.frame_rate,
-                    layers=settings.layers,
-                    layer_norm=settings.layer_norm,
-                )
-            head = head.to(device)
-            if hasattr(head, "seed"):
-                head.seed(seed, device)
-            result, error = _train(
-                head,
-                train,
-                splits["dev"],
-                schedule,
-                recipe,
-                transcription,
-                settings,
-                lr,
-                seed,
-                selection_metric,
-                higher_is_better,
-            )
-            if error:
-                errors[lr, seed] = error
-            return head, result
-
-        def score(head: nn.Module, _fold: int) -> dict[str, dict[str, float]]:
-            return {
-                split: transcription.scores(
-                    recognise(head, splits[split], transcription, settings),
-                    splits[split].references,
-                )
-                for split in scored
-            }
-
-        trials = run_sweep(train_one, settings, 1, desc=f"probe {name}")
+        sweep = _CTCSweep(
+            train,
+            splits["dev"],
+            schedule,
+            recipe,
+            transcription,
+            upstream,
+            settings,
+            metric,
+            self.checkpoints,
+        )
+        trials = run_stacked_sweep(
+            sweep,
+            settings,
+            1,
+            f"probe {name}",
+            f"dev {metric}",
+            higher_is_better=higher_is_better,
+            grad_clip=recipe.grad_clip,
+            stopping=lambda: DivergenceStopping(settings, higher_is_better),
+            # a stream feeds every probe from one encoder forward: one stack holds them all
+            workers=1 if source.kind == "stream" else None,
+            checkpoints=self.checkpoints,
+        )
+        errors = sweep.errors
+        for trial in trials:
+            if (trial.lr, trial.seed) in errors:
+                trial.result.best_score = math.nan  # never selected
         if {t.lr for t in trials} <= {lr for lr, _ in errors}:
             (lr, seed), error = next(iter(errors.items()))
             raise ProbeDiverged(
                 f"{name}: every learning rate has a failed probe, e.g. lr={lr:g} seed={seed}: {error}"
             )
-        # a failed probe's dev score is NaN, so its learning rate is never selected
+        scores = _score_selected(trials, splits, transcription, settings, higher_is_better, step)
         outcome = sweep_outcome(
-            trials, score, selection_metric, [fold.name], higher_is_better=higher_is_better
+            trials,
+            lambda head, _fold: scores[id(head)],
+            metric,
+            [fold.name],
+            higher_is_better=higher_is_better,
         )
         outcome.selected["ctc_skipped_train_utterances"] = skipped
         outcome.selected["frame_source"] = source.kind
         for record in outcome.trials:
             if (record["lr"], record["seed"]) in errors:
                 record["error"] = errors[record["lr"], record["seed"]]
+        if self.checkpoints is not None:
+            self.checkpoints.clear()
         return outcome
 
 
-def _train(
-    head: nn.Module,
-    train: CTCSplit,
-    dev: CTCSplit,
-    schedule: BatchSchedule,
-    recipe: CTCRecipe,
+def _trainable_split(split: CTCSplit, name: str, step: int) -> tuple[CTCSplit, int]:
+    """The training split without the utterances too short for their target (in the head's
+    output frames, every ``step``-th), and their count."""
+    keep = trainable(split, step)
+    skipped = len(split.items) - len(keep)
+    if skipped:
+        example = next(i for i in range(len(split.items)) if i not in set(keep))
+        log.warning(
+            "%s: %d training utterance(s) are shorter in frames than their CTC target and are "
+            "left out, e.g. %s",
+            name,
+            skipped,
+            split.items[example].key,
+        )
+    return split.subset(keep), skipped
+
+
+def _score_selected(
+    trials: Sequence[Trial],
+    splits: dict[str, CTCSplit],
     transcription: Transcription,
     settings: ProbeSettings,
-    lr: float,
-    seed: int,
-    selection_metric: str,
-    higher_is_better: bool = False,
-) -> tuple[TrainResult, str | None]:
-    """The trained probe's result, and the error that stopped it (None when it finished)."""
-    drawn = 0
-    blank = transcription.tokens.blank
+    higher_is_better: bool,
+    step: int,
+) -> dict[int, dict[str, dict[str, float]]]:
+    """The scores of the selected learning rate's probes on every scored split, each split
+    read once for all of them (from a stream: one encoder pass); by ``id`` of the head."""
+    lr = select_lr(trials, higher_is_better=higher_is_better)
+    heads = [t.model for t in trials if t.lr == lr]
+    for head in heads:
+        head.eval()
+    group = group_heads(heads, settings.stack)
+    group.eval()
+    scores: dict[int, dict[str, dict[str, float]]] = {id(head): {} for head in heads}
+    with torch.no_grad():
+        for name, split in splits.items():
+            for head, hypotheses in zip(
+                heads, transcribe(group, split, settings, transcription.tokens, step), strict=True
+            ):
+                scores[id(head)][name] = transcription.scores(hypotheses, split.references)
+    return scores
 
-    def batch_loss(model: nn.Module, _generator: torch.Generator) -> Tensor:
-        nonlocal drawn
+
+class DivergenceStopping(PatienceStopping):
+    """The settings' stopping (patience, or none without ``early_stopping``: s3prl's
+    fixed-length runs), and a NaN dev score (a diverged probe, see ``_CTCSweep``) stops at once."""
+
+    def __init__(self, settings: ProbeSettings, higher_is_better: bool):
+        super().__init__(settings.patience, higher_is_better)
+        self.early_stopping = settings.early_stopping
+
+    def stop(self, score: float) -> bool:
+        return math.isnan(score) or (self.early_stopping and super().stop(score))
+
+
+@dataclass
+class _CTCSweep:
+    """The probes of a CTC sweep (``bench.protocols.sweep.StackedSweep``). Every probe
+    trains on the same batch sequence (``schedule``; batch ``k`` is a function of ``k``),
+    fed to the whole group at once (``shared=True``), so a streamed batch costs one encoder
+    forward for all of them and a cached one the same numbers."""
+
+    train: CTCSplit
+    dev: CTCSplit
+    schedule: BatchSchedule
+    recipe: CTCRecipe
+    transcription: Transcription
+    upstream: UpstreamInfo
+    settings: ProbeSettings
+    #: the dev metric that selects (the task's main metric)
+    metric: str
+    checkpoints: SweepCheckpoints | None = None
+    #: (lr, seed) -> why that probe stopped (its loss became NaN or infinite)
+    errors: dict[tuple[float, int], str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._feed = _BatchFeed(self.train, self.schedule, self.settings.device)
+        #: upstream frames per output frame of the heads
+        self.step = frame_step(self.recipe.head, self.upstream.frame_rate)
+        saved = self.checkpoints.load("errors") if self.checkpoints is not None else None
+        for lr, seed, error in (saved or {}).get("errors", []):
+            self.errors[float(lr), int(seed)] = str(error)
+
+    def build_head(self, seed: int, fold: int) -> nn.Module:
+        device = self.settings.device
+        with seeded(seed, device):
+            head = self.recipe.head.build(
+                self.upstream.num_layers,
+                self.upstream.hidden_size,
+                len(self.transcription.tokens),
+                frame_rate=self.upstream.frame_rate,
+                layers=self.settings.layers,
+                layer_norm=self.settings.layer_norm,
+            )
+        head = head.to(device)
+        if hasattr(head, "seed"):
+            head.seed(seed, device)
+        return head
+
+    def step_loss(self, fold: int, group: nn.Module, active: ActiveProbes) -> Tensor:
+        blank, accumulate = self.transcription.tokens.blank, self.recipe.accumulate
         losses = []
-        for _ in range(recipe.accumulate):
-            frames, lengths, targets, target_lengths = train.batch(
-                schedule.batch(drawn), settings.device
+        for part in range(accumulate):
+            frames, lengths, targets, target_lengths = self._feed(
+                (active.step - 1) * accumulate + part
             )
-            drawn += 1
-            with autocast(settings):
-                logits = model(frames, lengths.to(settings.device))
+            with autocast(self.settings):
+                logits = group(frames, lengths.to(frames.device), shared=True)
+            kept = output_lengths(lengths, self.step)
             losses.append(
-                ctc_loss(logits, head_lengths(model, lengths), targets, target_lengths, blank)
+                torch.stack(
+                    [ctc_loss(probe, kept, targets, target_lengths, blank) for probe in logits]
+                )
             )
-        loss = torch.stack(losses).mean()
-        if not math.isfinite(value := float(loss.detach())):
-            raise ProbeDiverged(f"training loss is {value} at step {drawn // recipe.accumulate}")
-        return loss
+        loss = torch.stack(losses).mean(dim=0)
+        finite = torch.isfinite(loss.detach())
+        if not bool(finite.all()):
+            self._diverged(active, finite, loss.detach())
+        return torch.where(finite, loss, torch.zeros_like(loss))
 
-    def evaluate(model: nn.Module) -> float:
-        hypotheses = recognise(model, dev, transcription, settings)
-        return transcription.scores(hypotheses, dev.references)[selection_metric]
+    def _diverged(self, active: ActiveProbes, finite: Tensor, loss: Tensor) -> None:
+        for position in torch.nonzero(~finite).flatten().tolist():
+            spec = active.specs[position]
+            if (spec.lr, spec.seed) not in self.errors:
+                error = f"training loss is {float(loss[position])} at step {active.step}"
+                log.error("probe lr=%g seed=%d stopped: %s", spec.lr, spec.seed, error)
+                self.errors[spec.lr, spec.seed] = error
+        if self.checkpoints is not None:
+            listed = [[lr, seed, error] for (lr, seed), error in self.errors.items()]
+            self.checkpoints.save("errors", {"errors": listed})
 
-    try:
-        result = train_probe(
-            head,
-            batch_loss,
-            evaluate,
-            settings,
-            lr,
-            seed,
-            higher_is_better=higher_is_better,
-            grad_clip=recipe.grad_clip,
+    def evaluate(self, fold: int, group: nn.Module, active: ActiveProbes) -> list[float]:
+        hypotheses = transcribe(
+            group, self.dev, self.settings, self.transcription.tokens, self.step
         )
-    except ProbeDiverged as error:
-        log.error("probe lr=%g seed=%d stopped: %s", lr, seed, error)
-        steps = drawn // recipe.accumulate
-        return TrainResult(best_score=math.nan, best_step=0, steps=steps, state={}), str(error)
-    return result, None
+        return [
+            math.nan
+            if (spec.lr, spec.seed) in self.errors
+            else self.transcription.scores(probe, self.dev.references)[self.metric]
+            for spec, probe in zip(active.specs, hypotheses, strict=True)
+        ]
+
+
+class _BatchFeed:
+    """Training batch ``k`` of the schedule: read directly from a cache; from a stream
+    through ``iterate``, so that the next batch's audio is read while this one trains."""
+
+    def __init__(self, split: CTCSplit, schedule: BatchSchedule, device: str):
+        self.split, self.schedule, self.device = split, schedule, device
+        self._next: int | None = None
+        self._batches: Iterator[tuple[Tensor, Tensor]] | None = None
+
+    def __call__(self, k: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """frames, lengths, concatenated targets, target lengths of batch ``k``."""
+        index = self.schedule.batch(k)
+        targets, target_lengths = self.split.targets_of(index)
+        if self.split.source.kind != "stream":
+            frames, lengths = self.split.source.batch([self.split.items[i] for i in index])
+        else:
+            if self._next != k:
+                items = (
+                    [self.split.items[i] for i in self.schedule.batch(j)]
+                    for j in itertools.count(k)
+                )
+                self._batches = self.split.source.iterate(items)
+            assert self._batches is not None
+            frames, lengths = next(self._batches)
+            self._next = k + 1
+        return frames.to(self.device), lengths, targets, target_lengths
 
 
 PROTOCOLS.register("ctc_recognition", CTCRecognition)

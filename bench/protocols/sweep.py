@@ -27,7 +27,14 @@ from bench.parallel import map_parallel, single_threaded_torch
 from bench.probe import TrainResult, is_better
 from bench.progress import SweepProgress, progress_bar
 from bench.protocols.base import ProbeOutcome, ProbeSettings, Stat
-from bench.stacking import ActiveProbes, ProbeSpec, StackSchedule, train_stack
+from bench.stacking import (
+    ActiveProbes,
+    Checkpoints,
+    ProbeSpec,
+    StackSchedule,
+    StoppingRule,
+    train_stack,
+)
 
 #: split -> metric -> value
 SplitScores = dict[str, dict[str, float]]
@@ -79,12 +86,18 @@ def run_stacked_sweep(
     desc: str,
     metric: str = "dev",
     higher_is_better: bool = True,
+    *,
+    grad_clip: float | None = 1.0,
+    stopping: Callable[[], StoppingRule] | None = None,
+    workers: int | None = None,
+    checkpoints: Checkpoints | None = None,
 ) -> list[Trial]:
     """Every (lr, seed, fold) of the grid: each fold's probes trained together by
-    ``bench.stacking.train_stack`` (``settings.workers`` stacks side by side). Trials come
-    in ``run_sweep``'s order."""
+    ``bench.stacking.train_stack`` (``workers`` stacks side by side, default
+    ``settings.workers``; its ``stopping`` rule and ``checkpoints``). Trials come in
+    ``run_sweep``'s order."""
     points = list(itertools.product(settings.lr_grid, settings.seeds))
-    schedule = StackSchedule.of(settings, higher_is_better=higher_is_better)
+    schedule = StackSchedule.of(settings, higher_is_better=higher_is_better, grad_clip=grad_clip)
     trained: dict[tuple[float, int, int], Trial] = {}
     with SweepProgress(
         desc,
@@ -106,14 +119,30 @@ def run_stacked_sweep(
                 partial(sweep.step_loss, fold),
                 partial(sweep.evaluate, fold),
                 schedule,
-                workers=settings.workers,
+                stopping=stopping,
+                workers=settings.workers if workers is None else workers,
                 stack=settings.stack,
                 progress=progress,
+                checkpoints=None if checkpoints is None else _FoldCheckpoints(checkpoints, fold),
             )
             for (lr, seed), head, result in zip(points, heads, results, strict=True):
                 trained[(lr, seed, fold)] = Trial(lr, seed, fold, head, result)
     grid = itertools.product(settings.lr_grid, settings.seeds, range(num_folds))
     return [trained[point] for point in grid]
+
+
+@dataclass
+class _FoldCheckpoints:
+    """One fold's stacks in a sweep's checkpoints (stack names are unique within a fold)."""
+
+    checkpoints: Checkpoints
+    fold: int
+
+    def save(self, group: str, state: dict) -> None:
+        self.checkpoints.save(f"fold{self.fold}-{group}", state)
+
+    def load(self, group: str) -> dict | None:
+        return self.checkpoints.load(f"fold{self.fold}-{group}")
 
 
 def select_lr(trials: Sequence[Trial], higher_is_better: bool = True) -> float:
