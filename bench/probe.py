@@ -31,6 +31,8 @@ class TrainResult:
     curve: list[tuple[int, float]] = field(default_factory=list)
     #: what the best evaluation kept beside its score (``bench.stacking.Evaluation``)
     detail: Any = None
+    #: why the probe stopped early with no usable result (e.g. its training loss diverged)
+    error: str | None = None
 
 
 def make_optimizer(name: str, params: Any, lr: float, weight_decay: float) -> torch.optim.Optimizer:

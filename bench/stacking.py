@@ -85,6 +85,8 @@ class StackSchedule:
 
     always_evaluate_last_step: evaluate after ``max_steps`` even off the cadence (SUPERB
         probes); False evaluates there only when no evaluation has happened yet (HEAR).
+    fail_on_non_finite_loss: a probe whose training loss is NaN or infinite leaves the
+        stack with that ``error``, a NaN score and its last best state (CTC probes).
     """
 
     max_steps: int
@@ -95,6 +97,7 @@ class StackSchedule:
     grad_clip: float | None = 1.0
     higher_is_better: bool = True
     always_evaluate_last_step: bool = True
+    fail_on_non_finite_loss: bool = False
 
     @classmethod
     def of(cls, settings: Any, **overrides: Any) -> StackSchedule:
@@ -599,6 +602,11 @@ def _train_group(
         active.step = step
         group.train()
         losses = step_loss(group, active)
+        finite, values = [True] * len(live), []
+        if schedule.fail_on_non_finite_loss:
+            values = losses.detach().tolist()
+            finite = [math.isfinite(value) for value in values]
+            losses = torch.where(torch.tensor(finite, device=losses.device), losses, 0.0)
         optimizer.zero_grad()
         losses.sum().backward()
         optimizer.step(schedule.grad_clip)
@@ -606,6 +614,17 @@ def _train_group(
             run.result.steps = step
         if progress:
             progress.advance(len(live))
+        if not all(finite):
+            for run, loss, ok in zip(live, values, finite, strict=True):
+                if not ok:
+                    run.result.error = f"training loss is {loss} at step {step}"
+                    run.result.best_score, run.result.best_step = math.nan, 0
+                    if progress:
+                        progress.stopped(schedule.max_steps - step)
+            keep = [position for position, ok in enumerate(finite) if ok]
+            if not keep:
+                break
+            live, active = _keep(group, optimizer, live, active, keep)
         if not schedule.evaluates_at(step, evaluated_before):
             continue
         evaluated_before = True
@@ -631,16 +650,27 @@ def _train_group(
         if len(keep) < len(live):
             if not keep:
                 break
-            group.keep(keep)
-            optimizer.keep(keep)
-            live = [live[p] for p in keep]
-            active = ActiveProbes(
-                indices=[active.indices[p] for p in keep],
-                specs=[active.specs[p] for p in keep],
-                generators=[active.generators[p] for p in keep],
-                step=step,
-            )
+            live, active = _keep(group, optimizer, live, active, keep)
     return [run.result for run in runs]
+
+
+def _keep(
+    group: ProbeGroup,
+    optimizer: GroupOptimizer,
+    live: list[_ProbeRun],
+    active: ActiveProbes,
+    keep: list[int],
+) -> tuple[list[_ProbeRun], ActiveProbes]:
+    """Drop every probe but the ones at positions ``keep`` from the group and optimizer."""
+    group.keep(keep)
+    optimizer.keep(keep)
+    kept = ActiveProbes(
+        indices=[active.indices[p] for p in keep],
+        specs=[active.specs[p] for p in keep],
+        generators=[active.generators[p] for p in keep],
+        step=active.step,
+    )
+    return [live[p] for p in keep], kept
 
 
 def _as_evaluation(value: float | Evaluation) -> Evaluation:

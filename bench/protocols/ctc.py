@@ -13,6 +13,11 @@ clipping. Everything else follows s3prl's CTC experts:
   scored with it; the learning rate with the best mean dev score is selected (lower is
   better for every CTC metric).
 
+Every probe of the sweep trains on the same batches (the schedule's, as each s3prl run of
+one learning rate would), so the sweep trains as one group (``bench.stacking``): a step
+reads its batch once, from the cache or by one forward of a streamed encoder, for all
+probes, and dev is decoded likewise.
+
 Training utterances whose frames cannot hold their target under CTC (fewer frames than
 units plus repeated neighbours) are left out and counted in ``selected``: with
 ``zero_infinity`` s3prl gives them a zero loss, so they teach nothing there either (they
@@ -29,9 +34,9 @@ from __future__ import annotations
 
 import itertools
 import logging
-import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import torch
@@ -44,7 +49,7 @@ from bench.ctc.text import Transcription
 from bench.data import DataError, Item, TaskData
 from bench.frames.batching import BatchSchedule
 from bench.frames.sources import FrameSource, as_frame_source
-from bench.probe import TrainResult, seeded, train_probe
+from bench.probe import seeded
 from bench.protocols.base import (
     PROTOCOLS,
     FeatureStore,
@@ -53,7 +58,8 @@ from bench.protocols.base import (
     ProbeSettings,
     UpstreamInfo,
 )
-from bench.protocols.sweep import run_sweep, sweep_outcome
+from bench.protocols.sweep import run_stacked_sweep, sweep_outcome
+from bench.stacking import ActiveProbes, per_probe
 from bench.task import Task
 
 log = logging.getLogger(__name__)
@@ -139,15 +145,30 @@ def recognise(
     head: nn.Module, split: CTCSplit, transcription: Transcription, settings: ProbeSettings
 ) -> list[list[str]]:
     """Greedy transcripts of every item of ``split``."""
-    hypotheses: list[list[str]] = [[] for _ in split.items]
+    return recognise_each(lambda f, n: head(f, n)[None], split, transcription, settings)[0]
+
+
+def recognise_each(
+    forward: Callable[[Tensor, Tensor], Tensor],
+    split: CTCSplit,
+    transcription: Transcription,
+    settings: ProbeSettings,
+) -> list[list[list[str]]]:
+    """Greedy transcripts of every item of ``split`` by each of P probes: ``forward(frames,
+    lengths)`` gives their logits ``[P, B, T, V]`` (a probe group on a shared batch), so
+    the frames of each batch are read once for all of them."""
+    hypotheses: list[list[list[str]]] = []
     batches = length_batches(split.lengths)
     frames_of = split.source.iterate([split.items[i] for i in index] for index in batches)
     for index, (frames, lengths) in zip(batches, frames_of, strict=True):
         with autocast(settings):
-            logits = head(frames.to(settings.device), lengths.to(settings.device))
-        decoded = greedy_decode(logits, lengths, transcription.tokens)
-        for position, units in zip(index, decoded, strict=True):
-            hypotheses[position] = units
+            logits = forward(frames.to(settings.device), lengths.to(settings.device))
+        if not hypotheses:
+            hypotheses = [[[] for _ in split.items] for _ in logits]
+        for probe, probe_logits in zip(hypotheses, logits, strict=True):
+            decoded = greedy_decode(probe_logits, lengths, transcription.tokens)
+            for position, units in zip(index, decoded, strict=True):
+                probe[position] = units
     return hypotheses
 
 
@@ -184,7 +205,6 @@ class CTCRecognition(ProbeProtocol):
         fold = data.folds[0]
         recipe: CTCRecipe = task.ctc_recipe  # type: ignore[attr-defined]
         transcription: Transcription = task.transcription()  # type: ignore[attr-defined]
-        tokens = transcription.tokens
         selection_metric = task.metadata.main_metric
         source = as_frame_source(features, upstream.frame_rate, upstream.num_layers)
         scored = [split for split in data.splits if split not in fold.train]
@@ -208,36 +228,23 @@ class CTCRecognition(ProbeProtocol):
             settings.batch_size,
             settings.seeds[0],
         )
-        device = settings.device
-        errors: dict[tuple[float, int], str] = {}
-
-        def train_one(lr: float, seed: int, _fold: int) -> tuple[nn.Module, TrainResult]:
-            with seeded(seed, device):
-                head = recipe.head.build(
-                    upstream.num_layers,
-                    upstream.hidden_size,
-                    len(tokens),
-                    layers=settings.layers,
-                    layer_norm=settings.layer_norm,
-                )
-            head = head.to(device)
-            if hasattr(head, "seed"):
-                head.seed(seed, device)
-            result, error = _train(
-                head,
-                train,
-                splits["dev"],
-                schedule,
-                recipe,
-                transcription,
-                settings,
-                lr,
-                seed,
-                selection_metric,
-            )
-            if error:
-                errors[lr, seed] = error
-            return head, result
+        sweep = _CTCSweep(
+            train, splits["dev"], schedule, recipe, transcription, upstream, settings,
+            selection_metric,
+        )  # fmt: skip
+        trials = run_stacked_sweep(
+            sweep,
+            settings,
+            1,
+            f"probe {name}",
+            f"dev {selection_metric}",
+            higher_is_better=False,
+            grad_clip=recipe.grad_clip,
+            fail_on_non_finite_loss=True,
+        )
+        errors = {(t.lr, t.seed): t.result.error for t in trials if t.result.error}
+        for (lr, seed), error in errors.items():
+            log.error("probe lr=%g seed=%d stopped: %s", lr, seed, error)
 
         def score(head: nn.Module, _fold: int) -> dict[str, dict[str, float]]:
             return {
@@ -248,7 +255,6 @@ class CTCRecognition(ProbeProtocol):
                 for split in scored
             }
 
-        trials = run_sweep(train_one, settings, 1, desc=f"probe {name}")
         if {t.lr for t in trials} <= {lr for lr, _ in errors}:
             (lr, seed), error = next(iter(errors.items()))
             raise ProbeDiverged(
@@ -266,58 +272,66 @@ class CTCRecognition(ProbeProtocol):
         return outcome
 
 
-def _train(
-    head: nn.Module,
-    train: CTCSplit,
-    dev: CTCSplit,
-    schedule: BatchSchedule,
-    recipe: CTCRecipe,
-    transcription: Transcription,
-    settings: ProbeSettings,
-    lr: float,
-    seed: int,
-    selection_metric: str,
-) -> tuple[TrainResult, str | None]:
-    """The trained probe's result, and the error that stopped it (None when it finished)."""
-    drawn = 0
-    blank = transcription.tokens.blank
+@dataclass
+class _CTCSweep:
+    """The probes of a CTC task (``bench.protocols.sweep.StackedSweep``). Every probe reads
+    the same batches (the schedule's), so each step reads its frames once, from the cache
+    or by one encoder forward of a streamed source, and every probe of the group trains on
+    them (``shared=True``); dev is decoded the same way, one read per batch."""
 
-    def batch_loss(model: nn.Module, _generator: torch.Generator) -> Tensor:
-        nonlocal drawn
-        losses = []
-        for _ in range(recipe.accumulate):
-            frames, lengths, targets, target_lengths = train.batch(
-                schedule.batch(drawn), settings.device
+    train: CTCSplit
+    dev: CTCSplit
+    schedule: BatchSchedule
+    recipe: CTCRecipe
+    transcription: Transcription
+    upstream: UpstreamInfo
+    settings: ProbeSettings
+    selection_metric: str
+
+    def build_head(self, seed: int, _fold: int) -> nn.Module:
+        settings = self.settings
+        with seeded(seed, settings.device):
+            head = self.recipe.head.build(
+                self.upstream.num_layers,
+                self.upstream.hidden_size,
+                len(self.transcription.tokens),
+                layers=settings.layers,
+                layer_norm=settings.layer_norm,
             )
-            drawn += 1
-            with autocast(settings):
-                logits = model(frames, lengths.to(settings.device))
-            losses.append(ctc_loss(logits, lengths, targets, target_lengths, blank))
-        loss = torch.stack(losses).mean()
-        if not math.isfinite(value := float(loss.detach())):
-            raise ProbeDiverged(f"training loss is {value} at step {drawn // recipe.accumulate}")
-        return loss
+        head = head.to(settings.device)
+        if hasattr(head, "seed"):
+            head.seed(seed, settings.device)
+        return head
 
-    def evaluate(model: nn.Module) -> float:
-        hypotheses = recognise(model, dev, transcription, settings)
-        return transcription.scores(hypotheses, dev.references)[selection_metric]
+    def step_loss(self, _fold: int, group: nn.Module, active: ActiveProbes) -> Tensor:
+        """Each probe's loss, averaged over the step's ``accumulate`` batches."""
+        blank, device = self.transcription.tokens.blank, self.settings.device
+        losses = []
+        for k in range(self.recipe.accumulate):
+            drawn = (active.step - 1) * self.recipe.accumulate + k
+            frames, lengths, targets, target_lengths = self.train.batch(
+                self.schedule.batch(drawn), device
+            )
+            with autocast(self.settings):
+                logits = group(frames, lengths.to(device), shared=True)
+            loss = partial(
+                ctc_loss,
+                lengths=lengths,
+                targets=targets,
+                target_lengths=target_lengths,
+                blank=blank,
+            )
+            losses.append(per_probe(loss, logits))
+        return torch.stack(losses).mean(0)
 
-    try:
-        result = train_probe(
-            head,
-            batch_loss,
-            evaluate,
-            settings,
-            lr,
-            seed,
-            higher_is_better=False,
-            grad_clip=recipe.grad_clip,
-        )
-    except ProbeDiverged as error:
-        log.error("probe lr=%g seed=%d stopped: %s", lr, seed, error)
-        steps = drawn // recipe.accumulate
-        return TrainResult(best_score=math.nan, best_step=0, steps=steps, state={}), str(error)
-    return result, None
+    def evaluate(self, _fold: int, group: nn.Module, active: ActiveProbes) -> list[float]:
+        def forward(frames: Tensor, lengths: Tensor) -> Tensor:
+            return group(frames, lengths, shared=True)
+
+        return [
+            self.transcription.scores(hypotheses, self.dev.references)[self.selection_metric]
+            for hypotheses in recognise_each(forward, self.dev, self.transcription, self.settings)
+        ]
 
 
 PROTOCOLS.register("ctc_recognition", CTCRecognition)

@@ -18,7 +18,7 @@ import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor, nn
@@ -79,12 +79,13 @@ def run_stacked_sweep(
     desc: str,
     metric: str = "dev",
     higher_is_better: bool = True,
+    **schedule_options: Any,
 ) -> list[Trial]:
     """Every (lr, seed, fold) of the grid: each fold's probes trained together by
     ``bench.stacking.train_stack`` (``settings.workers`` stacks side by side). Trials come
-    in ``run_sweep``'s order."""
+    in ``run_sweep``'s order. ``schedule_options`` override ``StackSchedule`` fields."""
     points = list(itertools.product(settings.lr_grid, settings.seeds))
-    schedule = StackSchedule.of(settings, higher_is_better=higher_is_better)
+    schedule = StackSchedule.of(settings, higher_is_better=higher_is_better, **schedule_options)
     trained: dict[tuple[float, int, int], Trial] = {}
     with SweepProgress(
         desc,
