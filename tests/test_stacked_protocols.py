@@ -13,11 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from _fakes import MemoryFeatures
 from hear_fakes import FakeFeatureStore, kfold_dir, quick_settings
+from test_parallel import frame_sweep_data
+from test_protocols import ToyFrameTask, ToyTask, make_items, pooled_features
 
 from bench import stacking
-from bench.data import Item, TaskData
+from bench.data import TaskData
 from bench.hear import predictor
 from bench.hear.grid import full_grid, sample_grid
 from bench.parallel import single_threaded_torch
@@ -25,7 +26,7 @@ from bench.probe import make_optimizer, seeded
 from bench.protocols.base import PROTOCOLS, ProbeOutcome, ProbeSettings, UpstreamInfo
 from bench.protocols.frame import FrameClassification
 from bench.protocols.utterance import UtteranceClassification
-from bench.task import TASKS, Schedule, Task, TaskMetadata
+from bench.task import TASKS
 
 SETTINGS = ProbeSettings(
     lr_grid=(1e-4, 1e-3, 1e-2),
@@ -36,21 +37,6 @@ SETTINGS = ProbeSettings(
     patience=3,
     progress=False,
 )
-
-
-class ToyTask(Task):
-    metadata = TaskMetadata(
-        name="toy.task", description="", corpus="", data_layout="", main_metric="accuracy"
-    )
-    schedule = Schedule(lr_grid=(1e-3,))
-    protocol = "utterance_classification"
-
-
-class ToyFrameTask(ToyTask):
-    metadata = TaskMetadata(
-        name="toy.frames", description="", corpus="", data_layout="", main_metric="frame_f1"
-    )
-    protocol = "frame_classification"
 
 
 def both_ways(run, settings: ProbeSettings = SETTINGS) -> tuple[ProbeOutcome, ProbeOutcome]:
@@ -75,52 +61,30 @@ def assert_same_outcome(stacked: ProbeOutcome, apart: ProbeOutcome, steps: str) 
 
 def test_utterance_sweep_stacked_equals_probes_trained_alone() -> None:
     rng = np.random.default_rng(0)
-    splits = {
-        split: [
-            Item(key=f"{split}{i}", path=Path(f"{split}{i}.wav"), label=f"c{rng.integers(4)}")
-            for i in range(n)
-        ]
-        for split, n in (("train", 200), ("dev", 60), ("test", 100))
-    }
-    pooled = {}
-    for item in (i for items in splits.values() for i in items):
-        x = rng.standard_normal((3, 6)).astype(np.float32)
-        x[1, int(item.label[1])] += 1.5  # layer 1 carries the class, with overlap
-        pooled[item.key] = x
+    sizes = (("train", 200), ("dev", 60), ("test", 100))
+    splits = {name: make_items(n, 4, name, rng) for name, n in sizes}
     data = TaskData(splits=splits, vocabulary={"label": ["c0", "c1", "c2", "c3"]})
+    features = pooled_features(data.all_items(), True, rng)
     upstream = UpstreamInfo("toy", 3, 6, 50.0)
     stacked, apart = both_ways(
         lambda settings: UtteranceClassification().run(
-            ToyTask(None), data, MemoryFeatures(pooled=pooled), upstream, settings
+            ToyTask(None), data, features, upstream, settings
         )
     )
     assert_same_outcome(stacked, apart, "steps")
     assert len(stacked.trials) == 6
     assert any(t["steps"] < SETTINGS.max_steps for t in stacked.trials)  # early stopping
-    assert 40 < stacked.metrics["test"]["accuracy"].mean < 100
+    assert stacked.metrics["test"]["accuracy"].mean > 80
 
 
 def test_frame_sweep_stacked_equals_probes_trained_alone() -> None:
-    rng = np.random.default_rng(0)
-    splits, sequences = {}, {}
-    for split, n in (("train", 30), ("dev", 10), ("test", 10)):
-        splits[split] = []
-        for i in range(n):
-            onset, label = rng.uniform(0.1, 0.8), ["up", "down"][i % 2]
-            item = Item(f"{split}{i}", Path(f"{split}{i}.wav"), [(onset, onset + 0.4, label)])
-            frames = rng.standard_normal((60, 2, 4)).astype(np.float16)
-            centres = (np.arange(60) + 0.5) / 50.0
-            inside = (centres >= onset) & (centres < onset + 0.4)
-            frames[inside, 0, 0 if label == "up" else 1] += 1.5
-            splits[split].append(item)
-            sequences[item.key] = frames
-    data = TaskData(splits=splits, vocabulary={"label": ["up", "down"]})
+    data, features = frame_sweep_data()
     upstream = UpstreamInfo("toy", 2, 4, 50.0)
     # Not lr 1e-2 here: there, after ~150 steps, Adam has turned rounding-level differences
     # of near-zero gradients into steps of about lr, and a few borderline frames flip.
     stacked, apart = both_ways(
         lambda settings: FrameClassification().run(
-            ToyFrameTask(None), data, MemoryFeatures(sequences=sequences), upstream, settings
+            ToyFrameTask(None), data, features, upstream, settings
         ),
         dataclasses.replace(SETTINGS, lr_grid=(1e-4, 1e-3, 3e-3), max_steps=200),
     )
