@@ -305,3 +305,21 @@ def test_superb_sd_runs_end_to_end_and_learns(kaldi_root, fast_overrides, tmp_pa
     (choice,) = record.selected["der_postprocessing"]
     assert choice["test"]["threshold"] in (0.3, 0.4, 0.5, 0.6, 0.7)
     assert choice["test"]["median"] in (1, 11)
+
+
+@pytest.mark.slow
+def test_demo_sd_scores_well_above_chance_with_the_default_upstream(tmp_path):
+    """demo.sd alone (not in the demo suite: DER needs the diarization extra)."""
+    argv = ["run", "--task", "demo.sd", "--data-root", str(tmp_path / "demo")]
+    argv += ["--generate-data", f"paths.workspace={tmp_path / 'workspace'}"]
+    argv += ["tracking.enabled=false", "runtime.progress=false"]
+    assert main(argv) == 0
+    (record,) = read_records(tmp_path / "workspace" / "records")
+    assert record.upstream == "fbank_no_cmvn" and record.task == "demo.sd"
+    assert record.data["items"] == {"train": 32, "dev": 8, "test": 8}
+    # saying nobody speaks misses everything: DER 100; one speaker throughout is about 50
+    assert record.score["mean"] < 25
+    # the reader reads what the generator wrote: every turn is a segment of its speaker
+    test = read_kaldi_dir(tmp_path / "demo" / "sd" / "test")
+    speakers = {turn.speaker for recording in test for turn in recording.labels.reference}
+    assert len(speakers) == 2

@@ -21,7 +21,8 @@ from bench.report.scores import (
     metric_score,
     superb_score,
 )
-from bench.task import SUITES
+from bench.report.tables import leaderboard_table
+from bench.task import SUITES, TASKS
 
 REPO = Path(__file__).resolve().parents[1]
 REFERENCES = REPO / "results" / "references"
@@ -211,3 +212,40 @@ def test_leaderboard_scores_for_measured_and_published_rows(references):
     # a 19-task published HEAR average is not put beside a 2-task measured one
     assert board.summaries[(PUBLISHED, "usad_base")].hear is None
     assert board.reference_summaries["usad_base"].hear == pytest.approx(78.7)
+
+
+def test_measured_results_on_the_ten_tasks_score_as_the_leaderboard(references):
+    """Records of the ten tasks holding wav2vec 2.0 Base's published numbers (in bench's
+    units and metric names) give its leaderboard score, unlabelled; nine give a partial one."""
+    published = published_values(references, "wav2vec2_base")
+    records = []
+    for task in SUPERB_SCORE_TASKS:
+        metrics = {m: v for (t, m), v in published.items() if t == task}
+        metadata = TASKS.get(task).metadata
+        main = metadata.main_metric
+        others = {m: [v] for m, v in metrics.items() if m != main}
+        records.append(
+            make_record(
+                "mine",
+                task,
+                [metrics[main]],
+                main_metric=main,
+                higher_is_better=metadata.higher_is_better,
+                other_metrics=others,
+            )
+        )
+    board = build_leaderboard([result_from_record(r) for r in records], references)
+    score = board.summaries[(MEASURED, "mine")].superb
+    assert round(score.value, 1) == 818.1 and not score.is_partial
+    (row,) = [
+        r for r in leaderboard_table(board).frame.to_dict("records") if r["upstream"] == "mine"
+    ]
+    assert row["SUPERB score"] == "818.1"
+    nine = build_leaderboard([result_from_record(r) for r in records[:-1]], references)
+    partial = nine.summaries[(MEASURED, "mine")].superb
+    assert partial.is_partial and partial.missing == ("superb.er",)
+    (row,) = [
+        r for r in leaderboard_table(nine).frame.to_dict("records") if r["upstream"] == "mine"
+    ]
+    assert row["SUPERB score"].endswith("(partial: 9 of 10)")
+    assert any("not run: superb.er): a partial score" in note for note in nine.notes)

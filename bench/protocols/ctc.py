@@ -45,7 +45,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from bench.ctc.decode import greedy_decode
-from bench.ctc.recipe import CTCRecipe
+from bench.ctc.heads import output_lengths
+from bench.ctc.recipe import CTCRecipe, frame_step
 from bench.ctc.text import Transcription
 from bench.data import DataError, Item, TaskData
 from bench.frames.batching import BatchSchedule
@@ -146,18 +147,21 @@ def recognise(
     head: nn.Module, split: CTCSplit, transcription: Transcription, settings: ProbeSettings
 ) -> list[list[str]]:
     """Greedy transcripts of every item of ``split``."""
-    return recognise_each(lambda f, n: head(f, n)[None], split, transcription, settings)[0]
+    step = getattr(head, "frame_step", 1)
+    return recognise_each(lambda f, n: head(f, n)[None], step, split, transcription, settings)[0]
 
 
 def recognise_each(
     forward: Callable[[Tensor, Tensor], Tensor],
+    step: int,
     split: CTCSplit,
     transcription: Transcription,
     settings: ProbeSettings,
 ) -> list[list[list[str]]]:
     """Greedy transcripts of every item of ``split`` by each of P probes: ``forward(frames,
     lengths)`` gives their logits ``[P, B, T, V]`` (a probe group on a shared batch), so
-    the frames of each batch are read once for all of them."""
+    the frames of each batch are read once for all of them; the heads keep every
+    ``step``-th frame."""
     hypotheses: list[list[list[str]]] = []
     batches = length_batches(split.lengths)
     frames_of = split.source.iterate([split.items[i] for i in index] for index in batches)
@@ -167,7 +171,9 @@ def recognise_each(
         if not hypotheses:
             hypotheses = [[[] for _ in split.items] for _ in logits]
         for probe, probe_logits in zip(hypotheses, logits, strict=True):
-            decoded = greedy_decode(probe_logits, lengths, transcription.tokens)
+            decoded = greedy_decode(
+                probe_logits, output_lengths(lengths, step), transcription.tokens
+            )
             for position, units in zip(index, decoded, strict=True):
                 probe[position] = units
     return hypotheses
@@ -179,12 +185,17 @@ def build_split(items: list[Item], source: FrameSource, transcription: Transcrip
     return CTCSplit(items, source, targets, references, source.frame_counts(items))
 
 
-def trainable(split: CTCSplit) -> list[int]:
-    """Positions whose frames can hold their CTC target."""
+def head_lengths(head: nn.Module, lengths: Tensor) -> Tensor:
+    """The valid lengths of a head's logits (a head may keep every ``frame_step``-th frame)."""
+    return output_lengths(lengths, getattr(head, "frame_step", 1))
+
+
+def trainable(split: CTCSplit, frame_step: int = 1) -> list[int]:
+    """Positions whose head output (every ``frame_step``-th frame) can hold their CTC target."""
     return [
         i
         for i, (frames, targets) in enumerate(zip(split.lengths, split.targets, strict=True))
-        if frames >= ctc_frames_needed(targets)
+        if frames // frame_step >= ctc_frames_needed(targets)
     ]
 
 
@@ -212,7 +223,7 @@ class CTCRecognition(ProbeProtocol):
         scored = [split for split in data.splits if split not in fold.train]
         splits = {split: build_split(data.splits[split], source, transcription) for split in scored}
         everything = build_split(data.items(fold.train), source, transcription)
-        keep = trainable(everything)
+        keep = trainable(everything, frame_step(recipe.head, upstream.frame_rate))
         skipped = len(everything.items) - len(keep)
         if skipped:
             example = next(i for i in range(len(everything.items)) if i not in set(keep))
@@ -290,6 +301,11 @@ class _CTCSweep:
     settings: ProbeSettings
     selection_metric: str
 
+    @property
+    def frame_step(self) -> int:
+        """Heads keep every ``frame_step``-th frame."""
+        return frame_step(self.recipe.head, self.upstream.frame_rate)
+
     def build_head(self, seed: int, _fold: int) -> nn.Module:
         settings = self.settings
         with seeded(seed, settings.device):
@@ -297,6 +313,7 @@ class _CTCSweep:
                 self.upstream.num_layers,
                 self.upstream.hidden_size,
                 len(self.transcription.tokens),
+                frame_rate=self.upstream.frame_rate,
                 layers=settings.layers,
                 layer_norm=settings.layer_norm,
             )
@@ -318,7 +335,7 @@ class _CTCSweep:
                 logits = group(frames, lengths.to(device), shared=True)
             loss = partial(
                 ctc_loss,
-                lengths=lengths,
+                lengths=output_lengths(lengths, self.frame_step),
                 targets=targets,
                 target_lengths=target_lengths,
                 blank=blank,
@@ -332,7 +349,9 @@ class _CTCSweep:
 
         return [
             self.transcription.scores(hypotheses, self.dev.references)[self.selection_metric]
-            for hypotheses in recognise_each(forward, self.dev, self.transcription, self.settings)
+            for hypotheses in recognise_each(
+                forward, self.frame_step, self.dev, self.transcription, self.settings
+            )
         ]
 
 

@@ -133,16 +133,22 @@ def one_second_clip(speech: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return clip
 
 
-def build_speech_commands_in_fresh_process(root: Path) -> None:
-    """``build_speech_commands`` in a child process. espeak-ng carries synthesis state from
-    one utterance to the next (pitch flutter, waveform phase), and no API call resets it;
-    so the corpus is the same bytes every time only when built by a fresh engine."""
+def build_in_fresh_process(module: str, root: Path, corpus: str) -> None:
+    """``python -m module root``: a demo corpus built in a child process. espeak-ng carries
+    synthesis state from one utterance to the next (pitch flutter, waveform phase), and no
+    API call resets it; so a corpus is the same bytes every time only when built by a fresh
+    engine."""
     child = subprocess.run(
-        [sys.executable, "-m", __name__, str(root)], capture_output=True, text=True
+        [sys.executable, "-m", module, str(root)], capture_output=True, text=True
     )
     if child.returncode != 0:
         detail = child.stderr.strip().splitlines()[-1] if child.stderr.strip() else "no output"
-        raise RuntimeError(f"generating the demo keywords corpus in {root} failed: {detail}")
+        raise RuntimeError(f"generating the demo {corpus} corpus in {root} failed: {detail}")
+
+
+def build_speech_commands_in_fresh_process(root: Path) -> None:
+    """``build_speech_commands`` in a child process (``build_in_fresh_process``)."""
+    build_in_fresh_process(__name__, root, "keywords")
 
 
 def build_speech_commands(root: Path, seed: int = 1234) -> None:

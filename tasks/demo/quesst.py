@@ -11,7 +11,6 @@ RTTM per query set. It is read by the real reader and scored by superb.qbe's pro
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
@@ -29,6 +28,7 @@ from bench.tasks.corpora.quesst14 import (
     QUERY_SETS,
     SCORING_DIR,
 )
+from bench.tasks.demo.generate import build_in_fresh_process
 from bench.tasks.demo.sounds import SAMPLE_RATE, background_noise
 from bench.tasks.demo.speech import Espeak, Voice
 
@@ -179,14 +179,8 @@ def build_qbe_demo(root: Path, seed: int = SEED) -> None:
 
 
 def build_qbe_demo_in_fresh_process(root: Path) -> None:
-    """``build_qbe_demo`` in a child process: espeak-ng carries synthesis state from one
-    utterance to the next, so only a fresh engine gives the same bytes every time."""
-    child = subprocess.run(
-        [sys.executable, "-m", __name__, str(root)], capture_output=True, text=True
-    )
-    if child.returncode != 0:
-        detail = child.stderr.strip().splitlines()[-1] if child.stderr.strip() else "no output"
-        raise RuntimeError(f"generating the demo QbE corpus in {root} failed: {detail}")
+    """``build_qbe_demo`` in a child process (``build_in_fresh_process``)."""
+    build_in_fresh_process(__name__, root, "QbE")
 
 
 if __name__ == "__main__":  # the child of build_qbe_demo_in_fresh_process
