@@ -277,3 +277,33 @@ def test_a_recurrent_sweep_interrupted_resumes_to_the_same_probes(tmp_path, monk
     resumed = run(checkpoints)
     assert resumed.metrics == reference.metrics and resumed.trials == reference.trials
     assert not (tmp_path / "checkpoints").exists()
+
+
+class CountingFrames(Frames):
+    """Counts the batches read from the training split."""
+
+    def __init__(self, items: list[Item]):
+        super().__init__(items)
+        self.train_reads = 0
+
+    def sequences(self, items):
+        self.train_reads += all(item.key.startswith("train") for item in items)
+        return super().sequences(items)
+
+
+def test_a_ctc_sweep_reads_each_batch_once_for_all_probes_and_equals_probes_alone(tmp_path):
+    """Every probe trains on the schedule's batches, so a step reads (or, streamed, encodes)
+    its batch once for the whole sweep; a probe's numbers are those it gets alone."""
+    data = toy_data(tmp_path)
+    task = toy_task(RecurrentHead(project_dim=8, rnn_dim=8))
+    frames = CountingFrames(data.all_items())
+    sweep = CTCRecognition().run(task, data, frames, UPSTREAM, settings((1e-2, 3e-2), steps=40))
+    for trial in sweep.trials:
+        alone_frames = CountingFrames(data.all_items())
+        alone = CTCRecognition().run(
+            task, data, alone_frames, UPSTREAM, settings((trial["lr"],), steps=40)
+        )
+        assert alone_frames.train_reads == frames.train_reads  # not once per probe
+        assert alone.trials[0]["curve"] == trial["curve"]
+        if trial["lr"] == sweep.selected["lr"]:
+            assert alone.metrics["test"]["per"].values == sweep.metrics["test"]["per"].values
