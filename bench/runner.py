@@ -589,6 +589,13 @@ class Stage:
         self.name = "starting"
         self.where: Path | None = None
 
+    @classmethod
+    def at(cls, name: str, where: Path | None) -> Stage:
+        """A stage already entered (to describe a failure reported from elsewhere)."""
+        stage = cls()
+        stage.name, stage.where = name, where
+        return stage
+
     @contextmanager
     def __call__(self, name: str, where: Path | None) -> Iterator[None]:
         self.name, self.where = name, where
