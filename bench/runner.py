@@ -103,6 +103,7 @@ def make_task(task_cls: type[Task], task_run: TaskRun, config: DictConfig) -> Ta
 
 def probe_settings(task: Task, config: DictConfig, quick: QuickLimits | None = None) -> Any:
     """The task's schedule with the config's ``probe.*`` overrides (and quick limits) applied."""
+    from bench.extract import resolve_device
     from bench.parallel import probe_workers
     from bench.protocols.base import ProbeSettings
 
@@ -116,6 +117,7 @@ def probe_settings(task: Task, config: DictConfig, quick: QuickLimits | None = N
         return getattr(schedule, name) if value is None else value
 
     max_steps = int(pick("max_steps"))
+    device = resolve_device(str(probe.device))
     return ProbeSettings(
         lr_grid=tuple(float(lr) for lr in pick("lr_grid")),
         seeds=tuple(int(s) for s in probe.seeds),
@@ -127,10 +129,22 @@ def probe_settings(task: Task, config: DictConfig, quick: QuickLimits | None = N
         weight_decay=schedule.weight_decay,
         layers=layers,
         layer_norm=bool(probe.layer_norm),
-        device=str(probe.device),
+        device=str(device),
+        precision=probe_precision(str(probe.precision), device),
         progress=bool(config.runtime.progress),
-        workers=probe_workers(probe.workers, str(probe.device)),
+        workers=probe_workers(probe.workers, str(device)),
     )
+
+
+def probe_precision(requested: str, device: Any) -> str:
+    """``auto``: bfloat16 autocast on a GPU that has it, float32 elsewhere."""
+    import torch
+
+    if requested != "auto":
+        return requested
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return "bf16"
+    return "fp32"
 
 
 def identity_settings(
@@ -176,6 +190,13 @@ class TaskPlan:
     tracker: Any  # bench.tracking.RunTracker
     started: float  # time.perf_counter() when the task started
     loaded_at: float  # ... when its data was read
+    #: how padding entered the encoder's batches (for the record)
+    padding: str
+    #: the cache extraction fills: ``cache``, or for a frame-level task its cache of the
+    #: probe's layers, or None when the frames are streamed from the encoder
+    fill: Any = None
+    #: a frame-level task's frame source (``bench.frames.plan.FramePlan``)
+    frames: Any = None
 
     @property
     def label(self) -> str:
@@ -199,6 +220,8 @@ class TrainedProbes:
     seconds: float
     #: probes trained at once (``probe.workers`` as resolved where they trained)
     workers: int
+    #: encoder time inside training (frames streamed from the encoder)
+    forward_seconds: float = 0.0
 
 
 class Runner:
@@ -308,6 +331,7 @@ class Runner:
     ) -> TaskPlan | TaskOutcome:
         from bench.cache import FeatureCache
         from bench.extract import stored_feature_kind
+        from bench.frames.plan import choose_frames, frame_cache, padding_description
 
         config = self.config
         started, started_at = time.perf_counter(), time.time()
@@ -367,7 +391,7 @@ class Runner:
             started_at=started_at,
         )
         outcome.warnings += tracker.warnings
-        return TaskPlan(
+        plan = TaskPlan(
             task_run=task_run,
             upstream_name=upstream_name,
             outcome=outcome,
@@ -382,26 +406,41 @@ class Runner:
             tracker=tracker,
             started=started,
             loaded_at=loaded_at,
+            padding=padding_description(model, config.extract),
+            fill=cache,
         )
+        if kind == "sequence":
+            with plan.tracked(), stage("extracting features", cache.directory):
+                plan.frames = choose_frames(
+                    cache, model.frame_rate, model.hidden_sizes, settings, protocol, config.extract
+                )
+                plan.fill = frame_cache(cache, plan.frames, len(model.hidden_sizes))
+        return plan
 
     def extract(self, plan: TaskPlan) -> Any:
         """Fill the plan's cache: a forward pass over its missing shards (ExtractionStats)."""
+        from bench.extract import ExtractionStats
+
         with plan.stage("extracting features", plan.cache.directory):
-            self.check_cache_budget(plan)
-            extractor = make_extractor(self.config, plan.upstream, plan.cache)
-            return extractor.fill(plan.cache, label=plan.label)
+            if plan.fill is None:  # streamed while training
+                return ExtractionStats()
+            extractor = make_extractor(self.config, plan.upstream, plan.fill)
+            return extractor.fill(plan.fill, label=plan.label)
 
     def train(self, plan: TaskPlan) -> TrainedProbes:
-        """Train and score the plan's probes on its complete cache."""
+        """Train and score the plan's probes on its complete cache (or stream)."""
         with plan.stage("extracting features", plan.cache.directory):
-            features = plan.cache.load()
+            features, info, settings = open_features(
+                plan.frames, plan.cache, plan.fill, plan.upstream, plan.settings, self.config
+            )
         return train_probes(
             plan.protocol,
             plan.task,
             plan.data,
             features,
             plan.upstream,
-            plan.settings,
+            info,
+            settings,
             plan.stage,
             plan.outcome.warnings,
         )
@@ -443,13 +482,15 @@ class Runner:
                 "root": str(task.data_root) if task.data_root else None,
                 "items": {split: len(items) for split, items in data.splits.items()},
                 "fingerprint": cache.key.data_fingerprint,
-                "cache": str(cache.directory),
+                "cache": str(plan.fill.directory) if plan.fill is not None else None,
                 "split_rule": data.extras.get("split_rule"),
+                "padding": plan.padding,
+                **({"frames": plan.frames.to_dict()} if plan.frames is not None else {}),
             },
             timings={
                 "load_data_s": plan.loaded_at - plan.started,
                 "extract_s": extraction.wall_seconds,
-                "forward_s": extraction.forward_seconds,
+                "forward_s": extraction.forward_seconds + trained.forward_seconds,
                 "audio_s": cache.total_seconds,
                 "probe_s": trained.seconds,
                 "total_s": finished - plan.started,
@@ -495,26 +536,6 @@ class Runner:
 
             outcome.warnings += relog(previous, self.store, tracking_uri(self.config))
 
-    def check_cache_budget(self, plan: TaskPlan) -> None:
-        """Refuse a frame-level cache larger than ``extract.max_sequence_cache_gb``."""
-        if plan.cache.key.kind != "sequence":
-            return
-        info = plan.upstream.info
-        size_gb = (
-            plan.cache.total_seconds
-            * info.frame_rate
-            * info.num_layers
-            * info.hidden_size
-            * 2
-            / 1e9
-        )
-        budget = float(self.config.extract.max_sequence_cache_gb)
-        if size_gb > budget:
-            raise ValueError(
-                f"the frame-level cache would take about {size_gb:.1f} GB, over extract.max_sequence_cache_gb="
-                f"{budget:g}; raise the limit or pick one layer (probe.layers=N)"
-            )
-
 
 def fail(outcome: TaskOutcome, message: str, error: BaseException | None = None) -> None:
     """The task failed: its one-line message, logged once (``error``'s traceback in debug)."""
@@ -541,9 +562,10 @@ def read_task(task: Task, quick: QuickLimits | None, prepare: bool = False) -> t
 
 
 def make_extractor(config: DictConfig, upstream: LoadedUpstream, cache: Any) -> Any:
-    """The extractor that fills ``cache`` with ``upstream``; the audio's gain and clip
-    length come from the cache's key, which they are part of."""
+    """The extractor that fills ``cache`` with ``upstream``; the audio's gain, clip length
+    and the layers kept come from the cache's key, which they are part of."""
     from bench.extract import Extractor, resolve_device
+    from bench.frames.plan import padding_options
 
     model = upstream.model
     return Extractor(
@@ -551,12 +573,38 @@ def make_extractor(config: DictConfig, upstream: LoadedUpstream, cache: Any) -> 
         upstream.name,
         resolve_device(config.extract.device),
         config.extract.batch_seconds,
-        equal_lengths_only=not model.padding_invariant
-        and config.extract.padding_variant == "exact",
         show_progress=config.runtime.progress,
         gain_db=cache.key.gain_db,
         clip_seconds=cache.key.clip_seconds,
+        layers=cache.key.layers,
+        **padding_options(model, config.extract),
     )
+
+
+def open_features(
+    frames: Any, cache: Any, fill: Any, upstream: LoadedUpstream, settings: Any, config: DictConfig
+) -> tuple[Any, Any, Any]:
+    """A task's features as its protocol reads them, with the upstream info and settings
+    it reads them under: the complete ``fill`` cache, or for a frame-level task its frame
+    source (``bench.frames.plan.frame_features``: the cache of its layers, or the encoder
+    streamed over ``cache``'s audio, which needs ``upstream.model``)."""
+    if frames is None:
+        return fill.load(), upstream.info, settings
+    from bench.frames.plan import frame_features
+
+    opened = frame_features(
+        frames,
+        cache,
+        fill,
+        upstream.model,
+        upstream.name,
+        upstream.info,
+        settings,
+        config.extract,
+        None,
+        gain_db=cache.key.gain_db,
+    )
+    return opened.source, opened.info, opened.settings
 
 
 def train_probes(
@@ -565,21 +613,27 @@ def train_probes(
     data: Any,
     features: Any,
     upstream: LoadedUpstream,
+    info: Any,
     settings: Any,
     stage: Stage,
     warnings: list[str],
 ) -> TrainedProbes:
-    """The protocol's probes on complete cached features; what the user should know is
-    added to ``warnings`` (before training, so a failed training keeps it).
+    """The protocol's probes on a task's features (``open_features``); what the user
+    should know is added to ``warnings`` (before training, so a failed training keeps it).
     ``upstream.model`` is used only by protocols that ask for it (``bind_upstream``)."""
-    if features.kind == "pooled":
+    if getattr(features, "kind", None) == "pooled":
         warnings += constant_feature_warnings(features, data, settings, upstream)
     if hasattr(protocol, "bind_upstream"):  # protocols that use the model itself (units)
         protocol.bind_upstream(upstream.model)
     started = time.perf_counter()
     with stage("training the probes", None):
-        result = protocol.run(task, data, features, upstream.info, settings)
-    return TrainedProbes(result, time.perf_counter() - started, settings.workers)
+        result = protocol.run(task, data, features, info, settings)
+    return TrainedProbes(
+        result,
+        time.perf_counter() - started,
+        settings.workers,
+        forward_seconds=getattr(features, "forward_seconds", 0.0),
+    )
 
 
 class Stage:

@@ -84,9 +84,16 @@ class ProbeUnit:
     info: Any  # bench.protocols.base.UpstreamInfo, as the driver built it
     cache_dir: str
     key_digest: str
+    #: the cache its features are read from: ``cache_dir``, a cache of the probe's layers,
+    #: or None (frames streamed from the encoder)
+    fill_dir: str | None
+    frames: Any  # bench.frames.plan.FramePlan of a frame-level task, else None
     identity_digest: str
+    #: the result-affecting probe settings the identity holds: the worker's must match
+    probe: dict[str, Any]
     outcome_file: str
-    #: the protocol uses the model itself (it is built on the worker)
+    #: the model runs on the worker (a frame stream, or a protocol that uses it): it needs
+    #: what extraction needs (a GPU)
     needs_model: bool
     label: str
 
@@ -107,9 +114,12 @@ class UnitResult:
 def extraction_units(
     plan: Any, context: WorkerContext, shards_per_unit: int
 ) -> list[ExtractionUnit]:
-    """The plan's missing shards, ``shards_per_unit`` to a unit, in plan order (neighbours
-    have similar durations, so a unit's batches stay well packed)."""
-    cache = plan.cache
+    """The missing shards of the cache the plan fills, ``shards_per_unit`` to a unit, in
+    plan order (neighbours have similar durations, so a unit's batches stay well packed);
+    none for frames streamed from the encoder."""
+    cache = plan.fill
+    if cache is None:
+        return []
     missing = cache.missing_shards()
     return [
         ExtractionUnit(
@@ -129,15 +139,19 @@ def extraction_units(
 
 def probe_unit(plan: Any, context: WorkerContext) -> ProbeUnit:
     workspace = Path(context.config["paths"]["workspace"])
+    streamed = plan.frames is not None and plan.fill is None
     return ProbeUnit(
         context=context,
         task_run=absolute_task_run(plan.task_run),
         info=plan.upstream.info,
         cache_dir=str(plan.cache.directory.resolve()),
         key_digest=plan.cache.key.digest(),
+        fill_dir=None if plan.fill is None else str(plan.fill.directory.resolve()),
+        frames=plan.frames,
         identity_digest=plan.identity.digest,
+        probe=dict(plan.identity.settings["probe"]),
         outcome_file=str(outcome_file(workspace, plan).resolve()),
-        needs_model=hasattr(plan.protocol, "bind_upstream"),
+        needs_model=streamed or hasattr(plan.protocol, "bind_upstream"),
         label=plan.label,
     )
 
@@ -209,9 +223,18 @@ def extract_shards(unit: ExtractionUnit) -> UnitResult:
 
 
 def train_probes(unit: ProbeUnit) -> UnitResult:
-    """Train a task's sweep on its complete cache; the outcome goes to ``outcome_file``."""
+    """Train a task's sweep on its complete cache (or its frames streamed from the
+    encoder); the outcome goes to ``outcome_file``."""
     from bench.cache import CacheError, FeatureCache, data_fingerprint, unique_refs
-    from bench.runner import LoadedUpstream, Stage, make_task, probe_settings, read_task
+    from bench.records import result_affecting
+    from bench.runner import (
+        LoadedUpstream,
+        Stage,
+        make_task,
+        open_features,
+        probe_settings,
+        read_task,
+    )
     from bench.runner import train_probes as train
     from bench.task import TASKS
     from bench.upstreams import resolve_upstream
@@ -227,6 +250,18 @@ def train_probes(unit: ProbeUnit) -> UnitResult:
         with stage("reading the task data", unit.task_run.data_root):
             task = make_task(TASKS.get(unit.task_run.task), unit.task_run, config)
             data, protocol = read_task(task, runner.quick)
+        settings = probe_settings(task, config, runner.quick)
+        if result_affecting(dataclasses.asdict(settings)) != unit.probe:
+            raise ValueError(
+                "the probe settings resolve differently on this worker than where the run "
+                "was planned (probe.device or probe.precision auto?); set them explicitly"
+            )
+        if unit.needs_model:
+            with stage("loading the upstream", None):
+                upstream = runner.load_upstream(unit.context.upstream)
+        else:
+            bundle = resolve_upstream(unit.context.upstream)
+            upstream = LoadedUpstream(unit.info.name, "", None, bundle, unit.info)
         with stage("extracting features", Path(unit.cache_dir)):
             cache = FeatureCache.at(Path(unit.cache_dir))
             if cache.key.digest() != unit.key_digest:
@@ -236,15 +271,11 @@ def train_probes(unit: ProbeUnit) -> UnitResult:
                     f"{unit.task_run.task}: its audio changed since the run was planned "
                     "(or differs on this machine)"
                 )
-            features = cache.load()
-        if unit.needs_model:
-            with stage("loading the upstream", None):
-                upstream = runner.load_upstream(unit.context.upstream)
-        else:
-            bundle = resolve_upstream(unit.context.upstream)
-            upstream = LoadedUpstream(unit.info.name, "", None, bundle, unit.info)
-        settings = probe_settings(task, config, runner.quick)
-        trained = train(protocol, task, data, features, upstream, settings, stage, warnings)
+            fill = None if unit.fill_dir is None else FeatureCache.at(Path(unit.fill_dir))
+            features, info, narrowed = open_features(
+                unit.frames, cache, fill, upstream, settings, config
+            )
+        trained = train(protocol, task, data, features, upstream, info, narrowed, stage, warnings)
         with stage("writing the probes' outcome", Path(unit.outcome_file)):
             write_outcome(Path(unit.outcome_file), unit.identity_digest, trained, warnings)
     except Exception as error:
@@ -269,6 +300,7 @@ def write_outcome(path: Path, digest: str, trained: Any, warnings: list[str]) ->
         "layer_weights": result.layer_weights,
         "seconds": trained.seconds,
         "workers": trained.workers,
+        "forward_seconds": trained.forward_seconds,
         "warnings": warnings,
     }
     atomic_write_text(path, json.dumps(payload, default=_plain))
@@ -305,7 +337,12 @@ def read_outcome(path: Path, digest: str) -> tuple[Any, list[str]] | None:
         trials=payload["trials"],
         layer_weights=payload["layer_weights"],
     )
-    trained = TrainedProbes(result, float(payload["seconds"]), int(payload["workers"]))
+    trained = TrainedProbes(
+        result,
+        float(payload["seconds"]),
+        int(payload["workers"]),
+        float(payload["forward_seconds"]),
+    )
     return trained, list(payload["warnings"])
 
 

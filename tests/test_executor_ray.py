@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 from _executors import SETTINGS, TASKS, results, run_demo, shard_digests
 
+from bench.records import read_records
+
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(
@@ -181,3 +183,23 @@ def test_a_trained_probe_unit_is_not_trained_again(
     assert "its probes were trained by an earlier run" in log
     assert "extraction unit" not in log  # the cache was complete too
     assert results(workspace)["demo.keywords"] == results(reference)["demo.keywords"]
+
+
+def test_a_streamed_task_runs_its_encoder_in_the_probe_unit(
+    local_ray, demo_root, mlflow_uri, tmp_path, capsys
+):
+    """Frames streamed from the encoder (no cache): no extraction unit, the probe unit
+    builds the upstream and gives the local run's probes."""
+    stream = ("extract.sequence_source=stream", "probe.max_steps=60")
+    local, distributed = tmp_path / "local", tmp_path / "ray"
+    assert run_demo(local, demo_root, mlflow_uri, *stream, tasks=("demo.digits",)) == 0
+    capsys.readouterr()
+    code = run_demo(
+        distributed, demo_root, mlflow_uri, *stream, "executor=ray", tasks=("demo.digits",)
+    )
+    assert code == 0
+    assert "extraction unit" not in capsys.readouterr().err
+    (record,) = read_records(distributed / "records")
+    assert record.data["frames"]["source"] == "stream" and record.data["cache"] is None
+    assert record.timings["forward_s"] > 0  # the encoder ran inside the probe unit
+    assert results(distributed) == results(local)

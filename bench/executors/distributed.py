@@ -149,7 +149,8 @@ class DistributedExecutor(Executor):
         ready: list[Entry] = []
         units_by_entry = []
         for entry in entries:
-            entry.extracted = ExtractionStats(shards_cached=len(entry.plan.cache.shards))
+            filled = entry.plan.fill
+            entry.extracted = ExtractionStats(shards_cached=len(filled.shards) if filled else 0)
             finished = read_outcome(self._outcome_file(entry), entry.plan.identity.digest)
             if finished is not None:  # trained before the driver stopped: record it now
                 log.info("%s: its probes were trained by an earlier run", entry.plan.label)
@@ -193,7 +194,6 @@ class DistributedExecutor(Executor):
     def _extraction_units(self, entry: Entry) -> list[Any]:
         plan = entry.plan
         with plan.stage("extracting features", plan.cache.directory):
-            entry.runner.check_cache_budget(plan)
             return extraction_units(plan, entry.context, int(self.config.work.shards_per_unit))
 
     def _submit_extraction(self, units_by_entry: list[tuple[Entry, list[Any]]]) -> None:
