@@ -2,8 +2,8 @@
 
 The driver runs where ``sbatch`` works (a login node is enough: it plans, waits and
 writes records, and needs no GPU). The extraction units of a run go out as one job
-array, and the probe units of the tasks whose caches are complete as another each time
-some become ready; ``slurm.array_parallelism`` caps how many of an array run at once.
+array (of at most 1,000 jobs: more make several), and the probe units of the tasks whose
+caches are complete as another each time some become ready; ``slurm.array_parallelism`` caps how many of an array run at once.
 Each job asks for ``work.cpus`` CPUs, ``--gres=gpu:<work.gpus>`` when it uses a GPU, the
 ``slurm.partition``, ``slurm.time_min``, ``slurm.mem_gb`` and any other sbatch options in
 ``slurm.sbatch``. Job files and logs go to ``slurm.folder/<job id>/`` (submitit's, read
@@ -34,6 +34,8 @@ from bench.work_units import UnitResult
 
 log = logging.getLogger(__name__)
 
+#: jobs per array at most (Slurm's default MaxArraySize is 1001: indices 0..1000)
+ARRAY_LIMIT = 1000
 #: polls a job may be missing from squeue before it counts as gone (a file system may
 #: show its result a little late)
 GONE_AFTER_POLLS = 2
@@ -81,17 +83,22 @@ class SlurmExecutor(DistributedExecutor):
         self, function: Callable[[Any], UnitResult], units: Sequence[Any], resources: Resources
     ) -> list[Future]:
         executor = self._executor(function, resources)
-        try:
-            with executor.batch():  # one job array
-                jobs = [executor.submit(function, unit) for unit in units]
-        except Exception as error:
-            raise SlurmError(f"sbatch refused the jobs: {first_line(error)}") from error
-        log.info(
-            "slurm: submitted %d %s job(s)%s",
-            len(jobs),
-            function.__name__,
-            f" (array {jobs[0].job_id.split('_')[0]})" if jobs else "",
-        )
+        jobs = []
+        for start in range(0, len(units), ARRAY_LIMIT):
+            try:
+                with executor.batch():  # one job array
+                    array = [
+                        executor.submit(function, u) for u in units[start : start + ARRAY_LIMIT]
+                    ]
+            except Exception as error:
+                raise SlurmError(f"sbatch refused the jobs: {first_line(error)}") from error
+            log.info(
+                "slurm: submitted %d %s job(s) (array %s)",
+                len(array),
+                function.__name__,
+                array[0].job_id.split("_")[0],
+            )
+            jobs += array
         futures = []
         with self._lock:
             for job, unit in zip(jobs, units, strict=True):
