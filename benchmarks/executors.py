@@ -121,7 +121,9 @@ def suite(root: Path, repeats: int, extra: list[str]) -> None:
         print(f"  {label:12s} {value:7.1f} s")
     print(f"  Ray start     {statistics.median(ray_start):7.1f} s (not included above)")
     one, two = median["ray, 1 CPU"], median["ray, 2 CPUs"]
-    print(f"  ray 1 CPU / ray 2 CPUs = {one / two:.2f}; ray 2 CPUs / local = {two / median['local']:.2f}")
+    print(
+        f"  ray 1 CPU / ray 2 CPUs = {one / two:.2f}; ray 2 CPUs / local = {two / median['local']:.2f}"
+    )
 
 
 def slurm_is_up() -> bool:
