@@ -99,8 +99,8 @@ def test_ray_gives_the_local_records_bit_for_bit(
 
 
 class WorkerKiller(threading.Thread):
-    """Kills (SIGKILL) the Ray worker running each unit named (Ray titles a worker's
-    process ``ray::<task name>``), in order, ``after`` seconds into the unit."""
+    """Kills (SIGKILL) the worker of this process's Ray running each unit named (Ray titles
+    a worker's process ``ray::<task name>``), in order, ``after`` seconds into the unit."""
 
     def __init__(self, titles: list[tuple[str, float]]):
         super().__init__(daemon=True)
@@ -121,10 +121,12 @@ class WorkerKiller(threading.Thread):
     def _find(title: str) -> int | None:
         for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
             try:
-                if cmdline.read_bytes().startswith(f"ray::{title}".encode()):
-                    return int(cmdline.parent.name)
+                found = cmdline.read_bytes().startswith(f"ray::{title}".encode())
             except OSError:
                 continue
+            # only this process's Ray: pytest-xdist may run another test's Ray beside it
+            if found and int(cmdline.parent.name) in descendants(os.getpid()):
+                return int(cmdline.parent.name)
         return None
 
 

@@ -56,23 +56,26 @@ def test_slurm_job_arrays_give_the_local_records(reference, demo_root, mlflow_ur
 
 
 class JobCanceller(threading.Thread):
-    """Cancels (scancel) the first job of this name that starts running after it does."""
+    """Cancels (scancel) the first job of this name and this workspace that runs. Only
+    this workspace's: pytest-xdist may run this module's other test at the same time."""
 
-    def __init__(self, job_name: str):
+    def __init__(self, job_name: str, workspace: Path):
         super().__init__(daemon=True)
-        self.job_name, self.cancelled, self.stop = job_name, "", threading.Event()
-        self.earlier = set(self._running())  # e.g. a finished job still exiting
+        self.job_name, self.workspace = job_name, str(workspace)
+        self.cancelled, self.stop = "", threading.Event()
 
     def _running(self) -> list[str]:
-        return subprocess.run(
-            ["squeue", "-h", "-t", "R", "-n", self.job_name, "-o", "%i"],
+        listing = subprocess.run(  # job id and its batch script, in submitit's folder
+            ["squeue", "-h", "-r", "-t", "R", "-n", self.job_name, "-o", "%i %o"],
             capture_output=True,
             text=True,
-        ).stdout.split()
+        ).stdout
+        jobs = (line.split(maxsplit=1) for line in listing.splitlines())
+        return [job for job, command in jobs if command.startswith(self.workspace + "/")]
 
     def run(self) -> None:
         while not self.stop.is_set() and not self.cancelled:
-            running = [job for job in self._running() if job not in self.earlier]
+            running = self._running()
             if running:
                 time.sleep(0.5)  # into the unit
                 subprocess.run(["scancel", running[0]], check=True)
@@ -81,9 +84,9 @@ class JobCanceller(threading.Thread):
 
 
 def test_a_cancelled_job_is_submitted_again(reference, demo_root, mlflow_uri, tmp_path, capsys):
-    canceller = JobCanceller("bench-train_probes")
-    canceller.start()
     workspace = tmp_path / "workspace"
+    canceller = JobCanceller("bench-train_probes", workspace)
+    canceller.start()
     try:
         code = run_demo(workspace, demo_root, mlflow_uri, *FAST, tasks=TASK)
     finally:
