@@ -234,6 +234,7 @@ def train_probes(unit: ProbeUnit) -> UnitResult:
         open_features,
         probe_settings,
         read_task,
+        task_profile,
     )
     from bench.runner import train_probes as train
     from bench.task import TASKS
@@ -248,9 +249,11 @@ def train_probes(unit: ProbeUnit) -> UnitResult:
         runner = _runner(unit.context)
         config = runner.config
         with stage("reading the task data", unit.task_run.data_root):
-            task = make_task(TASKS.get(unit.task_run.task), unit.task_run, config)
+            task_cls = TASKS.get(unit.task_run.task)
+            profile = task_profile(task_cls, unit.task_run, config)
+            task = make_task(task_cls, unit.task_run, config, profile)
             data, protocol = read_task(task, runner.quick)
-        settings = probe_settings(task, config, runner.quick)
+        settings = probe_settings(task, config, runner.quick, profile)
         if result_affecting(dataclasses.asdict(settings)) != unit.probe:
             raise ValueError(
                 "the probe settings resolve differently on this worker than where the run "

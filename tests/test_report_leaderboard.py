@@ -71,10 +71,13 @@ def test_published_rows_sit_beside_measured_ones_with_their_source(board):
 def test_superb_score_column_and_partial_marks(board):
     rows = rows_by_upstream(board)
     alpha = 1000 * (90.0 - 41.3826674) / (96.66 - 41.3826674)
-    assert rows["alpha"]["SUPERB score"] == f"{alpha:.1f}"
+    # one task of the paper's ten: the score is shown only labelled as partial
+    assert rows["alpha"]["SUPERB score"] == f"{alpha:.1f} (partial: 1 of 10)"
     assert rows["gamma"]["SUPERB score"] == "—"
     assert "HEAR avg (%)" not in rows["alpha"]  # no HEAR task in the table
-    assert any("superb.ks (1 of 13" in note for note in board.notes)
+    (note,) = [n for n in board.notes if n.startswith("SUPERB score over")]
+    assert "superb.ks (1 of the paper's 10; not run: superb.pr, superb.asr" in note
+    assert "superb.sd, superb.er): a partial score, not comparable" in note
 
 
 def test_tidy_csv_has_one_row_per_upstream_task_metric(board, tmp_path):
@@ -96,13 +99,14 @@ def test_tidy_csv_has_one_row_per_upstream_task_metric(board, tmp_path):
     assert {"fbank", "hubert_base", "usad_large"} <= set(published["upstream"])
     assert published["source"].notna().all()
     score = frame[(frame["task"] == "superb.score") & (frame["upstream"] == "alpha")]
-    assert score["n"].item() == 1 and score["source"].item() == "computed over superb.ks"
+    assert score["n"].item() == 1 and score["metric"].item() == "superb_score_partial"
+    assert score["source"].item().startswith("computed over superb.ks (partial: 1 of 10; missing")
     assert not frame.duplicated(["kind", "upstream", "task", "metric"]).any()
 
 
 def test_markdown_has_the_table_notes_and_published_sources(board):
     text = to_markdown(board, CONTEXT)
-    assert "| alpha | 0.925 ± 0.035 | 90.00 ± 1.00 |" in text
+    assert "| alpha | fast | 0.925 ± 0.035 | 90.00 ± 1.00 |" in text
     assert "## Published references" in text
     assert "1. SUPERB site backend/utils.py paper entries" in text
     assert "SUPERB score over the SUPERB tasks present: superb.ks" in text
@@ -191,7 +195,7 @@ def test_a_missing_sqlite_store_is_an_error_not_a_new_store(tmp_path):
 def test_markdown_renders_in_a_stream(board):
     buffer = io.StringIO(to_markdown(board, CONTEXT))
     header = next(line for line in buffer if line.startswith("| upstream"))
-    assert header.count("|") == 6  # upstream, two tasks, SUPERB score, source
+    assert header.count("|") == 7  # upstream, protocol, two tasks, SUPERB score, source
 
 
 def test_a_partial_hear_average_is_never_shown_beside_published_19_task_ones(references):

@@ -15,7 +15,13 @@ from bench.report.references import (
     read_reference_points,
 )
 from bench.report.results import result_from_record
-from bench.report.scores import metric_score, superb_score
+from bench.report.scores import (
+    SUPERB_SCORE_TASKS,
+    describe_coverage,
+    metric_score,
+    superb_score,
+)
+from bench.task import SUITES
 
 REPO = Path(__file__).resolve().parents[1]
 REFERENCES = REPO / "results" / "references"
@@ -28,7 +34,7 @@ def references():
 
 def test_every_published_column_maps_to_a_bench_task_and_metric(references):
     header = (REFERENCES / "superb_published.csv").read_text().splitlines()[0].split(",")
-    columns = [c for c in header if c not in ("upstream", "source", "verified")]
+    columns = [c for c in header if c not in ("upstream", "source", "verified", "protocol")]
     assert set(columns) == set(SUPERB_COLUMNS)
     assert SUPERB_COLUMNS["KS_acc"].task == "superb.ks"
     assert SUPERB_COLUMNS["ASV_eer"].metric == "eer"
@@ -119,8 +125,63 @@ def test_published_fbank_scores_about_zero(references):
         (t, m): v for t, m, v in zip(rows["task"], rows["metric"], rows["value"], strict=True)
     }
     score = superb_score(values, references.points)
-    assert len(score.tasks) == 13
+    assert score.tasks == tuple(sorted(SUPERB_SCORE_TASKS)) and not score.is_partial
     assert abs(score.value) < 1.0
+
+
+def published_values(references, upstream):
+    published = references.published
+    rows = published[published["upstream"] == upstream]
+    return {(t, m): v for t, m, v in zip(rows["task"], rows["metric"], rows["value"], strict=True)}
+
+
+@pytest.mark.parametrize(
+    ("upstream", "tasks", "expected"),
+    [
+        # issue 11's figures for wav2vec 2.0 Base: the ten paper tasks, and the five
+        # utterance/speaker tasks bench ran before QbE, SF and SD
+        ("wav2vec2_base", SUPERB_SCORE_TASKS, 818.1),
+        (
+            "wav2vec2_base",
+            ("superb.ks", "superb.ic", "superb.sid", "superb.er", "superb.asv"),
+            856.9,
+        ),
+    ],
+)
+def test_superb_score_of_published_rows_equals_the_published_figure(
+    references, upstream, tasks, expected
+):
+    score = superb_score(published_values(references, upstream), references.points, tasks=tasks)
+    assert round(score.value, 1) == expected
+    assert score.is_partial == (len(tasks) < len(SUPERB_SCORE_TASKS))
+
+
+def test_the_superb_suite_runs_exactly_the_tasks_of_the_score():
+    assert SUITES.get("superb").tasks == SUPERB_SCORE_TASKS
+
+
+def test_superb_score_leaves_out_the_superb_sg_tasks(references):
+    """ST, SE and SS have reference points (the public set) but are not in the paper's score."""
+    values = published_values(references, "wav2vec2_base")
+    assert {("superb.st", "bleu"), ("superb.se", "pesq")} <= set(values)
+    score = superb_score(values, references.points)
+    assert set(score.per_task) == set(SUPERB_SCORE_TASKS)
+    with_sg = superb_score(values, references.points, tasks=[*SUPERB_SCORE_TASKS, "superb.st"])
+    assert with_sg.per_task == score.per_task
+
+
+def test_a_score_over_fewer_tasks_is_partial_and_names_what_is_missing(references):
+    values = {
+        k: v
+        for k, v in published_values(references, "hubert_base").items()
+        if k[0] not in ("superb.qbe", "superb.sd")
+    }
+    score = superb_score(values, references.points)
+    assert score.is_partial and score.missing == ("superb.qbe", "superb.sd")
+    text = describe_coverage(score)
+    assert text.endswith("(partial: 8 of 10; missing superb.qbe, superb.sd)")
+    full = superb_score(published_values(references, "hubert_base"), references.points)
+    assert describe_coverage(full).endswith("(all 10)")
 
 
 def test_leaderboard_scores_for_measured_and_published_rows(references):

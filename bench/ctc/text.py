@@ -10,10 +10,16 @@ Two vocabularies, exactly as s3prl's SUPERB recipes define them:
   ``<s> <pad> </s> <unk>`` then ``|`` (word boundary), the 26 letters and ``'`` in the
   file's order. Blank is ``<s>`` (0).
 
+- ``slot_tokens(slots)`` (SF, ``downstream/ctc/snips.yaml``: ``vocab/character.txt`` and
+  the corpus's ``slots.txt`` read by ``text.py``'s ``CharacterTextSlotEncoder``): ``<pad>
+  <eos> <unk>``, space, the 26 letters and ``'``, then ``B-<slot>`` and ``E-<slot>`` for
+  every slot type in the file's order. Blank is ``<pad>`` (0).
+
 Targets are the units followed by the end-of-sentence token (both s3prl encoders append it,
 so the probe learns to emit it); decoding drops blanks and end-of-sentence tokens.
 ``PhoneTranscription`` maps words to phones with a pronunciation lexicon; ``CharTranscription``
-spells words as s3prl's ASR reader does (upper case, ``|`` after every word).
+spells words as s3prl's ASR reader does (upper case, ``|`` after every word);
+``SlotTranscription`` spells slot-annotated words with a tag before and after each slot.
 """
 
 from __future__ import annotations
@@ -23,11 +29,13 @@ from collections.abc import Callable, Container, Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import NamedTuple
 
 from bench.corpus_check import quote
 from bench.corpus_files import read_text
 from bench.data import DataError, Item
 from bench.metrics.ctc import error_rate, words_of
+from bench.metrics.slots import slot_type_f1, slot_value_cer
 
 #: s3prl's vocab/phoneme.txt (71 phones: ARPAbet with the lexicon's stress digits, SIL, SPN)
 PHONES = tuple(
@@ -266,4 +274,105 @@ class CharTranscription:
         }
 
 
-Transcription = PhoneTranscription | CharTranscription
+# -- slot filling ---------------------------------------------------------------------------
+
+#: s3prl's downstream/ctc/vocab/character.txt: space, A-Z, apostrophe
+SLOT_CHARACTERS = (" ", *"ABCDEFGHIJKLMNOPQRSTUVWXYZ", "'")
+NO_SLOT = "O"
+UNKNOWN = "<unk>"
+#: words s3prl's slot encoder leaves out (``word in "?!.,;-"``: a substring test, so the
+#: empty word between two spaces too)
+SKIPPED_WORDS = "?!.,;-"
+
+
+class SlottedText(NamedTuple):
+    """A slot-annotated utterance: its words and, per word, its slot type or ``"O"``."""
+
+    words: tuple[str, ...]
+    slots: tuple[str, ...]
+
+
+def slot_tokens(slots: Sequence[str]) -> TokenSet:
+    """s3prl's character-slot vocabulary for these slot types (in the slots file's order)."""
+    tags = [f"{edge}-{slot}" for slot in slots for edge in ("B", "E")]
+    return TokenSet(
+        name="s3prl-character-slot",
+        symbols=("<pad>", "<eos>", UNKNOWN, *SLOT_CHARACTERS, *tags),
+        blank=0,
+        eos=1,
+        dropped=frozenset({0, 1}),  # s3prl's ctc expert filters pad and eos
+    )
+
+
+def is_slot_tag(unit: str) -> bool:
+    return len(unit) > 2 and unit[:2] in ("B-", "E-")
+
+
+@dataclass(frozen=True)
+class SlotTranscription:
+    """Slot-annotated words spelled in characters, each slot between ``B-<slot>`` and
+    ``E-<slot>`` tags (SUPERB SF), exactly as s3prl's ``CharacterTextSlotEncoder.encode``:
+    punctuation words (``SKIPPED_WORDS``) are left out, ``&`` is spelled ``AND``, a space
+    follows every word but the last, and a character outside the vocabulary is ``<unk>``.
+    A slot opens where a word's type differs from the previous word's and closes where it
+    differs from the next one's. Scored by slot-type F1 and slot-value CER
+    (``bench.metrics.slots``) on the texts s3prl decodes (``text``).
+
+    One difference: when the last word is a punctuation word, s3prl's target ends with the
+    space of the word before it and without ``<eos>``; here it ends with that space and
+    ``<eos>``. The published corpus has its punctuation removed, so it never happens there.
+    """
+
+    tokens: TokenSet
+    metrics: tuple[str, ...] = ("slot_f1", "slot_cer")
+
+    def units(self, annotated: SlottedText) -> list[str]:
+        words, slots = annotated
+        known = set(self.tokens.symbols)
+        last = len(words) - 1
+        units: list[str] = []
+        for i, (word, slot) in enumerate(zip(words, slots, strict=True)):
+            if word in SKIPPED_WORDS:
+                continue
+            word = "AND" if word == "&" else word
+            if slot != NO_SLOT and (i == 0 or slots[i - 1] != slot):
+                units.append(f"B-{slot}")
+            units += [char if char in known else UNKNOWN for char in word]
+            if slot != NO_SLOT and (i == last or slots[i + 1] != slot):
+                units.append(f"E-{slot}")
+            if i != last:
+                units.append(" ")
+        return units
+
+    def check(self, items: Sequence[Item], where: str) -> None:
+        """Every slot type of every utterance is in the vocabulary (s3prl fails on one that
+        is not); else an error naming them and utterances that use them."""
+        known = {symbol[2:] for symbol in self.tokens.symbols if symbol.startswith("B-")}
+        refuse_unknown(
+            items,
+            lambda label: [slot for slot in label.slots if slot != NO_SLOT],
+            known,
+            f"slot types of {where} are not in the slots file",
+        )
+
+    @staticmethod
+    def text(units: Sequence[str]) -> str:
+        """The units as s3prl's decoder writes them: ``B-<slot>`` followed by a space,
+        ``E-<slot>`` preceded by one, characters as they are."""
+        return "".join(
+            (f"{unit} " if unit[0] == "B" else f" {unit}") if is_slot_tag(unit) else unit
+            for unit in units
+        )
+
+    def scores(
+        self, hypotheses: Sequence[list[str]], references: Sequence[list[str]]
+    ) -> dict[str, float]:
+        hypothesis_texts = [self.text(h) for h in hypotheses]
+        reference_texts = [self.text(r) for r in references]
+        return {
+            "slot_f1": slot_type_f1(hypothesis_texts, reference_texts),
+            "slot_cer": slot_value_cer(hypothesis_texts, reference_texts),
+        }
+
+
+Transcription = PhoneTranscription | CharTranscription | SlotTranscription

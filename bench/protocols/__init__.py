@@ -13,4 +13,5 @@ PROTOCOL_MODULES = (
     "bench.protocols.units",
     "bench.protocols.abx",
     "bench.protocols.dtw",
+    "bench.protocols.diarization",
 )

@@ -1,4 +1,4 @@
-"""CTC recognition: SUPERB PR and ASR, and the demo phone task.
+"""CTC recognition: SUPERB PR, ASR and SF, and the demo phone task.
 
 A task names its ``transcription()`` (``bench.ctc.text``: the output vocabulary, how a
 transcript becomes units, how recognised units are scored) and its ``ctc_recipe``: the head
@@ -11,7 +11,8 @@ clipping. Everything else follows s3prl's CTC experts:
 - Adam, the gradient norm clipped (1), ``accumulate`` batches per optimizer step;
 - dev scored every ``eval_every`` steps with greedy decoding, the best state kept and test
   scored with it; the learning rate with the best mean dev score is selected (lower is
-  better for every CTC metric).
+  better for the error rates, higher for SF's slot-type F1: the task's
+  ``higher_is_better``).
 
 Training utterances whose frames cannot hold their target under CTC (fewer frames than
 units plus repeated neighbours) are left out and counted in ``selected``: with
@@ -186,6 +187,7 @@ class CTCRecognition(ProbeProtocol):
         transcription: Transcription = task.transcription()  # type: ignore[attr-defined]
         tokens = transcription.tokens
         selection_metric = task.metadata.main_metric
+        higher_is_better = task.metadata.higher_is_better
         source = as_frame_source(features, upstream.frame_rate, upstream.num_layers)
         scored = [split for split in data.splits if split not in fold.train]
         splits = {split: build_split(data.splits[split], source, transcription) for split in scored}
@@ -234,6 +236,7 @@ class CTCRecognition(ProbeProtocol):
                 lr,
                 seed,
                 selection_metric,
+                higher_is_better,
             )
             if error:
                 errors[lr, seed] = error
@@ -256,7 +259,7 @@ class CTCRecognition(ProbeProtocol):
             )
         # a failed probe's dev score is NaN, so its learning rate is never selected
         outcome = sweep_outcome(
-            trials, score, selection_metric, [fold.name], higher_is_better=False
+            trials, score, selection_metric, [fold.name], higher_is_better=higher_is_better
         )
         outcome.selected["ctc_skipped_train_utterances"] = skipped
         outcome.selected["frame_source"] = source.kind
@@ -277,6 +280,7 @@ def _train(
     lr: float,
     seed: int,
     selection_metric: str,
+    higher_is_better: bool = False,
 ) -> tuple[TrainResult, str | None]:
     """The trained probe's result, and the error that stopped it (None when it finished)."""
     drawn = 0
@@ -310,7 +314,7 @@ def _train(
             settings,
             lr,
             seed,
-            higher_is_better=False,
+            higher_is_better=higher_is_better,
             grad_clip=recipe.grad_clip,
         )
     except ProbeDiverged as error:

@@ -48,7 +48,8 @@ def to_html(board: Leaderboard, context: ReportContext) -> str:
         _task_plots(board),
         _layer_plots(board),
         '<section id="references"><h2>Published references</h2>',
-        "<p>As published (not measured by bench); SUPERB score over the tasks each source reports.</p>",
+        "<p>As published (not measured by bench); SUPERB score over the paper's tasks each "
+        "source reports.</p>",
         _table(references_table(board), "references"),
         '<ol class="sources">' + "".join(f"<li>{escape(s)}</li>" for s in board.sources) + "</ol>",
         "</section>",

@@ -34,7 +34,10 @@ def explanation(board: Leaderboard) -> list[str]:
         "Test split. Each task's main metric in its own unit: mean ± sample standard deviation "
         "over seeds (the mean alone for one seed). ↑ higher is better, ↓ lower is better. "
         "— no result; n/a not finite.",
-        f"{PARTIAL_MARK} computed over fewer tasks than the table has. "
+        "SUPERB score: over the SUPERB paper's ten tasks (PR, ASR, KS, QbE, SF, IC, SID, ASV, "
+        "SD, ER), as the SUPERB leaderboard computes it; one over fewer is partial and says "
+        "how many it covers.",
+        f"{PARTIAL_MARK} HEAR average over fewer tasks than the table has. "
         f"{NINETEEN_TASKS_MARK} published average over all 19 HEAR tasks.",
     ]
     return lines + board.notes
@@ -55,7 +58,8 @@ def to_markdown(board: Leaderboard, context: ReportContext) -> str:
     sections.append("\n".join(f"- {line}" for line in explanation(board)))
     sections += [
         "## Published references",
-        "As published (not measured by bench); SUPERB score over the tasks each source reports.",
+        "As published (not measured by bench); SUPERB score over the paper's tasks each source "
+        "reports.",
         frame_markdown(references_table(board).frame),
         "Sources:",
         "\n".join(f"{i}. {source}" for i, source in enumerate(board.sources, start=1)),

@@ -8,7 +8,13 @@ scores 0 and the leaderboard's SOTA point 1000,
 averaged within a task (SF has F1 and CER, SE has PESQ and STOI), then over tasks. For a
 lower-is-better metric (PER, WER, EER, DER, CER) SOTA lies below FBANK, so numerator and
 denominator change sign together and an improvement still raises p: the formula needs no
-special case. It is computed only over the SUPERB tasks present, which it lists.
+special case.
+
+The score is over the SUPERB paper's ten tasks (``SUPERB_SCORE_TASKS``), the leaderboard's
+"Paper" view: its reference points also cover ST, SE and SS (SUPERB-SG, the "Public Set"
+view), which stay out of this score. With all ten tasks it is the leaderboard's number
+(which prints it rounded to an integer); with fewer it is *partial*: it lists the tasks it
+covers and the ones missing, and reports say so.
 
 HEAR average: the mean primary metric over the HEAR tasks run, in percent
 (``bench.hear.metrics.hear_score``).
@@ -24,6 +30,19 @@ from dataclasses import dataclass
 from bench.report.references import ReferencePoint
 
 SUPERB_SCALE = 1000.0
+#: the SUPERB paper's ten tasks, in its order (the leaderboard's "Paper" columns)
+SUPERB_SCORE_TASKS = (
+    "superb.pr",
+    "superb.asr",
+    "superb.ks",
+    "superb.qbe",
+    "superb.sf",
+    "superb.ic",
+    "superb.sid",
+    "superb.asv",
+    "superb.sd",
+    "superb.er",
+)
 
 
 @dataclass(frozen=True)
@@ -42,6 +61,16 @@ class SuperbScore:
     def tasks(self) -> tuple[str, ...]:
         return tuple(sorted(self.per_task))
 
+    @property
+    def missing(self) -> tuple[str, ...]:
+        """The paper's tasks the score does not cover, in the paper's order."""
+        return tuple(task for task in SUPERB_SCORE_TASKS if task not in self.per_task)
+
+    @property
+    def is_partial(self) -> bool:
+        """True unless all ten tasks are in: then it is not the published SUPERB score."""
+        return bool(self.missing)
+
 
 def metric_score(value: float, point: ReferencePoint) -> float:
     """One metric on the SUPERB scale: FBANK -> 0, SOTA -> 1000 (higher is always better)."""
@@ -53,7 +82,7 @@ def superb_score(
     points: Sequence[ReferencePoint],
     tasks: Collection[str] | None = None,
 ) -> SuperbScore:
-    """The SUPERB score of one upstream.
+    """The SUPERB score of one upstream, over the paper's ten tasks that have values.
 
     values: (task, metric) -> score, in bench's units; tasks without any value are absent.
     tasks: restrict to these tasks (e.g. the ones a comparison has in common).
@@ -61,7 +90,7 @@ def superb_score(
     per_task: dict[str, float] = {}
     incomplete: dict[str, tuple[str, ...]] = {}
     for task, task_points in _points_by_task(points).items():
-        if tasks is not None and task not in tasks:
+        if task not in SUPERB_SCORE_TASKS or (tasks is not None and task not in tasks):
             continue
         scores = {p.metric: _finite(values.get((p.task, p.metric))) for p in task_points}
         present = {metric: value for metric, value in scores.items() if value is not None}
@@ -79,8 +108,18 @@ def superb_score(
 
 
 def superb_tasks(points: Sequence[ReferencePoint]) -> tuple[str, ...]:
-    """The tasks the SUPERB score knows, in the reference file's order."""
-    return tuple(_points_by_task(points))
+    """The tasks the SUPERB score averages that have reference points, in the paper's order."""
+    known = _points_by_task(points)
+    return tuple(task for task in SUPERB_SCORE_TASKS if task in known)
+
+
+def describe_coverage(score: SuperbScore) -> str:
+    """e.g. ``superb.ks, superb.ic (partial: 2 of 10; missing superb.pr, ...)``."""
+    covered = ", ".join(score.tasks)
+    if not score.is_partial:
+        return f"{covered} (all {len(SUPERB_SCORE_TASKS)})"
+    count = f"{len(score.tasks)} of {len(SUPERB_SCORE_TASKS)}"
+    return f"{covered} (partial: {count}; missing {', '.join(score.missing)})"
 
 
 def _points_by_task(points: Sequence[ReferencePoint]) -> dict[str, list[ReferencePoint]]:

@@ -1,8 +1,9 @@
 """Display tables of a leaderboard: formatted cells, the leaderboard and the references table.
 
 Cells: ``mean ± std`` in the metric's unit (the mean alone for one seed), ``—`` for a missing
-result, ``n/a`` for a non-finite one; summary scores over fewer tasks than the table has are
-marked ``*``, published 19-task HEAR averages ``†``.
+result, ``n/a`` for a non-finite one; a SUPERB score over fewer than the paper's ten tasks
+reads ``(partial: n of 10)``; HEAR averages over fewer tasks than the table has are marked
+``*``, published 19-task HEAR averages ``†``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from bench.report.leaderboard import (
     published_value,
 )
 from bench.report.references import HEAR_AVERAGE, HEAR_AVERAGE_TASKS
+from bench.report.scores import SUPERB_SCORE_TASKS, SuperbScore
 from bench.report.units import metric_label, unit_of
 
 MISSING_CELL = "—"
@@ -58,12 +60,19 @@ def published_cell(board: Leaderboard, label: str, task: str, metric: str | None
     return MISSING_CELL if value is None else format_stat(value, None, None, metric)
 
 
-def superb_cell(summary: Summary, expected: Sequence[str]) -> str:
+def superb_cell(summary: Summary) -> str:
+    """The score; one over fewer than the paper's ten tasks says so, with its count."""
     score = summary.superb
     if score is None or score.value is None:
         return MISSING_CELL
-    partial = PARTIAL_MARK if set(score.tasks) != set(expected) else ""
-    return f"{_score_text(score.value)}{partial}"
+    return _superb_text(score)
+
+
+def _superb_text(score: SuperbScore) -> str:
+    assert score.value is not None
+    if not score.is_partial:
+        return _score_text(score.value)
+    return f"{_score_text(score.value)} (partial: {len(score.tasks)} of {len(SUPERB_SCORE_TASKS)})"
 
 
 def _score_text(value: float) -> str:
@@ -101,9 +110,17 @@ def leaderboard_table(board: Leaderboard) -> DisplayTable:
     rows, flags = [], []
     for upstream in board.upstreams:
         cells = {headers[c.task]: measured_cell(board, upstream, c) for c in board.columns}
-        origins = {r.origin for r in board.results if r.upstream == upstream}
+        origins = {r.origin for r in board.results if r.row == upstream}
+        protocol = ", ".join(board.protocols(upstream)) or MISSING_CELL
         rows.append(
-            _table_row(board, upstream, cells, (MEASURED, upstream), "measured" + _origin(origins))
+            _table_row(
+                board,
+                upstream,
+                cells,
+                (MEASURED, upstream),
+                "measured" + _origin(origins),
+                protocol,
+            )
         )
         flags.append(False)
     for label in board.published_rows:
@@ -113,7 +130,12 @@ def leaderboard_table(board: Leaderboard) -> DisplayTable:
         sources = ", ".join(f"[{board.source_number(s)}]" for s in published_source(board, label))
         rows.append(
             _table_row(
-                board, f"{label} (published)", cells, (PUBLISHED, label), f"published {sources}"
+                board,
+                f"{label} (published)",
+                cells,
+                (PUBLISHED, label),
+                f"published {sources}",
+                board.published_protocol(label),
             )
         )
         flags.append(True)
@@ -125,12 +147,12 @@ def _origin(origins: set[str]) -> str:
 
 
 def _table_row(
-    board: Leaderboard, label: str, cells: dict, key: tuple[str, str], source: str
+    board: Leaderboard, label: str, cells: dict, key: tuple[str, str], source: str, protocol: str
 ) -> dict:
     summary = board.summaries[key]
-    row = {"upstream": label, **cells}
+    row = {"upstream": label, "protocol": protocol, **cells}
     if board.superb_tasks:
-        row["SUPERB score"] = superb_cell(summary, board.superb_tasks)
+        row["SUPERB score"] = superb_cell(summary)
     if board.hear_tasks:
         row["HEAR avg (%)"] = hear_cell(summary, board.hear_tasks)
     row["source"] = source
@@ -145,12 +167,12 @@ def references_table(board: Leaderboard) -> DisplayTable:
     directions = {(p.task, p.metric): p.higher_is_better for p in board.references.points}
     rows = []
     for label, summary in board.reference_summaries.items():
-        row = {"upstream": label}
+        row = {"upstream": label, "protocol": board.published_protocol(label)}
         for task, metric in superb_metrics:
             header = f"{task} {metric_label(metric, directions.get((task, metric)))}"
             row[header] = published_cell(board, label, task, metric)
-        row["SUPERB score (tasks)"] = (
-            f"{_score_text(summary.superb.value)} ({len(summary.superb.tasks)})"
+        row["SUPERB score"] = (
+            _superb_text(summary.superb)
             if summary.superb and summary.superb.value is not None
             else MISSING_CELL
         )

@@ -38,6 +38,7 @@ _SUPERB_UNITS = {
     "cer": PERCENT,
     "eer": PERCENT,
     "der": PERCENT,
+    "der_dev_tuned": PERCENT,
     "slot_f1": PERCENT,
     "slot_cer": PERCENT,
     "frame_f1": PERCENT,

@@ -1,13 +1,13 @@
-"""SUPERB's tasks on the real corpora: PR, ASR (content), KS, IC, SID, ER, ASV.
+"""SUPERB's tasks on the real corpora: the paper's ten (PR, ASR, KS, QbE, SF, IC, SID, ASV, SD, ER).
 
-One module per task, mostly metadata (``pr``, ``asr``, ``ks``, ``ic``, ``sid``, ``er``, ``asv``); the
-corpus readers and their checks live in ``bench.tasks.corpora``. Each task's
-docstring says what ``--data-root`` must hold, how the corpus is split and labelled, and
-where each protocol fact comes from in s3prl.
+One module per task, mostly metadata (``pr``, ``asr``, ``ks``, ``qbe``, ``sf``, ``ic``, ``sid``,
+``asv``, ``sd``, ``er``); the corpus readers and their checks live in ``bench.tasks.corpora``.
+Each task's docstring says what ``--data-root`` must hold, how the corpus is split and
+labelled, and where each protocol fact comes from in s3prl.
 """
 
 from bench.task import Suite, register_suite
-from bench.tasks.superb import asr, asv, er, ic, ks, pr, qbe, sid  # noqa: F401
+from bench.tasks.superb import asr, asv, er, ic, ks, pr, qbe, sd, sf, sid  # noqa: F401
 
 register_suite(
     Suite(
@@ -28,16 +28,20 @@ register_suite(
 register_suite(
     Suite(
         name="superb",
-        description="The SUPERB tasks bench runs: PR, ASR, KS, QbE, IC, SID, ER, ASV",
+        description="The SUPERB paper's ten tasks, those of its score: "
+        "PR, ASR, KS, QbE, SF, IC, SID, ASV, SD, ER",
+        # the paper's order; the same tuple as bench.report.scores.SUPERB_SCORE_TASKS
         tasks=(
             "superb.pr",
             "superb.asr",
             "superb.ks",
             "superb.qbe",
+            "superb.sf",
             "superb.ic",
             "superb.sid",
-            "superb.er",
             "superb.asv",
+            "superb.sd",
+            "superb.er",
         ),
         default_upstream=None,
     )
