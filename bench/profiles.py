@@ -154,6 +154,16 @@ REFERENCE: dict[str, ReferenceProtocol] = {
     "superb.asr": _s3prl("asr", 200_000, 2_000, 1e-4),
     "superb.sf": _s3prl("ctc (snips.yaml)", 200_000, 2_000, 1e-4),
     "superb.sd": _s3prl("diarization", 30_000, 500, 1e-4),
+    # SUPERB-SG (s3prl's docs name these the versions comparable with the paper)
+    "superb.ood_asr.es": _s3prl("ctc (cv_config/cv_es.yaml)", 500_000, 2_000, 1e-4),
+    "superb.ood_asr.zh": _s3prl("ctc (cv_config/cv_zh.yaml)", 500_000, 5_000, 1e-4),
+    "superb.ood_asr.ar": _s3prl("ctc (cv_config/cv_ar.yaml)", 500_000, 5_000, 1e-4),
+    "superb.ood_asr.sbcsae": _s3prl("ctc (sbcsae.yaml)", 500_000, 2_000, 1e-4),
+    "superb.se": _s3prl("enhancement_stft (cfg_voicebank.yaml)", 150_000, 1_250, 1e-4),
+    "superb.ss": dataclasses.replace(
+        _s3prl("separation_stft (cfg.yaml)", 150_000, 2_000, 1e-4),
+        task_options={"recipe": "separation_stft"},
+    ),
     # QbE trains nothing: its reference is the default (docs/protocols.md lists the rest)
     "superb.qbe": ReferenceProtocol(
         None,

@@ -118,6 +118,7 @@ def run_show(args: argparse.Namespace) -> int:
             format_stat(task.mean, task.std, task.n, task.metric),
             task.n,
             task.unit,
+            task.protocol,
         ]
         for name, task in baseline.tasks.items()
     ]
@@ -125,5 +126,5 @@ def run_show(args: argparse.Namespace) -> int:
         f"baseline {baseline.upstream} (weights {baseline.weights_hash[:12]}, "
         f"bench {baseline.bench_version}, {baseline.created_at})"
     )
-    print_table(title, ["task", "metric", "test", "seeds", "unit"], rows)
+    print_table(title, ["task", "metric", "test", "seeds", "unit", "protocol"], rows)
     return 0

@@ -6,10 +6,14 @@
 - ``RecurrentCTCHead`` (ASR, ``downstream/asr/config.yaml``): weighted sum -> SpecAugment
   (training only) -> Linear(D, 1024) -> two bidirectional LSTM layers of 1024 units, each
   followed by dropout 0.2 -> Linear(2048, V); s3prl's ``RNNs`` with no downsampling, layer
-  norm or projection.
+  norm or projection. For SUPERB-SG's OOD-ASR (``downstream/ctc``'s cv and sbcsae
+  configs) each LSTM layer is followed by Linear(2048, 2048) + tanh after its dropout, and
+  every ``frame_step``-th frame is kept after the first projection (s3prl's
+  ``sample_style: drop``).
 
-Both map frames ``[B, T, L, D]`` with valid lengths ``[B]`` to logits ``[B, T, V]`` (every
-frame keeps its position: the output lengths are the input lengths).
+Both map frames ``[B, T, L, D]`` with valid lengths ``[B]`` to logits ``[B, T', V]`` whose
+valid lengths are ``lengths // frame_step`` (``frame_step`` is 1 but for a downsampling
+recurrent head).
 """
 
 from __future__ import annotations
@@ -22,6 +26,12 @@ from bench.ctc.augment import spec_augment
 from bench.ctc.recipe import RecurrentHead
 from bench.featurizer import WeightedSum
 from bench.hear.predictor import SeededDropout
+
+
+def output_lengths(lengths: Tensor, frame_step: int) -> Tensor:
+    """Valid output frames of a head keeping every ``frame_step``-th frame (s3prl's
+    ``x_len // sample_rate``), at least one so that any utterance can be decoded."""
+    return (lengths // frame_step).clamp(min=1) if frame_step > 1 else lengths
 
 
 class LinearCTCHead(nn.Module):
@@ -38,6 +48,7 @@ class LinearCTCHead(nn.Module):
         self.featurizer = WeightedSum(num_layers, layers, layer_norm)
         self.projector = nn.Linear(input_dim, project_dim)
         self.classifier = nn.Linear(project_dim, num_tokens)
+        self.frame_step = 1
 
     def forward(self, frames: Tensor, lengths: Tensor) -> Tensor:
         return self.classifier(self.projector(self.featurizer(frames)))
@@ -50,10 +61,12 @@ class RecurrentCTCHead(nn.Module):
         input_dim: int,
         num_tokens: int,
         spec: RecurrentHead,
+        frame_step: int = 1,
         layers: str | int = "weighted",
         layer_norm: bool = False,
     ):
         super().__init__()
+        self.frame_step = frame_step
         self.featurizer = WeightedSum(num_layers, layers, layer_norm)
         self.spec_augment = spec.spec_augment
         #: SpecAugment's random numbers (on the CPU); ``seed`` sets it and dropout's
@@ -65,6 +78,9 @@ class RecurrentCTCHead(nn.Module):
             self.rnns.append(nn.LSTM(size, spec.rnn_dim, batch_first=True, bidirectional=True))
             size = 2 * spec.rnn_dim
         self.dropout = SeededDropout(spec.dropout)
+        self.projections = nn.ModuleList(
+            nn.Linear(size, size) for _ in range(spec.rnn_layers if spec.projection else 0)
+        )
         self.classifier = nn.Linear(size, num_tokens)
 
     def seed(self, seed: int, device: torch.device | str = "cpu") -> None:
@@ -78,11 +94,16 @@ class RecurrentCTCHead(nn.Module):
         if self.training and self.spec_augment is not None:
             features = spec_augment(features, lengths.cpu(), self.spec_augment, self.generator)
         hidden = self.projector(features)
-        for rnn in self.rnns:
+        if self.frame_step > 1:
+            hidden = hidden[:, :: self.frame_step]
+            lengths = output_lengths(lengths, self.frame_step)
+        for layer, rnn in enumerate(self.rnns):
             packed = pack_padded_sequence(
                 hidden, lengths.cpu(), batch_first=True, enforce_sorted=False
             )
             output, _ = rnn(packed)
-            hidden, _ = pad_packed_sequence(output, batch_first=True, total_length=frames.shape[1])
+            hidden, _ = pad_packed_sequence(output, batch_first=True, total_length=hidden.shape[1])
             hidden = self.dropout(hidden)
+            if self.projections:
+                hidden = torch.tanh(self.projections[layer](hidden))
         return self.classifier(hidden)

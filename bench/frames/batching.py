@@ -6,10 +6,12 @@ so it can be recomputed anywhere: every probe of a sweep and every frame source 
 encoder stream) sees the same batches in the same order, and a resumed run continues
 with exactly the batch it would have drawn.
 
-- ``SlidingWindows`` (s3prl's ``downstream/ctc`` readers, SUPERB PR): items sorted by
-  label length, longest first; each epoch visits every position once in random order and
-  takes the ``batch_size`` items from there (the last full window near the end), halved
-  when its first utterance is longer than 300,000 samples (18.75 s).
+- ``SlidingWindows`` (s3prl's ``downstream/ctc`` readers): items sorted longest first, by
+  label length (SUPERB PR's LibriSpeech reader) or by duration (``sort_by="duration"``: the
+  Common Voice and SBCSAE lists of SUPERB-SG's OOD-ASR, which are sorted by duration); each
+  epoch visits every position once in random order and takes the ``batch_size`` items from
+  there (the last full window near the end), halved when its first utterance is longer
+  than 300,000 samples (18.75 s).
 - ``LengthBuckets`` (s3prl's ``downstream/asr/dataset.py``, SUPERB ASR): items sorted by
   duration, longest first, cut into buckets of ``batch_size``; a bucket whose longest
   utterance exceeds 2,000 samples (0.125 s: every real one) is split into two halves; a
@@ -63,9 +65,16 @@ class BatchSchedule:
 
 @dataclass(frozen=True)
 class SlidingWindows:
-    """s3prl's PR batching (see the module docstring)."""
+    """s3prl's CTC batching (see the module docstring); ``sort_by``: ``label`` or ``duration``."""
 
     halve_above_seconds: float = 300_000 / 16_000
+    sort_by: str = "label"
+
+    def __post_init__(self) -> None:
+        if self.sort_by not in ("label", "duration"):
+            raise ValueError(
+                f"SlidingWindows.sort_by is 'label' or 'duration', not {self.sort_by!r}"
+            )
 
     def schedule(
         self,
@@ -74,7 +83,7 @@ class SlidingWindows:
         batch_size: int,
         seed: int,
     ) -> BatchSchedule:
-        order = _longest_first(label_lengths)
+        order = _longest_first(durations if self.sort_by == "duration" else label_lengths)
         count = len(order)
         windows = []
         for position in range(count):

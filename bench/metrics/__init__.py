@@ -3,8 +3,9 @@
 - ``verification``: speaker verification (EER, minDCF) from trial scores.
 - ``units``: discrete units against phone labels (PNMI, purities) and their bitrate.
 - ``ctc``: error rates of recognised sequences (PER, WER, CER) as s3prl computes them.
+- ``enhancement``: SI-SDR (improvement), PESQ and STOI of enhanced or separated speech.
 
 HEAR's metrics live with the HEAR protocol (``bench.hear.metrics``). New families
-(diarization, slot filling, enhancement, translation, term-weighted value...) get a module
+(diarization, slot filling, translation, term-weighted value...) get a module
 of their own here.
 """

@@ -14,4 +14,5 @@ PROTOCOL_MODULES = (
     "bench.protocols.abx",
     "bench.protocols.dtw",
     "bench.protocols.diarization",
+    "bench.protocols.enhancement",
 )

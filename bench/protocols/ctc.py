@@ -40,7 +40,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from bench.ctc.decode import greedy_decode
-from bench.ctc.recipe import CTCRecipe
+from bench.ctc.heads import output_lengths
+from bench.ctc.recipe import CTCRecipe, frame_step
 from bench.ctc.text import Transcription
 from bench.data import DataError, Item, TaskData
 from bench.frames.batching import BatchSchedule
@@ -146,7 +147,7 @@ def recognise(
     for index, (frames, lengths) in zip(batches, frames_of, strict=True):
         with autocast(settings):
             logits = head(frames.to(settings.device), lengths.to(settings.device))
-        decoded = greedy_decode(logits, lengths, transcription.tokens)
+        decoded = greedy_decode(logits, head_lengths(head, lengths), transcription.tokens)
         for position, units in zip(index, decoded, strict=True):
             hypotheses[position] = units
     return hypotheses
@@ -158,12 +159,17 @@ def build_split(items: list[Item], source: FrameSource, transcription: Transcrip
     return CTCSplit(items, source, targets, references, source.frame_counts(items))
 
 
-def trainable(split: CTCSplit) -> list[int]:
-    """Positions whose frames can hold their CTC target."""
+def head_lengths(head: nn.Module, lengths: Tensor) -> Tensor:
+    """The valid lengths of a head's logits (a head may keep every ``frame_step``-th frame)."""
+    return output_lengths(lengths, getattr(head, "frame_step", 1))
+
+
+def trainable(split: CTCSplit, frame_step: int = 1) -> list[int]:
+    """Positions whose head output (every ``frame_step``-th frame) can hold their CTC target."""
     return [
         i
         for i, (frames, targets) in enumerate(zip(split.lengths, split.targets, strict=True))
-        if frames >= ctc_frames_needed(targets)
+        if frames // frame_step >= ctc_frames_needed(targets)
     ]
 
 
@@ -192,7 +198,7 @@ class CTCRecognition(ProbeProtocol):
         scored = [split for split in data.splits if split not in fold.train]
         splits = {split: build_split(data.splits[split], source, transcription) for split in scored}
         everything = build_split(data.items(fold.train), source, transcription)
-        keep = trainable(everything)
+        keep = trainable(everything, frame_step(recipe.head, upstream.frame_rate))
         skipped = len(everything.items) - len(keep)
         if skipped:
             example = next(i for i in range(len(everything.items)) if i not in set(keep))
@@ -219,6 +225,7 @@ class CTCRecognition(ProbeProtocol):
                     upstream.num_layers,
                     upstream.hidden_size,
                     len(tokens),
+                    frame_rate=upstream.frame_rate,
                     layers=settings.layers,
                     layer_norm=settings.layer_norm,
                 )
@@ -296,7 +303,9 @@ def _train(
             drawn += 1
             with autocast(settings):
                 logits = model(frames, lengths.to(settings.device))
-            losses.append(ctc_loss(logits, lengths, targets, target_lengths, blank))
+            losses.append(
+                ctc_loss(logits, head_lengths(model, lengths), targets, target_lengths, blank)
+            )
         loss = torch.stack(losses).mean()
         if not math.isfinite(value := float(loss.detach())):
             raise ProbeDiverged(f"training loss is {value} at step {drawn // recipe.accumulate}")

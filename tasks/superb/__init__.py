@@ -1,13 +1,28 @@
-"""SUPERB's tasks on the real corpora: the paper's ten (PR, ASR, KS, QbE, SF, IC, SID, ASV, SD, ER).
+"""SUPERB's tasks on the real corpora: the paper's ten (PR, ASR, KS, QbE, SF, IC, SID, ASV, SD, ER),
+and SUPERB-SG's OOD-ASR, SE and SS.
 
 One module per task, mostly metadata (``pr``, ``asr``, ``ks``, ``qbe``, ``sf``, ``ic``, ``sid``,
-``asv``, ``sd``, ``er``); the corpus readers and their checks live in ``bench.tasks.corpora``.
-Each task's docstring says what ``--data-root`` must hold, how the corpus is split and
-labelled, and where each protocol fact comes from in s3prl.
+``asv``, ``sd``, ``er``, ``ood_asr``, ``se``, ``ss``); the corpus readers and their checks live
+in ``bench.tasks.corpora``. Each task's docstring says what ``--data-root`` must hold, how the
+corpus is split and labelled, and where each protocol fact comes from in s3prl.
 """
 
 from bench.task import Suite, register_suite
-from bench.tasks.superb import asr, asv, er, ic, ks, pr, qbe, sd, sf, sid  # noqa: F401
+from bench.tasks.superb import (  # noqa: F401
+    asr,
+    asv,
+    er,
+    ic,
+    ks,
+    ood_asr,
+    pr,
+    qbe,
+    sd,
+    se,
+    sf,
+    sid,
+    ss,
+)
 
 register_suite(
     Suite(
@@ -42,6 +57,22 @@ register_suite(
             "superb.asv",
             "superb.sd",
             "superb.er",
+        ),
+        default_upstream=None,
+    )
+)
+register_suite(
+    Suite(
+        name="superb-sg",
+        description="SUPERB-SG tasks bench runs: OOD-ASR (Common Voice es, zh-CN, ar; SBCSAE), "
+        "SE, SS",
+        tasks=(
+            "superb.ood_asr.es",
+            "superb.ood_asr.zh",
+            "superb.ood_asr.ar",
+            "superb.ood_asr.sbcsae",
+            "superb.se",
+            "superb.ss",
         ),
         default_upstream=None,
     )

@@ -27,9 +27,12 @@ Checkpoint selection (option ``checkpoint_selection``, recorded in the result's
 
 - ``test`` (default, SUPERB's protocol): VoxCeleb1 has no dev set; SUPERB saves a
   checkpoint every 20,000 steps, scores each on the test trials and reports the best EER.
-  bench evaluates on the test trials every 5,000 steps, keeps the best, stops after 5
-  evaluations without improvement, and selects the learning rate the same way. Optimistic
-  by construction; it is what SUPERB numbers mean.
+  bench's ``fast`` profile evaluates on the test trials every 5,000 steps, keeps the best,
+  stops after 5 evaluations without improvement, and selects the learning rate the same
+  way. The ``reference`` profile (bench.profiles) is SUPERB's rule: one learning rate
+  (1e-4), 200,000 steps without early stopping, the test trials scored every 20,000 steps
+  (the 10 checkpoints), the best reported. Optimistic by construction; it is what SUPERB
+  numbers mean.
 - ``dev_speakers``: ``dev_speakers`` (40, as many as the test set) training speakers are
   held out (a fixed hash order) and their utterances make dev trials, one same-speaker and
   one different-speaker trial per utterance (seeded); checkpoints and learning rate are
