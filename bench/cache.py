@@ -181,6 +181,24 @@ class FeatureCache:
             atomic_write_text(plan_file, json.dumps(_plan_content(shards)))
         return cls(directory, key, shards)
 
+    @classmethod
+    def at(cls, directory: Path) -> FeatureCache:
+        """The cache planned in ``directory`` (by ``open``, perhaps on another machine),
+        from its key.json and plan.json: how a worker finds the shards it is to fill."""
+        directory = Path(directory)
+        try:
+            fields = json.loads((directory / "key.json").read_text())
+            fields["hidden_sizes"] = tuple(fields["hidden_sizes"])
+            if fields.get("layers") is not None:
+                fields["layers"] = tuple(fields["layers"])
+            key = CacheKey(**fields)
+            shards = _shards_of(json.loads((directory / "plan.json").read_text()))
+        except (OSError, ValueError, TypeError, KeyError) as error:
+            raise CacheError(f"{directory}: not a planned cache ({error})") from None
+        if not directory.name.endswith(key.digest()[:16]):
+            raise CacheError(f"{directory}: key.json does not match the directory's key")
+        return cls(directory, key, shards)
+
     def for_layers(self, layers: Sequence[int]) -> FeatureCache:
         """The cache of the same audio and plan that holds only ``layers`` (its own key and
         directory, beside this one)."""
@@ -202,9 +220,11 @@ class FeatureCache:
         stem = self.directory / f"shard-{shard.index:05d}"
         return stem.with_suffix(".npy"), stem.with_suffix(".json")
 
-    def missing_shards(self) -> list[Shard]:
-        """Shards without a valid commit record; corrupt ones are removed (and logged)."""
-        return [shard for shard in self.shards if not self._is_complete(shard)]
+    def missing_shards(self, shards: Sequence[Shard] | None = None) -> list[Shard]:
+        """Shards (of ``shards``, default all) without a valid commit record; corrupt ones
+        are removed (and logged)."""
+        chosen = self.shards if shards is None else shards
+        return [shard for shard in chosen if not self._is_complete(shard)]
 
     def _is_complete(self, shard: Shard) -> bool:
         data_file, record_file = self._files(shard)
@@ -331,21 +351,23 @@ def _durations(refs: Sequence[AudioRef]) -> list[float]:
     return durations
 
 
+def _shards_of(plan: list[dict[str, Any]]) -> list[Shard]:
+    """plan.json's content as shards (the inverse of ``_plan_content``)."""
+    return [
+        Shard(
+            i,
+            tuple((str(p), float(s), None if e is None else float(e)) for p, s, e in entry["refs"]),
+            tuple(float(d) for d in entry["durations"]),
+        )
+        for i, entry in enumerate(plan)
+    ]
+
+
 def _read_plan(plan_file: Path, refs: Sequence[AudioRef]) -> list[Shard] | None:
     """The stored plan, or None when there is none or it cannot be used (empty or
     truncated by a full disk or a kill, or not covering exactly ``refs``): plan again."""
     try:
-        plan = json.loads(plan_file.read_text())
-        shards = [
-            Shard(
-                i,
-                tuple(
-                    (str(p), float(s), None if e is None else float(e)) for p, s, e in entry["refs"]
-                ),
-                tuple(float(d) for d in entry["durations"]),
-            )
-            for i, entry in enumerate(plan)
-        ]
+        shards = _shards_of(json.loads(plan_file.read_text()))
     except FileNotFoundError:
         return None
     except (OSError, ValueError, TypeError, KeyError) as error:

@@ -18,6 +18,8 @@ from omegaconf.errors import OmegaConfBaseException
 
 CONFIG_FILE_NAME = "bench.yaml"
 DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+#: where ``bench run``'s work runs (bench.executors)
+EXECUTORS = ("local", "ray", "slurm")
 
 
 class ConfigError(ValueError):
@@ -130,6 +132,49 @@ class QuickConfig:
 
 
 @dataclass
+class WorkConfig:
+    """The units of work that ``executor=ray|slurm`` spread over workers (docs/scaling.md)."""
+
+    #: cache shards (about ``extract.shard_seconds`` of audio each) per extraction unit
+    shards_per_unit: int = 1
+    #: CPUs per unit; its torch threads and probe workers follow (unless runtime.threads)
+    cpus: int = 1
+    #: GPUs per unit that runs the encoder or trains on a GPU (extract/probe.device not cpu)
+    gpus: int = 0
+    #: a unit whose worker died (killed, preempted, node lost) runs again this many times
+    retries: int = 2
+
+
+@dataclass
+class RayConfig:
+    #: null: bench starts a Ray of its own on 127.0.0.1; else a running cluster's address
+    #: (``auto``, ``host:6379``, ``ray://host:10001``)
+    address: str | None = None
+    #: CPUs of the Ray bench starts (null: this machine's)
+    num_cpus: int | None = None
+    #: start that Ray's dashboard (on 127.0.0.1)
+    dashboard: bool = False
+
+
+@dataclass
+class SlurmConfig:
+    #: null: the cluster's default partition
+    partition: str | None = None
+    #: time limit of each job, in minutes
+    time_min: int = 240
+    #: jobs of one array running at once
+    array_parallelism: int = 64
+    #: memory per job in GB; null: the partition's default
+    mem_gb: float | None = None
+    #: submitit's job files and logs; on a file system every node sees
+    folder: str = "${paths.workspace}/slurm"
+    #: seconds between two looks at the jobs
+    poll_s: float = 10.0
+    #: other sbatch options, e.g. {account: proj, qos: high, constraint: a100}
+    sbatch: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
 class RuntimeConfig:
     #: torch threads; null: the CPUs this process may use
     threads: int | None = None
@@ -150,6 +195,11 @@ class BenchConfig:
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     quick: QuickConfig = field(default_factory=QuickConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    #: where the work runs: local (this process, task after task), ray or slurm
+    executor: str = "local"
+    work: WorkConfig = field(default_factory=WorkConfig)
+    ray: RayConfig = field(default_factory=RayConfig)
+    slurm: SlurmConfig = field(default_factory=SlurmConfig)
 
 
 def default_config_file() -> Path | None:
@@ -227,6 +277,16 @@ def _validate(config: DictConfig) -> None:
         raise ConfigError("probe.seeds must list at least one seed (or be null: the profile's)")
     if config.quick.items_per_split < 1 or config.quick.max_steps < 1:
         raise ConfigError("quick.items_per_split and quick.max_steps must be at least 1")
+    if config.executor not in EXECUTORS:
+        raise ConfigError(
+            f"executor must be one of {', '.join(EXECUTORS)}, not '{config.executor}'"
+        )
+    work = config.work
+    if work.shards_per_unit < 1 or work.cpus < 1 or work.gpus < 0 or work.retries < 0:
+        raise ConfigError(
+            "work.shards_per_unit and work.cpus must be at least 1, work.gpus and "
+            "work.retries at least 0"
+        )
     level = str(config.runtime.log_level).upper()
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError(

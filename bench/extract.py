@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -205,11 +205,16 @@ class Extractor:
             None if clip_seconds is None else round(clip_seconds * upstream.sample_rate)
         )
 
-    def fill(self, cache: FeatureCache, label: str = "") -> ExtractionStats:
+    def fill(
+        self, cache: FeatureCache, label: str = "", only: Collection[int] | None = None
+    ) -> ExtractionStats:
+        """Extract the cache's missing shards (of those numbered in ``only``, when given:
+        a worker's share of a cache that others fill beside it)."""
         stats = ExtractionStats()
         started = time.perf_counter()
-        missing = cache.missing_shards()
-        stats.shards_cached = len(cache.shards) - len(missing)
+        wanted = cache.shards if only is None else [s for s in cache.shards if s.index in only]
+        missing = cache.missing_shards(wanted)
+        stats.shards_cached = len(wanted) - len(missing)
         if not missing:
             log.info("features of %s are cached (%s)", label or self.name, cache.directory)
             return stats

@@ -9,6 +9,10 @@ record of that identity unless asked to train again; else start the MLflow run, 
 train, write the record (the source of truth), then log it. A failure at any stage is
 that task's failure, reported in one line naming the stage and the cause; the suite goes
 on. A tracking failure is a warning: the record is kept and ``bench log`` logs it later.
+
+Those steps are phases (``Runner.plan``, ``extract``, ``train``, ``write_record``,
+``complete``) so that an executor (bench.executors) can run the middle two as units on
+other machines (bench.work_units) while planning, records and tracking stay here.
 """
 
 from __future__ import annotations
@@ -176,14 +180,14 @@ def probe_settings(
     )
 
 
-def sweep_checkpoints(config: DictConfig, upstream: str, task: str, identity: Any) -> Any:
+def sweep_checkpoints(workspace: Path | str, upstream: str, task: str, digest: str) -> Any:
     """A sweep's checkpoints: ``<workspace>/checkpoints/<upstream>/<task>/<identity>/``, keyed
-    by the record identity, so that only the same run resumes from them."""
+    by the record identity's ``digest``, so that only the same run resumes from them."""
     from bench.fileio import safe_name
     from bench.frames.checkpoint import SweepCheckpoints
 
-    directory = Path(config.paths.workspace) / "checkpoints" / safe_name(upstream) / task
-    return SweepCheckpoints(directory / identity.digest[:16], {"identity": identity.digest})
+    directory = Path(workspace) / "checkpoints" / safe_name(upstream) / safe_name(task)
+    return SweepCheckpoints(directory / digest[:16], {"identity": digest})
 
 
 def probe_layers(requested: str, fixed: dict[str, Any]) -> str | int:
@@ -315,6 +319,62 @@ def identity_inputs(upstream: LoadedUpstream, cache: Any) -> dict[str, Any]:
     }
 
 
+@dataclass
+class TaskPlan:
+    """A task read, keyed and tracked (``Runner.plan``), whose work remains: extracting its
+    features, training its probes, writing its record. Those phases run here one after
+    another (``Runner.run``) or as units on other machines (``bench.executors``)."""
+
+    task_run: TaskRun
+    upstream_name: str  # as typed
+    outcome: TaskOutcome
+    stage: Stage
+    task: Task
+    data: Any  # bench.data.TaskData
+    protocol: Any  # bench.protocols.base.ProbeProtocol
+    upstream: LoadedUpstream
+    cache: Any  # bench.cache.FeatureCache
+    settings: Any  # bench.protocols.base.ProbeSettings
+    identity: RecordIdentity
+    tracker: Any  # bench.tracking.RunTracker
+    started: float  # time.perf_counter() when the task started
+    loaded_at: float  # ... when its data was read
+    #: how padding entered the encoder's batches (for the record)
+    padding: str
+    #: how the number is made: the record's ``protocol`` (``protocol_record``)
+    protocol_info: dict[str, Any]
+    #: the cache extraction fills: ``cache``, or for a frame-level task its cache of the
+    #: probe's layers, or None when the frames are streamed from the encoder
+    fill: Any = None
+    #: a frame-level task's frame source (``bench.frames.plan.FramePlan``)
+    frames: Any = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.identity.task} ({self.upstream.name})"
+
+    @contextmanager
+    def tracked(self) -> Iterator[None]:
+        """Any exception, Ctrl-C and SIGTERM included, ends the MLflow run (FAILED, KILLED)."""
+        try:
+            yield
+        except BaseException as error:
+            self.tracker.end_failed(error)
+            raise
+
+
+@dataclass
+class TrainedProbes:
+    """What training a task's probes gave: the protocol's outcome and how it went."""
+
+    result: Any  # bench.protocols.base.ProbeOutcome
+    seconds: float
+    #: probes trained at once (``probe.workers`` as resolved where they trained)
+    workers: int
+    #: encoder time inside training (frames streamed from the encoder)
+    forward_seconds: float = 0.0
+
+
 class Runner:
     """Runs tasks for upstreams under one configuration; builds each upstream once.
 
@@ -322,6 +382,9 @@ class Runner:
         ``reuse`` it (nothing is trained or logged again), ``rerun`` (train again and keep
         both records) or ``overwrite`` (train again and delete the earlier records).
     name: record the upstream under this name instead of its canonical id.
+
+    ``run`` does a task's phases in order: ``plan`` (data, upstream, cache plan, identity,
+    reuse, MLflow run), ``extract``, ``train``, ``write_record``, ``complete`` (MLflow).
     """
 
     def __init__(self, config: DictConfig, existing: Existing = "reuse", name: str | None = None):
@@ -345,6 +408,10 @@ class Runner:
                 self._failed_upstreams[typed] = message
                 raise UpstreamLoadError(message) from error
         return self._upstreams[typed]
+
+    def forget_upstreams(self) -> None:
+        """Drop the built models (their memory); a later ``load_upstream`` builds again."""
+        self._upstreams.clear()
 
     def _build_upstream(self, typed: str) -> LoadedUpstream:
         from bench.protocols.base import UpstreamInfo
@@ -383,23 +450,39 @@ class Runner:
     def run(self, task_run: TaskRun, upstream_name: str) -> TaskOutcome:
         """Run one task; any failure is returned with its message, never raised (but
         Ctrl-C and SIGTERM are: the caller stops the suite)."""
+        planned = self.plan(task_run, upstream_name)
+        if isinstance(planned, TaskOutcome):  # reused, or failed before any work
+            return planned
+        plan = planned
+        try:
+            with plan.tracked():
+                extraction = self.extract(plan)
+                trained = self.train(plan)
+                path = self.write_record(plan, extraction, trained)
+            self.complete(plan, path)
+        except Exception as error:
+            fail(plan.outcome, plan.stage.describe(error), error)
+        return plan.outcome
+
+    def plan(self, task_run: TaskRun, upstream_name: str) -> TaskPlan | TaskOutcome:
+        """Read the task's data, load the upstream, plan the feature cache and compute the
+        run's identity; then reuse a complete record of it (a ``TaskOutcome``, nothing
+        more to do) or start its MLflow run (a ``TaskPlan``). A failure is the returned
+        outcome's error."""
         outcome = TaskOutcome(task=task_run.task, upstream=self.name or upstream_name)
         stage = Stage()
         try:
-            self._run(task_run, upstream_name, outcome, stage)
+            return self._plan(task_run, upstream_name, outcome, stage)
         except Exception as error:
-            outcome.error = stage.describe(error)
-            log.error("%s on %s failed %s", outcome.upstream, outcome.task, outcome.error)
-            log.debug("traceback of the failure:", exc_info=True)
-        return outcome
+            fail(outcome, stage.describe(error), error)
+            return outcome
 
-    def _run(
+    def _plan(
         self, task_run: TaskRun, upstream_name: str, outcome: TaskOutcome, stage: Stage
-    ) -> None:
+    ) -> TaskPlan | TaskOutcome:
         from bench.cache import FeatureCache
         from bench.extract import stored_feature_kind
-        from bench.frames.plan import padding_description
-        from bench.protocols.base import PROTOCOLS
+        from bench.frames.plan import choose_frames, frame_cache, padding_description
 
         config = self.config
         started, started_at = time.perf_counter(), time.time()
@@ -411,12 +494,7 @@ class Runner:
             # any HEAR task directory) sets them from its data when constructed.
             task = make_task(task_cls, task_run, config, profile)
             outcome.task = name = task.metadata.name
-            task.prepare()
-            data = task.load()
-            data.check(name)
-            if self.quick:
-                data = limit_items(data, self.quick.items_per_split, name)
-            protocol = PROTOCOLS.get(task.protocol)()
+            data, protocol = read_task(task, self.quick, prepare=True)
         loaded_at = time.perf_counter()
 
         with stage("loading the upstream", None):
@@ -458,7 +536,7 @@ class Runner:
             previous = self.store.latest(upstream.name, name, identity.digest)
             if previous is not None:
                 self._reuse(previous, outcome)
-                return
+                return outcome
 
         from bench.tracking import RunTracker
 
@@ -472,94 +550,142 @@ class Runner:
             started_at=started_at,
         )
         outcome.warnings += tracker.warnings
-        try:
-            probe_info, probe_settings_ = upstream.info, settings
-            frames = None
-            with stage("extracting features", cache.directory):
-                if kind == "sequence":
-                    frames = self._frames(
-                        upstream, cache, task, name, clip_seconds, settings, protocol
-                    )
-                    extraction, features = frames.extraction, frames.source
-                    probe_info, probe_settings_ = frames.info, frames.settings
-                else:
-                    extraction = self._extract(upstream, cache, task, name, clip_seconds)
-                    features = cache.load()
-            if kind == "pooled":
-                outcome.warnings += constant_feature_warnings(features, data, settings, upstream)
-            if hasattr(protocol, "bind_upstream"):  # protocols that use the model itself (units)
-                protocol.bind_upstream(model)
-            if hasattr(protocol, "use_checkpoints"):  # long sweeps that resume after a kill
-                protocol.use_checkpoints(sweep_checkpoints(config, upstream.name, name, identity))
-            cache_dir = cache.directory if frames is None else frames.cache_directory
-            probe_started = time.perf_counter()
-            with stage("training the probes", None):
-                result = protocol.run(task, data, features, probe_info, probe_settings_)
-            finished = time.perf_counter()
-            record = ResultRecord(
-                task=name,
-                suite=task.metadata.suite,
-                upstream=upstream.name,
-                main_metric=task.metadata.main_metric,
-                higher_is_better=task.metadata.higher_is_better,
-                metrics={
-                    split: {m: s.to_dict() for m, s in values.items()}
-                    for split, values in result.metrics.items()
-                },
-                selected=result.selected,
-                probe={
-                    k: (list(v) if isinstance(v, tuple) else v)
-                    for k, v in dataclasses.asdict(settings).items()
-                    if k not in ("progress", "device")
-                },
-                layer_weights=result.layer_weights,
-                upstream_info={
-                    "source": upstream.bundle.source,
-                    "canonical": upstream.canonical,
-                    "family": upstream.bundle.family,
-                    "weights_hash": cache.key.weights_hash,
-                    "num_layers": upstream.info.num_layers,
-                    "hidden_size": upstream.info.hidden_size,
-                    "frame_rate": upstream.info.frame_rate,
-                },
-                data={
-                    "root": str(task.data_root) if task.data_root else None,
-                    "items": {split: len(items) for split, items in data.splits.items()},
-                    "fingerprint": cache.key.data_fingerprint,
-                    "cache": str(cache_dir) if cache_dir else None,
-                    "split_rule": data.extras.get("split_rule"),
-                    "padding": padding_description(model, config.extract),
-                    **({"frames": frames.plan.to_dict()} if frames else {}),
-                },
-                timings={
-                    "load_data_s": loaded_at - started,
-                    "extract_s": extraction.wall_seconds,
-                    "forward_s": extraction.forward_seconds
-                    + getattr(features, "forward_seconds", 0.0),
-                    "audio_s": cache.total_seconds,
-                    "probe_s": finished - probe_started,
-                    "total_s": finished - started,
-                },
-                versions=versions(),
-                config=to_container(config),
-                trials=result.trials,
-                mlflow=tracker.link,
-                identity=identity.to_dict(),
-                quick=self.quick.to_dict() if self.quick else None,
-                protocol=protocol_record(
-                    profile, label, settings, task, upstream, config, protocol, modified
-                ),
+        plan = TaskPlan(
+            task_run=task_run,
+            upstream_name=upstream_name,
+            outcome=outcome,
+            stage=stage,
+            task=task,
+            data=data,
+            protocol=protocol,
+            upstream=upstream,
+            cache=cache,
+            settings=settings,
+            identity=identity,
+            tracker=tracker,
+            started=started,
+            loaded_at=loaded_at,
+            padding=padding_description(model, config.extract),
+            protocol_info=protocol_record(
+                profile, label, settings, task, upstream, config, protocol, modified
+            ),
+            fill=cache,
+        )
+        if kind == "sequence":
+            with plan.tracked(), stage("extracting features", cache.directory):
+                plan.frames = choose_frames(
+                    cache, model.frame_rate, model.hidden_sizes, settings, protocol, config.extract
+                )
+                plan.fill = frame_cache(cache, plan.frames, len(model.hidden_sizes))
+        return plan
+
+    def extract(self, plan: TaskPlan) -> Any:
+        """Fill the plan's cache: a forward pass over its missing shards (ExtractionStats)."""
+        from bench.extract import ExtractionStats
+
+        with plan.stage("extracting features", plan.cache.directory):
+            if plan.fill is None:  # streamed while training
+                return ExtractionStats()
+            extractor = make_extractor(self.config, plan.upstream, plan.fill)
+            return extractor.fill(plan.fill, label=plan.label)
+
+    def train(self, plan: TaskPlan) -> TrainedProbes:
+        """Train and score the plan's probes on its complete cache (or stream)."""
+        with plan.stage("extracting features", plan.cache.directory):
+            features, info, settings = open_features(
+                plan.frames, plan.cache, plan.fill, plan.upstream, plan.settings, self.config
             )
-            with stage("writing the record", self.store.root):
-                path = self.store.write(record)
-        except BaseException as error:
-            tracker.end_failed(error)
-            raise
-        outcome.record, outcome.record_path = record, path
+        return train_probes(
+            plan.protocol,
+            plan.task,
+            plan.data,
+            features,
+            plan.upstream,
+            info,
+            settings,
+            plan.stage,
+            plan.outcome.warnings,
+            sweep_checkpoints(
+                self.config.paths.workspace,
+                plan.upstream.name,
+                plan.task_run.task,
+                plan.identity.digest,
+            ),
+        )
+
+    def write_record(self, plan: TaskPlan, extraction: Any, trained: TrainedProbes) -> Path:
+        """The task's result record, written atomically: the source of truth."""
+        upstream, cache, task, data = plan.upstream, plan.cache, plan.task, plan.data
+        result, settings = trained.result, plan.settings
+        finished = time.perf_counter()
+        record = ResultRecord(
+            task=plan.identity.task,
+            suite=task.metadata.suite,
+            upstream=upstream.name,
+            main_metric=task.metadata.main_metric,
+            higher_is_better=task.metadata.higher_is_better,
+            metrics={
+                split: {m: s.to_dict() for m, s in values.items()}
+                for split, values in result.metrics.items()
+            },
+            selected=result.selected,
+            probe={
+                k: (list(v) if isinstance(v, tuple) else v)
+                for k, v in dataclasses.asdict(
+                    dataclasses.replace(settings, workers=trained.workers)
+                ).items()
+                if k not in ("progress", "device")
+            },
+            layer_weights=result.layer_weights,
+            upstream_info={
+                "source": upstream.bundle.source,
+                "canonical": upstream.canonical,
+                "family": upstream.bundle.family,
+                "weights_hash": cache.key.weights_hash,
+                "num_layers": upstream.info.num_layers,
+                "hidden_size": upstream.info.hidden_size,
+                "frame_rate": upstream.info.frame_rate,
+            },
+            data={
+                "root": str(task.data_root) if task.data_root else None,
+                "items": {split: len(items) for split, items in data.splits.items()},
+                "fingerprint": cache.key.data_fingerprint,
+                "cache": str(plan.fill.directory) if plan.fill is not None else None,
+                "split_rule": data.extras.get("split_rule"),
+                "padding": plan.padding,
+                **({"frames": plan.frames.to_dict()} if plan.frames is not None else {}),
+            },
+            timings={
+                "load_data_s": plan.loaded_at - plan.started,
+                "extract_s": extraction.wall_seconds,
+                "forward_s": extraction.forward_seconds + trained.forward_seconds,
+                "audio_s": cache.total_seconds,
+                "probe_s": trained.seconds,
+                "total_s": finished - plan.started,
+            },
+            versions=versions(),
+            config=to_container(self.config),
+            trials=result.trials,
+            mlflow=plan.tracker.link,
+            identity=plan.identity.to_dict(),
+            quick=self.quick.to_dict() if self.quick else None,
+            protocol=plan.protocol_info,
+        )
+        with plan.stage("writing the record", self.store.root):
+            path = self.store.write(record)
+        plan.outcome.record, plan.outcome.record_path = record, path
+        return path
+
+    def complete(self, plan: TaskPlan, path: Path) -> None:
+        """After the record: ``--overwrite``'s removals, then the record into MLflow."""
+        record, outcome = plan.outcome.record, plan.outcome
+        assert record is not None
         if self.existing == "overwrite":
             for removed in self.store.remove_others(StoredRecord(record, path)):
                 log.info("removed the earlier record %s (--overwrite)", removed)
-        outcome.warnings += tracker.finish(StoredRecord(record, path), self.store, to_yaml(config))
+        outcome.warnings += plan.tracker.finish(
+            StoredRecord(record, path), self.store, to_yaml(self.config)
+        )
 
     def _reuse(self, previous: StoredRecord, outcome: TaskOutcome) -> None:
         """The identity has a complete record: use it; log it if its logging was cut short."""
@@ -579,60 +705,108 @@ class Runner:
 
             outcome.warnings += relog(previous, self.store, tracking_uri(self.config))
 
-    def _extract(
-        self,
-        upstream: LoadedUpstream,
-        cache: Any,
-        task: Task,
-        name: str,
-        clip_seconds: Any,
-        layers: tuple[int, ...] | None = None,
-    ) -> Any:
-        from bench.extract import Extractor, resolve_device
-        from bench.frames.plan import padding_options
 
-        config = self.config
-        model = upstream.model
-        extractor = Extractor(
-            model,
-            upstream.name,
-            resolve_device(config.extract.device),
-            config.extract.batch_seconds,
-            show_progress=config.runtime.progress,
-            gain_db=float(task.audio_gain_db),
-            clip_seconds=clip_seconds,
-            layers=layers,
-            **padding_options(model, config.extract),
-        )
-        return extractor.fill(cache, label=f"{name} ({upstream.name})")
+def fail(outcome: TaskOutcome, message: str, error: BaseException | None = None) -> None:
+    """The task failed: its one-line message, logged once (``error``'s traceback in debug)."""
+    outcome.error = message
+    log.error("%s on %s failed %s", outcome.upstream, outcome.task, message)
+    if error is not None:
+        log.debug("traceback of the failure:", exc_info=error)
 
-    def _frames(
-        self,
-        upstream: LoadedUpstream,
-        cache: Any,
-        task: Task,
-        name: str,
-        clip_seconds: Any,
-        settings: Any,
-        protocol: Any,
-    ) -> Any:
-        """Frame-level features from the cache or the encoder stream (``bench.frames.plan``)."""
-        from bench.frames.plan import open_frames
 
-        def extract(target: Any, layers: tuple[int, ...] | None) -> Any:
-            return self._extract(upstream, target, task, name, clip_seconds, layers)
+def read_task(task: Task, quick: QuickLimits | None, prepare: bool = False) -> tuple[Any, Any]:
+    """The task's data (checked, quick limits applied) and its protocol. ``prepare`` runs
+    the task's own check (or demo generation) first; a worker given a planned task reads
+    the data the driver prepared."""
+    from bench.protocols.base import PROTOCOLS
 
-        return open_frames(
-            cache,
-            upstream.model,
-            upstream.name,
-            upstream.info,
-            settings,
-            protocol,
-            self.config.extract,
-            extract,
-            gain_db=float(task.audio_gain_db),
-        )
+    name = task.metadata.name
+    if prepare:
+        task.prepare()
+    data = task.load()
+    data.check(name)
+    if quick:
+        data = limit_items(data, quick.items_per_split, name)
+    return data, PROTOCOLS.get(task.protocol)()
+
+
+def make_extractor(config: DictConfig, upstream: LoadedUpstream, cache: Any) -> Any:
+    """The extractor that fills ``cache`` with ``upstream``; the audio's gain, clip length
+    and the layers kept come from the cache's key, which they are part of."""
+    from bench.extract import Extractor, resolve_device
+    from bench.frames.plan import padding_options
+
+    model = upstream.model
+    return Extractor(
+        model,
+        upstream.name,
+        resolve_device(config.extract.device),
+        config.extract.batch_seconds,
+        show_progress=config.runtime.progress,
+        gain_db=cache.key.gain_db,
+        clip_seconds=cache.key.clip_seconds,
+        layers=cache.key.layers,
+        **padding_options(model, config.extract),
+    )
+
+
+def open_features(
+    frames: Any, cache: Any, fill: Any, upstream: LoadedUpstream, settings: Any, config: DictConfig
+) -> tuple[Any, Any, Any]:
+    """A task's features as its protocol reads them, with the upstream info and settings
+    it reads them under: the complete ``fill`` cache, or for a frame-level task its frame
+    source (``bench.frames.plan.frame_features``: the cache of its layers, or the encoder
+    streamed over ``cache``'s audio, which needs ``upstream.model``)."""
+    if frames is None:
+        return fill.load(), upstream.info, settings
+    from bench.frames.plan import frame_features
+
+    opened = frame_features(
+        frames,
+        cache,
+        fill,
+        upstream.model,
+        upstream.name,
+        upstream.info,
+        settings,
+        config.extract,
+        None,
+        gain_db=cache.key.gain_db,
+    )
+    return opened.source, opened.info, opened.settings
+
+
+def train_probes(
+    protocol: Any,
+    task: Task,
+    data: Any,
+    features: Any,
+    upstream: LoadedUpstream,
+    info: Any,
+    settings: Any,
+    stage: Stage,
+    warnings: list[str],
+    checkpoints: Any = None,
+) -> TrainedProbes:
+    """The protocol's probes on a task's features (``open_features``); what the user
+    should know is added to ``warnings`` (before training, so a failed training keeps it).
+    ``upstream.model`` is used only by protocols that ask for it (``bind_upstream``);
+    ``checkpoints`` (``sweep_checkpoints``) only by long sweeps that resume after a kill."""
+    if getattr(features, "kind", None) == "pooled":
+        warnings += constant_feature_warnings(features, data, settings, upstream)
+    if hasattr(protocol, "bind_upstream"):  # protocols that use the model itself (units)
+        protocol.bind_upstream(upstream.model)
+    if checkpoints is not None and hasattr(protocol, "use_checkpoints"):
+        protocol.use_checkpoints(checkpoints)
+    started = time.perf_counter()
+    with stage("training the probes", None):
+        result = protocol.run(task, data, features, info, settings)
+    return TrainedProbes(
+        result,
+        time.perf_counter() - started,
+        settings.workers,
+        forward_seconds=getattr(features, "forward_seconds", 0.0),
+    )
 
 
 def check_embedding(profile: ResolvedProfile, upstream: LoadedUpstream) -> None:
@@ -650,6 +824,13 @@ class Stage:
     def __init__(self) -> None:
         self.name = "starting"
         self.where: Path | None = None
+
+    @classmethod
+    def at(cls, name: str, where: Path | None) -> Stage:
+        """A stage already entered (to describe a failure reported from elsewhere)."""
+        stage = cls()
+        stage.name, stage.where = name, where
+        return stage
 
     @contextmanager
     def __call__(self, name: str, where: Path | None) -> Iterator[None]:

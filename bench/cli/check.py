@@ -87,7 +87,7 @@ def _run_tasks(config: object, args: argparse.Namespace, tasks: list[str]) -> tu
     from bench.cli.run import run_tasks
     from bench.task import TaskRun
 
-    outcomes = run_tasks(config, [TaskRun(task, args.data_root) for task in tasks], args.upstream)
+    outcomes = run_tasks(config, [TaskRun(task, args.data_root) for task in tasks], [args.upstream])
     records = {o.task: o.record for o in outcomes if o.record is not None}
     reasons = {o.task: f"the run failed: {o.error}" for o in outcomes if o.error is not None}
     return records, reasons

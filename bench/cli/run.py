@@ -1,4 +1,4 @@
-"""``bench run``: run tasks or a suite for one upstream."""
+"""``bench run``: run tasks or a suite for one or more upstreams, on any executor."""
 
 from __future__ import annotations
 
@@ -31,6 +31,10 @@ examples:
   bench run --suite hear --upstream spear_large_speech_audio --data-root /data/hear/tasks
   bench run --task hear --task-dir /data/hear/tasks/esc50-v2.0.0-full --upstream fbank
   bench run --task demo.keywords --upstream ./ckpt-50k --name my-ckpt-step50k extract.device=cuda
+  bench run --suite demo --upstream fbank_no_cmvn,mfcc_no_cmvn       several upstreams, one command
+  bench run --suite hear --upstream ./ckpt-a,./ckpt-b --data-root /data/hear/tasks \
+      executor=slurm slurm.partition=gpu work.gpus=1 extract.device=cuda
+      (units of work as Slurm job arrays; executor=ray for a Ray cluster; docs/scaling.md)
 
 --data-root is the directory that holds a corpus as its archives unpack; `bench list tasks`
 shows what each task expects there. Any configuration key can be given as key=value,
@@ -61,7 +65,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--upstream",
         "-u",
         metavar="UPSTREAM",
-        help="registered name, hub id or local checkpoint dir (default: the suite's own)",
+        action="append",
+        help="registered name, hub id or local checkpoint dir (default: the suite's own); "
+        "several as A,B,C or repeated",
     )
     what.add_argument(
         "--name",
@@ -176,52 +182,59 @@ def run(args: argparse.Namespace) -> int:
         extra.append(f"quick.items_per_split={args.limit}")
     config = load_config(args, extra)
     task_runs, default_upstream = resolve_task_runs(args)
-    upstream = args.upstream or default_upstream
-    if upstream is None:
+    upstreams = split_upstreams(args.upstream) or ([default_upstream] if default_upstream else [])
+    if not upstreams:
         raise UsageError("bench run: --upstream is required (see `bench list upstreams`)")
+    if args.name and len(upstreams) > 1:
+        raise UsageError("bench run: --name names one upstream; give it with one --upstream")
     if not task_runs:
         raise UsageError(
             f"bench run: no tasks found for suite '{args.suite}' under {args.data_root}"
         )
-    outcomes = run_tasks(config, task_runs, upstream, existing=args.existing, name=args.name)
+    outcomes = run_tasks(config, task_runs, upstreams, existing=args.existing, name=args.name)
     return EXIT_OK if all(outcome.error is None for outcome in outcomes) else EXIT_FAILED
+
+
+def split_upstreams(given: list[str] | None) -> list[str]:
+    """``--upstream A,B --upstream C`` -> [A, B, C], each once, in order."""
+    names = [name.strip() for value in given or [] for name in value.split(",")]
+    return list(dict.fromkeys(name for name in names if name))
 
 
 def run_tasks(
     config: DictConfig,
     task_runs: list,
-    upstream: str,
+    upstreams: list[str],
     existing: str = "reuse",
     name: str | None = None,
 ) -> list[TaskOutcome]:
-    """Run ``task_runs`` for ``upstream`` and print a summary; one TaskOutcome per task
-    (a failed task carries its error). Shared with ``bench check --run``."""
-    check_names(task_runs, upstream)
+    """Run ``task_runs`` for every upstream on ``config.executor`` and print a summary;
+    one TaskOutcome per (upstream, task) (a failed task carries its error). Shared with
+    ``bench check --run``."""
+    check_names(task_runs, upstreams)
 
-    from bench.runner import Runner
+    from bench.executors import make_executor
     from bench.runtime import check_device, configure_threads
 
-    check_device("extract.device", str(config.extract.device))
-    check_device("probe.device", str(config.probe.device))
+    if config.executor == "local":  # elsewhere, each worker checks its own devices
+        check_device("extract.device", str(config.extract.device))
+        check_device("probe.device", str(config.probe.device))
     configure_threads(config.runtime.threads)
-    runner = Runner(config, existing=existing, name=name)  # type: ignore[arg-type]
-    runner.load_upstream(upstream)  # a missing checkpoint stops here, before any task
-    outcomes = []
-    for position, task_run in enumerate(task_runs, start=1):
-        log.info("[%d/%d] %s with %s", position, len(task_runs), task_run.task, upstream)
-        outcomes.append(runner.run(task_run, upstream))
+    executor = make_executor(config, existing=existing, name=name)  # type: ignore[arg-type]
+    outcomes = executor.run(upstreams, task_runs)
     print_summary(outcomes, config)
     return outcomes
 
 
-def check_names(task_runs: list, upstream: str) -> None:
+def check_names(task_runs: list, upstreams: list[str]) -> None:
     """Unknown task or upstream names fail before anything runs (cheap: no torch)."""
     from bench.task import TASKS
     from bench.upstreams import resolve_upstream
 
     for task_run in task_runs:
         TASKS.get(task_run.task)
-    resolve_upstream(upstream)
+    for upstream in upstreams:
+        resolve_upstream(upstream)
 
 
 def format_score(score: dict, metric: str) -> str:

@@ -162,14 +162,48 @@ def open_frames(
     gain_db: float = 0.0,
 ) -> FrameFeatures:
     """Plan the frame source of a task (``plan_frames``), fill the cache if that is the
-    source (``extract(cache, layers)``), and narrow ``info`` and ``settings`` to its layers."""
-    from bench.extract import ExtractionStats, resolve_device
-    from bench.frames.sources import CachedFrames, StreamedFrames
+    source (``extract(cache, layers)``), and narrow ``info`` and ``settings`` to its layers.
+    The three steps are ``choose_frames``, ``frame_cache`` and ``frame_features``, which
+    an executor runs apart (the plan here, the filling and training on workers)."""
+    from bench.extract import ExtractionStats
 
+    plan = choose_frames(
+        cache, model.frame_rate, model.hidden_sizes, settings, protocol, extract_config
+    )
+    target = frame_cache(cache, plan, len(model.hidden_sizes))
+    every = tuple(range(len(model.hidden_sizes)))
+    extraction = (
+        ExtractionStats()
+        if target is None
+        else extract(target, None if plan.layers == every else plan.layers)
+    )
+    return frame_features(
+        plan,
+        cache,
+        target,
+        model,
+        upstream_name,
+        info,
+        settings,
+        extract_config,
+        extraction,
+        gain_db,
+    )
+
+
+def choose_frames(
+    cache: Any,
+    frame_rate: float,
+    hidden_sizes: Sequence[int],
+    settings: Any,
+    protocol: Any,
+    extract_config: Any,
+) -> FramePlan:
+    """Where a task's frames come from (``plan_frames`` with the task's settings)."""
     plan = plan_frames(
         cache.total_seconds,
-        float(model.frame_rate),
-        tuple(model.hidden_sizes),
+        float(frame_rate),
+        tuple(hidden_sizes),
         settings.layers,
         str(extract_config.sequence_source),
         str(extract_config.cache_layers),
@@ -177,14 +211,39 @@ def open_frames(
         can_stream=bool(getattr(protocol, "frame_stream", False)),
     )
     log.info("frames: %s from the %s (%s)", _layer_names(plan.layers), plan.source, plan.reason)
-    every = tuple(range(len(model.hidden_sizes)))
-    if plan.source == "cache":
-        target = cache if plan.layers == every else cache.for_layers(plan.layers)
-        extraction = extract(target, None if plan.layers == every else plan.layers)
+    return plan
+
+
+def frame_cache(cache: Any, plan: FramePlan, num_layers: int) -> Any | None:
+    """The cache the plan reads: ``cache`` itself, its cache of the plan's layers, or None
+    (a stream)."""
+    if plan.source != "cache":
+        return None
+    return cache if plan.layers == tuple(range(num_layers)) else cache.for_layers(plan.layers)
+
+
+def frame_features(
+    plan: FramePlan,
+    cache: Any,
+    target: Any | None,
+    model: Any,
+    upstream_name: str,
+    info: Any,
+    settings: Any,
+    extract_config: Any,
+    extraction: Any,
+    gain_db: float = 0.0,
+) -> FrameFeatures:
+    """The frames of a planned source: the filled ``target`` cache, or ``model`` run as a
+    stream over ``cache``'s audio; ``info`` and ``settings`` narrowed to the plan's layers."""
+    from bench.extract import resolve_device
+    from bench.frames.sources import CachedFrames, StreamedFrames
+
+    if target is not None:
         source: Any = CachedFrames(target, plan.layers)
         directory = target.directory
     else:
-        extraction, directory = ExtractionStats(), None
+        directory = None
         source = StreamedFrames(
             model,
             upstream_name,
@@ -195,7 +254,7 @@ def open_frames(
             **padding_options(model, extract_config),
             gain_db=gain_db,
         )
-    if plan.layers != every:
+    if plan.layers != tuple(range(info.num_layers)):
         info = dataclasses.replace(info, num_layers=len(plan.layers))
         settings = dataclasses.replace(settings, layers="weighted" if len(plan.layers) > 1 else 0)
     return FrameFeatures(source, plan, info, settings, extraction, directory)
