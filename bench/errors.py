@@ -46,6 +46,7 @@ USAGE_ERRORS = (
     "bench.baseline.BaselineError",
     "bench.upstreams.hf_checkpoint.CheckpointUnavailableError",
     "bench.upstreams.bundle.RemoteCodeNotTrustedError",
+    "bench.upstreams.CheckpointNotRecognisedError",
 )
 
 

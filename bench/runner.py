@@ -441,7 +441,7 @@ class Stage:
     def describe(self, error: BaseException) -> str:
         where = f" ({self.where})" if self.where is not None else ""
         cause = str(error).strip() or type(error).__name__
-        if not is_expected(error):
+        if not (is_expected(error) or _written_for_users(error)):
             cause = f"{type(error).__name__}: {cause}"
         return f"while {self.name}{where}: {cause}"
 
@@ -449,11 +449,16 @@ class Stage:
 def upstream_error_message(typed: str, error: BaseException) -> str:
     """One line for an upstream that would not build (the loaders' messages name the files)."""
     text = str(error).strip() or type(error).__name__
-    if isinstance(error, UpstreamLoadError) or is_expected(error):
+    if isinstance(error, UpstreamLoadError) or is_expected(error) or _written_for_users(error):
         return text
     if isinstance(error, ModuleNotFoundError):
         return f"upstream '{typed}' needs the Python package '{error.name}': {text}"
     return f"cannot load upstream '{typed}': {type(error).__name__}: {text}"
+
+
+def _written_for_users(error: BaseException) -> bool:
+    """bench's own exceptions carry messages meant for users; no type name needed."""
+    return type(error).__module__.startswith("bench.")
 
 
 def ignored_settings_warnings(protocol: Any, task: Task, config: DictConfig) -> list[str]:

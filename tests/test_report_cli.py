@@ -69,7 +69,8 @@ def test_report_writes_markdown_csv_and_html(workspace, tmp_path, capsys):
 
     html = (out / "leaderboard.html").read_text()
     assert html.count('<table class="leaderboard">') == 1
-    assert html.count('class="task-bars"') == 3 and html.count('class="layer-heatmap"') == 3
+    # one-layer upstreams: no single-colour heatmaps
+    assert html.count('class="task-bars"') == 3 and html.count('class="layer-heatmap"') == 0
     assert '<table class="references">' in html
 
 

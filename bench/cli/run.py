@@ -251,7 +251,7 @@ def print_summary(outcomes: list[TaskOutcome], config: DictConfig | None = None)
                 record.seed_count,
                 f"{record.selected['lr']:g}" if "lr" in record.selected else "",
                 "reused" if outcome.reused else ("QUICK" if record.quick else "new"),
-                str(outcome.record_path),
+                _shown(outcome.record_path),
             ]
         )
     seeds = {o.record.seed_count for o in outcomes if o.record is not None}
@@ -269,6 +269,16 @@ def print_summary(outcomes: list[TaskOutcome], config: DictConfig | None = None)
     if any(o.record is not None and o.record.quick for o in outcomes):
         print("QUICK results are smoke tests: bench report and bench check leave them out.")
     _print_next_steps(outcomes, config)
+
+
+def _shown(path: Path | None) -> str:
+    """A path relative to the working directory when it is below it (shorter to read)."""
+    if path is None:
+        return ""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
 
 
 def _print_next_steps(outcomes: list[TaskOutcome], config: DictConfig | None) -> None:

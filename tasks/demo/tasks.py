@@ -13,7 +13,6 @@ not 23 MB of new data, unless generation is asked for (``--generate-data``).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -46,9 +45,10 @@ class DemoData:
 
     def generate(self, target: Path, build: Callable[[Path], None]) -> None:
         """``build`` the corpus at ``target`` unless it is there; refuse where not allowed."""
+        from bench.tasks.demo.generate import _is_complete as is_complete
         from bench.tasks.demo.generate import build_once
 
-        if not _is_generated(target) and not self.may_create_data:
+        if not is_complete(target) and not self.may_create_data:
             raise DataError(
                 f"{self.metadata.name}: no demo data at {target}. bench generates demo data in "
                 "its default place (paths.data/demo, i.e. bench_runs/data/demo) when no "
@@ -56,17 +56,6 @@ class DemoData:
                 "--generate-data (or data.generate=true)"
             )
         build_once(target, build)
-
-
-def _is_generated(target: Path) -> bool:
-    """A complete corpus of this generator version is at ``target``."""
-    from bench.tasks.demo.generate import COMPLETE_MARKER, GENERATOR_VERSION
-
-    try:
-        marker = json.loads((target / COMPLETE_MARKER).read_text())
-    except (OSError, ValueError):
-        return False
-    return isinstance(marker, dict) and marker.get("version") == GENERATOR_VERSION
 
 
 @register_task
