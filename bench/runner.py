@@ -25,7 +25,7 @@ from typing import Any, Literal
 from omegaconf import DictConfig
 
 from bench.config import to_container, to_yaml, tracking_uri
-from bench.errors import is_expected
+from bench.errors import is_expected, missing_package_message
 from bench.identity import RecordIdentity, canonical_upstream
 from bench.quick import QuickLimits, limit_items
 from bench.records import RecordStore, ResultRecord, StoredRecord, result_affecting, versions
@@ -441,7 +441,9 @@ class Stage:
     def describe(self, error: BaseException) -> str:
         where = f" ({self.where})" if self.where is not None else ""
         cause = str(error).strip() or type(error).__name__
-        if not (is_expected(error) or _written_for_users(error)):
+        if missing := missing_package_message(error):
+            cause = missing
+        elif not (is_expected(error) or _written_for_users(error)):
             cause = f"{type(error).__name__}: {cause}"
         return f"while {self.name}{where}: {cause}"
 
@@ -451,8 +453,8 @@ def upstream_error_message(typed: str, error: BaseException) -> str:
     text = str(error).strip() or type(error).__name__
     if isinstance(error, UpstreamLoadError) or is_expected(error) or _written_for_users(error):
         return text
-    if isinstance(error, ModuleNotFoundError):
-        return f"upstream '{typed}' needs the Python package '{error.name}': {text}"
+    if missing := missing_package_message(error):
+        return f"upstream '{typed}': {missing}"
     return f"cannot load upstream '{typed}': {type(error).__name__}: {text}"
 
 

@@ -292,10 +292,15 @@ def _print_next_steps(outcomes: list[TaskOutcome], config: DictConfig | None) ->
     )
     if not done or config is None:
         return
+    import importlib.util
+
     from bench.config import tracking_uri
 
     print("next: `bench report` for the leaderboard", end="")
     if config.tracking.enabled:
         uri = tracking_uri(config)
-        print(f"; `mlflow ui --backend-store-uri {uri}` to browse runs", end="")
+        ui = f"`mlflow ui --backend-store-uri {uri}` to browse runs"
+        if importlib.util.find_spec("flask") is None:  # mlflow-skinny logs; the UI needs mlflow
+            ui += " (after pip install 'bench-ssl[ui]')"
+        print(f"; {ui}", end="")
     print()
