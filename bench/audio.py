@@ -149,6 +149,11 @@ class AudioLoader:
         if rate != self.target_rate:
             self.resampled_from[rate] += 1
             wave = soxr.resample(wave, rate, self.target_rate, quality="HQ").astype(np.float32)
+            if len(wave) == 0:
+                raise AudioError(
+                    f"{path}: {samples.shape[0]} sample(s) at {rate} Hz is too short to "
+                    f"resample to {self.target_rate} Hz"
+                )
         return wave
 
     def summary(self) -> str | None:

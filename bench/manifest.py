@@ -23,7 +23,7 @@ from typing import Any
 
 from bench.audio import audio_info
 from bench.corpus_check import CorpusReport
-from bench.fileio import atomic_write_text
+from bench.fileio import atomic_write_text, remove_stale_temporaries
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,8 @@ class CorpusManifest:
 
     def __init__(self, file: Path | None):
         self.file = file
+        if file is not None:
+            remove_stale_temporaries(file.parent)  # of runs killed while writing one
         self._stored: dict[str, Any] = self._read(file) if file is not None else {}
         self._durations: dict[str, list[float | int]] = dict(self._stored.get("audio", {}))
 

@@ -20,10 +20,10 @@ def mlflow_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
 @pytest.fixture(scope="session")
 def demo_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The demo corpora, generated once per session."""
-    from bench.tasks.demo.tasks import DemoEvents, DemoInstruments, DemoKeywords
+    from bench.tasks.demo.tasks import DemoDigits, DemoEvents, DemoInstruments, DemoKeywords
 
     root = tmp_path_factory.mktemp("demo-data")
-    for task_cls in (DemoKeywords, DemoInstruments, DemoEvents):
+    for task_cls in (DemoKeywords, DemoInstruments, DemoEvents, DemoDigits):
         task_cls(root).prepare()
     return root
 

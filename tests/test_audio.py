@@ -120,3 +120,10 @@ def test_a_missing_file_and_a_folder_say_so(tmp_path):
     (tmp_path / "folder.wav").mkdir()
     with pytest.raises(AudioError, match=r"folder\.wav: cannot read audio \(is a directory\)"):
         AudioLoader(16000).load(tmp_path / "folder.wav")
+
+
+def test_a_clip_too_short_to_resample_is_an_error(tmp_path):
+    path = tmp_path / "one.wav"
+    soundfile.write(path, np.array([0.1]), 44100)
+    with pytest.raises(AudioError, match="1 sample\\(s\\) at 44100 Hz is too short to resample"):
+        AudioLoader(16000).load(path)

@@ -434,3 +434,15 @@ def test_an_unreadable_audio_folder_is_an_error(public_tmp: Path) -> None:
         f"{task_dir / 'valid.json'}: 4 of 4 audio files in {task_dir / '16000' / 'valid'} "
         "cannot be read, e.g. valid_bark_0.wav (permission denied)"
     )
+
+
+def test_the_documented_examples_are_valid(tmp_path: Path) -> None:
+    """docs/hear.md's JSON examples: the metadata ones parse, the label files are JSON."""
+    docs = (Path(__file__).parents[1] / "docs" / "hear.md").read_text()
+    blocks = [json.loads(block) for block in re.findall(r"```json\n(.*?)```", docs, re.S)]
+    metadata = [block for block in blocks if "task_name" in block]
+    assert len(metadata) == 2 and len(blocks) == 4
+    for i, content in enumerate(metadata):
+        (tmp_path / str(i)).mkdir()
+        (tmp_path / str(i) / "task_metadata.json").write_text(json.dumps(content))
+        read_task_metadata(tmp_path / str(i))

@@ -15,7 +15,7 @@ from bench.records import read_records
 pytestmark = pytest.mark.slow
 
 UPSTREAMS = ("fbank_no_cmvn", "mfcc_no_cmvn")
-DEMO_TASKS = ("demo.events", "demo.instruments", "demo.keywords")
+DEMO_TASKS = ("demo.digits", "demo.events", "demo.instruments", "demo.keywords")
 # Smaller than fast_overrides: one seed, short schedules, one HEAR grid point with a narrow MLP.
 QUICK = [
     "probe.seeds=[0]",
@@ -70,7 +70,8 @@ def test_report_writes_markdown_csv_and_html(workspace, tmp_path, capsys):
     html = (out / "leaderboard.html").read_text()
     assert html.count('<table class="leaderboard">') == 1
     # one-layer upstreams: no single-colour heatmaps
-    assert html.count('class="task-bars"') == 3 and html.count('class="layer-heatmap"') == 0
+    assert html.count('class="task-bars"') == len(DEMO_TASKS)
+    assert html.count('class="layer-heatmap"') == 0
     assert '<table class="references">' in html
 
 
@@ -132,7 +133,7 @@ def test_baseline_keeps_each_task_main_metric(baseline, workspace):
 def test_check_passes_against_its_own_baseline(workspace, baseline, capsys):
     assert check(workspace, baseline, "--tolerance", "0") == 0
     output = capsys.readouterr().out
-    assert "PASS" in output and output.count("| pass |") == 3
+    assert "PASS" in output and output.count("| pass |") == 4
 
 
 def test_check_fails_against_a_better_baseline(workspace, baseline, tmp_path, capsys):

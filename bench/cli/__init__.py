@@ -16,6 +16,7 @@ COMMAND_MODULES = (
     "bench.cli.run",
     "bench.cli.list",
     "bench.cli.prepare",
+    "bench.cli.new_task",
     "bench.cli.check_upstream",
     "bench.cli.report",
     "bench.cli.baseline",

@@ -237,7 +237,9 @@ def _postprocessing_grid(path: Path, params: Mapping[str, Any]) -> dict[str, lis
 def _param_grid(path: Path, params: Mapping[str, Any]) -> dict[str, list[Any]]:
     """``evaluation_params.task_specific_param_grid``: each key a list of values (the
     task's ``schedule_for`` says which keys bench supports)."""
-    grid = params.get("task_specific_param_grid") or {}
+    grid = params.get("task_specific_param_grid")
+    if grid is None:
+        return {}
     where = f"{path}: 'evaluation_params.task_specific_param_grid'"
     if not isinstance(grid, dict):
         raise DataError(f"{where} must be a JSON object, got {_json_repr(grid)}")

@@ -2,8 +2,9 @@
 
 - ``verification``: speaker verification (EER, minDCF) from trial scores.
 - ``units``: discrete units against phone labels (PNMI, purities) and their bitrate.
+- ``ctc``: error rates of recognised sequences (PER, WER, CER) as s3prl computes them.
 
-HEAR's metrics live with the HEAR protocol (``bench.hear.metrics``). New families (CTC error
-rates, diarization, slot filling, enhancement, translation, term-weighted value...) get a
-module of their own here.
+HEAR's metrics live with the HEAR protocol (``bench.hear.metrics``). New families
+(diarization, slot filling, enhancement, translation, term-weighted value...) get a module
+of their own here.
 """

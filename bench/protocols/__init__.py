@@ -9,5 +9,7 @@ PROTOCOL_MODULES = (
     "bench.protocols.frame",
     "bench.protocols.hear",
     "bench.protocols.verification",
+    "bench.protocols.ctc",
     "bench.protocols.units",
+    "bench.protocols.dtw",
 )

@@ -27,6 +27,7 @@ import numpy as np
 import soundfile
 
 from bench.fileio import file_lock, remove_stale_temporaries, temporary_path
+from bench.hear.new_task import write_task_files
 from bench.tasks.corpora.speech_commands import (
     BACKGROUND_DIR,
     KEYWORDS,
@@ -191,17 +192,14 @@ def write_hear_task(
     splits: dict[str, dict[str, tuple[np.ndarray, object]]],
 ) -> None:
     """A hear-preprocess task directory: metadata, vocabulary, label JSON per split, audio."""
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "task_metadata.json").write_text(json.dumps(metadata, indent=2))
-    (root / "labelvocabulary.csv").write_text(
-        "idx,label\n" + "".join(f"{i},{x}\n" for i, x in enumerate(vocabulary))
-    )
     for split, clips in splits.items():
-        labels = {}
-        for name, (audio, label) in clips.items():
+        for name, (audio, _) in clips.items():
             write_wav(root / str(SAMPLE_RATE) / split / name, audio)
-            labels[name] = label
-        (root / f"{split}.json").write_text(json.dumps(labels, indent=1))
+    labels = {
+        split: {name: label for name, (_, label) in clips.items()}
+        for split, clips in splits.items()
+    }
+    write_task_files(root, metadata, vocabulary, labels)
 
 
 def build_instruments(root: Path, seed: int = 2024) -> None:

@@ -1,0 +1,19 @@
+"""Greedy CTC decoding: the best class per frame, repeats collapsed, then blanks (and the
+token set's other dropped tokens) removed, as both of s3prl's CTC experts decode."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from bench.ctc.text import TokenSet
+
+
+def greedy_decode(logits: Tensor, lengths: Tensor, tokens: TokenSet) -> list[list[str]]:
+    """logits ``[B, T, V]`` with valid lengths ``[B]`` -> one unit sequence per item."""
+    best = logits.argmax(dim=-1).cpu()
+    decoded = []
+    for path, length in zip(best, lengths.tolist(), strict=True):
+        collapsed = torch.unique_consecutive(path[:length]).tolist()
+        decoded.append(tokens.decode(collapsed))
+    return decoded

@@ -1,0 +1,1 @@
+"""The frame-level engine: how frame-level probes get their batches (``batching``)."""
