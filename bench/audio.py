@@ -108,6 +108,25 @@ def wav_data_extent(path: Path | str) -> tuple[int, int, int] | None:
     return None
 
 
+#: frames decoded per read: a damaged header may declare billions of frames, so memory
+#: follows what the file holds, not what it claims
+READ_BLOCK_FRAMES = 1 << 24
+
+
+def _read_frames(handle: soundfile.SoundFile, wanted: int) -> np.ndarray:
+    """Up to ``wanted`` frames ``[n, channels]``; fewer when the file ends first."""
+    blocks = []
+    while wanted > 0:
+        block = handle.read(min(wanted, READ_BLOCK_FRAMES), dtype="float32", always_2d=True)
+        if block.shape[0] == 0:
+            break
+        blocks.append(block)
+        wanted -= block.shape[0]
+    if len(blocks) == 1:
+        return blocks[0]
+    return np.concatenate(blocks) if blocks else np.zeros((0, handle.channels), np.float32)
+
+
 def segment_duration(info: AudioInfo, start: float, end: float | None) -> float:
     stop = info.duration if end is None else min(end, info.duration)
     return max(0.0, stop - start)
@@ -130,7 +149,7 @@ class AudioLoader:
                 last = handle.frames if end is None else min(round(end * rate), handle.frames)
                 handle.seek(min(first, handle.frames))
                 wanted = max(0, last - first)
-                samples = handle.read(wanted, dtype="float32", always_2d=True)
+                samples = _read_frames(handle, wanted)
         except (RuntimeError, soundfile.LibsndfileError) as error:
             raise AudioError(f"{path}: cannot read audio ({_reason(path, error)})") from None
         if samples.shape[0] == 0:

@@ -26,6 +26,7 @@ cache is opened.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -78,9 +79,14 @@ class CacheKey:
     clip_seconds: float | None = None
     audio_policy: str = AUDIO_POLICY
     format_version: int = CACHE_FORMAT_VERSION
+    #: the layers a sequence cache holds, in order (None: every layer)
+    layers: tuple[int, ...] | None = None
 
     def digest(self) -> str:
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()
+        fields = asdict(self)
+        if fields["layers"] is None:  # every layer: the key caches had before layer subsets
+            del fields["layers"]
+        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
 
 
 def data_fingerprint(refs: Sequence[AudioRef]) -> str:
@@ -174,6 +180,19 @@ class FeatureCache:
             atomic_write_text(directory / "key.json", json.dumps(asdict(key), indent=1))
             atomic_write_text(plan_file, json.dumps(_plan_content(shards)))
         return cls(directory, key, shards)
+
+    def for_layers(self, layers: Sequence[int]) -> FeatureCache:
+        """The cache of the same audio and plan that holds only ``layers`` (its own key and
+        directory, beside this one)."""
+        key = dataclasses.replace(self.key, layers=tuple(layers))
+        directory = self.directory.parent / f"{key.kind}-{key.digest()[:16]}"
+        remove_stale_temporaries(directory)
+        refs = sorted({ref for shard in self.shards for ref in shard.refs}, key=_ref_sort_key)
+        if _read_plan(directory / "plan.json", refs) != self.shards:
+            directory.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(directory / "key.json", json.dumps(asdict(key), indent=1))
+            atomic_write_text(directory / "plan.json", json.dumps(_plan_content(self.shards)))
+        return FeatureCache(directory, key, self.shards)
 
     @property
     def total_seconds(self) -> float:

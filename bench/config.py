@@ -56,8 +56,16 @@ class ExtractConfig:
     #: refuse to build a frame-level (sequence) cache larger than this
     max_sequence_cache_gb: float = 50.0
     #: for encoders whose output depends on batch padding (e.g. SPEAR): "exact" batches
-    #: only equal-length utterances, "batch" batches by length anyway (faster)
+    #: only equal-length utterances, "bucketed" lengths within ``max_padding`` of the
+    #: longest, "batch" batches by length anyway (fastest)
     padding_variant: str = "exact"
+    #: padding_variant=bucketed: at most this fraction of the longest utterance is padding
+    max_padding: float = 0.05
+    #: frame-level tasks: auto (the cache when it fits max_sequence_cache_gb, else the
+    #: encoder inside training), cache, or stream
+    sequence_source: str = "auto"
+    #: frame cache layers: all, or probe (only the layers the probe reads)
+    cache_layers: str = "all"
 
 
 @dataclass
@@ -73,7 +81,10 @@ class ProbeConfig:
     layers: str = "weighted"
     #: parameter-free layer norm of each layer before combining
     layer_norm: bool = False
-    device: str = "cpu"
+    #: auto (cuda when available), cpu, cuda, cuda:N
+    device: str = "auto"
+    #: auto (bfloat16 autocast where a protocol supports it on a GPU), fp32, bf16
+    precision: str = "auto"
     #: probes trained at once, one thread each; null: one per CPU thread (1 on a GPU)
     workers: int | None = None
 
@@ -182,8 +193,19 @@ def _validate(config: DictConfig) -> None:
         raise ConfigError(
             f"probe.layers must be weighted, last, concat or a layer index, not '{layers}'"
         )
-    if config.extract.padding_variant not in ("exact", "batch"):
-        raise ConfigError("extract.padding_variant must be 'exact' or 'batch'")
+    choices = {
+        "extract.padding_variant": ("exact", "bucketed", "batch"),
+        "extract.sequence_source": ("auto", "cache", "stream"),
+        "extract.cache_layers": ("all", "probe"),
+        "probe.precision": ("auto", "fp32", "bf16"),
+    }
+    for key, allowed in choices.items():
+        if OmegaConf.select(config, key) not in allowed:
+            raise ConfigError(
+                f"{key} must be {' | '.join(allowed)}, not '{OmegaConf.select(config, key)}'"
+            )
+    if not 0 <= config.extract.max_padding < 1:
+        raise ConfigError("extract.max_padding must be a fraction in [0, 1)")
     if not config.probe.seeds:
         raise ConfigError("probe.seeds must list at least one seed")
     if config.quick.items_per_split < 1 or config.quick.max_steps < 1:

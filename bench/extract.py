@@ -46,12 +46,16 @@ def resolve_device(name: str) -> torch.device:
 
 
 def make_batches(
-    durations: Sequence[float], batch_seconds: float, equal_lengths_only: bool = False
+    durations: Sequence[float],
+    batch_seconds: float,
+    equal_lengths_only: bool = False,
+    max_padding: float | None = None,
 ) -> list[list[int]]:
     """Groups of indices whose padded size (count x longest) stays within ``batch_seconds``.
 
-    ``durations`` should be sorted (shards are). With ``equal_lengths_only`` a batch never
-    mixes lengths, for encoders whose output depends on padding.
+    ``durations`` should be sorted (shards are). For encoders whose output depends on
+    padding: with ``equal_lengths_only`` a batch never mixes lengths; with ``max_padding``
+    no item is padded by more than that fraction of the batch's longest.
     """
     batches: list[list[int]] = []
     current: list[int] = []
@@ -60,7 +64,12 @@ def make_batches(
         new_longest = max(longest, duration)
         too_big = current and new_longest * (len(current) + 1) > batch_seconds
         length_changes = equal_lengths_only and current and duration != durations[current[0]]
-        if too_big or length_changes:
+        too_padded = (
+            max_padding is not None
+            and current
+            and new_longest - min(durations[current[0]], duration) > max_padding * new_longest
+        )
+        if too_big or length_changes or too_padded:
             batches.append(current)
             current, new_longest = [], duration
         current.append(i)
@@ -156,9 +165,14 @@ def pooled_means(output: UpstreamOutput) -> np.ndarray:
     return torch.stack([torch.stack(raw, 1), torch.stack(normed, 1)], dim=1).cpu().numpy()
 
 
-def frame_sequences(output: UpstreamOutput) -> list[np.ndarray]:
-    """One float16 ``[T_i, L, D]`` array per item, valid frames only."""
-    stacked = torch.stack([s.to(torch.float16) for s in output.hidden_states], dim=2).cpu()
+def frame_sequences(
+    output: UpstreamOutput, layers: Sequence[int] | None = None
+) -> list[np.ndarray]:
+    """One float16 ``[T_i, L, D]`` array per item, valid frames only; ``layers`` (default:
+    all) are the hidden states kept, in that order."""
+    states = output.hidden_states
+    chosen = states if layers is None else [states[layer] for layer in layers]
+    stacked = torch.stack([s.to(torch.float16) for s in chosen], dim=2).cpu()
     return [stacked[i, :length].numpy() for i, length in enumerate(output.lengths.tolist())]
 
 
@@ -175,8 +189,13 @@ class Extractor:
         show_progress: bool = True,
         gain_db: float = 0.0,
         clip_seconds: float | None = None,
+        layers: Sequence[int] | None = None,
+        max_padding: float | None = None,
     ):
         self.upstream = upstream.to(device).eval()
+        #: the layers a sequence cache keeps (None: all); see ``bench.frames.plan``
+        self.layers = layers
+        self.max_padding = max_padding
         self.name = upstream_name
         self.device = device
         self.batch_seconds = batch_seconds
@@ -263,13 +282,15 @@ class Extractor:
         with torch.inference_mode():
             output = self.upstream(wavs, lengths)
         _check_output(output, refs, self.name)
-        return pooled_means(output) if kind == "pooled" else frame_sequences(output)
+        return pooled_means(output) if kind == "pooled" else frame_sequences(output, self.layers)
 
     def _batches_with_audio(
         self, shard: Shard, loader: AudioLoader, reader: ThreadPoolExecutor
     ) -> Iterator[tuple[list[AudioRef], list[np.ndarray]]]:
         """Batches of the shard in order, each batch's audio read while the previous one runs."""
-        batches = make_batches(shard.durations, self.batch_seconds, self.equal_lengths_only)
+        batches = make_batches(
+            shard.durations, self.batch_seconds, self.equal_lengths_only, self.max_padding
+        )
 
         def read(batch: list[int]) -> list[np.ndarray]:
             waves = [loader.load(*shard.refs[i]) for i in batch]

@@ -99,6 +99,7 @@ def make_task(task_cls: type[Task], task_run: TaskRun, config: DictConfig) -> Ta
 
 def probe_settings(task: Task, config: DictConfig, quick: QuickLimits | None = None) -> Any:
     """The task's schedule with the config's ``probe.*`` overrides (and quick limits) applied."""
+    from bench.extract import resolve_device
     from bench.parallel import probe_workers
     from bench.protocols.base import ProbeSettings
 
@@ -112,6 +113,7 @@ def probe_settings(task: Task, config: DictConfig, quick: QuickLimits | None = N
         return getattr(schedule, name) if value is None else value
 
     max_steps = int(pick("max_steps"))
+    device = resolve_device(str(probe.device))
     return ProbeSettings(
         lr_grid=tuple(float(lr) for lr in pick("lr_grid")),
         seeds=tuple(int(s) for s in probe.seeds),
@@ -123,10 +125,22 @@ def probe_settings(task: Task, config: DictConfig, quick: QuickLimits | None = N
         weight_decay=schedule.weight_decay,
         layers=layers,
         layer_norm=bool(probe.layer_norm),
-        device=str(probe.device),
+        device=str(device),
+        precision=probe_precision(str(probe.precision), device),
         progress=bool(config.runtime.progress),
-        workers=probe_workers(probe.workers, str(probe.device)),
+        workers=probe_workers(probe.workers, str(device)),
     )
+
+
+def probe_precision(requested: str, device: Any) -> str:
+    """``auto``: bfloat16 autocast on a GPU that has it, float32 elsewhere."""
+    import torch
+
+    if requested != "auto":
+        return requested
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return "bf16"
+    return "fp32"
 
 
 def identity_settings(
@@ -235,6 +249,7 @@ class Runner:
     ) -> None:
         from bench.cache import FeatureCache
         from bench.extract import stored_feature_kind
+        from bench.frames.plan import padding_description
         from bench.protocols.base import PROTOCOLS
 
         config = self.config
@@ -303,18 +318,26 @@ class Runner:
         )
         outcome.warnings += tracker.warnings
         try:
+            probe_info, probe_settings_ = upstream.info, settings
+            frames = None
             with stage("extracting features", cache.directory):
                 if kind == "sequence":
-                    self._check_sequence_budget(cache, upstream)
-                extraction = self._extract(upstream, cache, task, name, clip_seconds)
-                features = cache.load()
+                    frames = self._frames(
+                        upstream, cache, task, name, clip_seconds, settings, protocol
+                    )
+                    extraction, features = frames.extraction, frames.source
+                    probe_info, probe_settings_ = frames.info, frames.settings
+                else:
+                    extraction = self._extract(upstream, cache, task, name, clip_seconds)
+                    features = cache.load()
             if kind == "pooled":
                 outcome.warnings += constant_feature_warnings(features, data, settings, upstream)
             if hasattr(protocol, "bind_upstream"):  # protocols that use the model itself (units)
                 protocol.bind_upstream(model)
+            cache_dir = cache.directory if frames is None else frames.cache_directory
             probe_started = time.perf_counter()
             with stage("training the probes", None):
-                result = protocol.run(task, data, features, upstream.info, settings)
+                result = protocol.run(task, data, features, probe_info, probe_settings_)
             finished = time.perf_counter()
             record = ResultRecord(
                 task=name,
@@ -346,13 +369,16 @@ class Runner:
                     "root": str(task.data_root) if task.data_root else None,
                     "items": {split: len(items) for split, items in data.splits.items()},
                     "fingerprint": cache.key.data_fingerprint,
-                    "cache": str(cache.directory),
+                    "cache": str(cache_dir) if cache_dir else None,
                     "split_rule": data.extras.get("split_rule"),
+                    "padding": padding_description(model, config.extract),
+                    **({"frames": frames.plan.to_dict()} if frames else {}),
                 },
                 timings={
                     "load_data_s": loaded_at - started,
                     "extract_s": extraction.wall_seconds,
-                    "forward_s": extraction.forward_seconds,
+                    "forward_s": extraction.forward_seconds
+                    + getattr(features, "forward_seconds", 0.0),
                     "audio_s": cache.total_seconds,
                     "probe_s": finished - probe_started,
                     "total_s": finished - started,
@@ -394,9 +420,16 @@ class Runner:
             outcome.warnings += relog(previous, self.store, tracking_uri(self.config))
 
     def _extract(
-        self, upstream: LoadedUpstream, cache: Any, task: Task, name: str, clip_seconds: Any
+        self,
+        upstream: LoadedUpstream,
+        cache: Any,
+        task: Task,
+        name: str,
+        clip_seconds: Any,
+        layers: tuple[int, ...] | None = None,
     ) -> Any:
         from bench.extract import Extractor, resolve_device
+        from bench.frames.plan import padding_options
 
         config = self.config
         model = upstream.model
@@ -405,25 +438,41 @@ class Runner:
             upstream.name,
             resolve_device(config.extract.device),
             config.extract.batch_seconds,
-            equal_lengths_only=not model.padding_invariant
-            and config.extract.padding_variant == "exact",
             show_progress=config.runtime.progress,
             gain_db=float(task.audio_gain_db),
             clip_seconds=clip_seconds,
+            layers=layers,
+            **padding_options(model, config.extract),
         )
         return extractor.fill(cache, label=f"{name} ({upstream.name})")
 
-    def _check_sequence_budget(self, cache: Any, upstream: LoadedUpstream) -> None:
-        info = upstream.info
-        size_gb = (
-            cache.total_seconds * info.frame_rate * info.num_layers * info.hidden_size * 2 / 1e9
+    def _frames(
+        self,
+        upstream: LoadedUpstream,
+        cache: Any,
+        task: Task,
+        name: str,
+        clip_seconds: Any,
+        settings: Any,
+        protocol: Any,
+    ) -> Any:
+        """Frame-level features from the cache or the encoder stream (``bench.frames.plan``)."""
+        from bench.frames.plan import open_frames
+
+        def extract(target: Any, layers: tuple[int, ...] | None) -> Any:
+            return self._extract(upstream, target, task, name, clip_seconds, layers)
+
+        return open_frames(
+            cache,
+            upstream.model,
+            upstream.name,
+            upstream.info,
+            settings,
+            protocol,
+            self.config.extract,
+            extract,
+            gain_db=float(task.audio_gain_db),
         )
-        budget = float(self.config.extract.max_sequence_cache_gb)
-        if size_gb > budget:
-            raise ValueError(
-                f"the frame-level cache would take about {size_gb:.1f} GB, over extract.max_sequence_cache_gb="
-                f"{budget:g}; raise the limit or pick one layer (probe.layers=N)"
-            )
 
 
 class Stage:

@@ -127,3 +127,33 @@ def test_a_clip_too_short_to_resample_is_an_error(tmp_path):
     soundfile.write(path, np.array([0.1]), 44100)
     with pytest.raises(AudioError, match="1 sample\\(s\\) at 44100 Hz is too short to resample"):
         AudioLoader(16000).load(path)
+
+
+#: a 64-frame FLAC whose STREAMINFO claims 8,589,934,656 frames (found by the fuzzing
+#: campaign: reading it whole once tried to allocate 32 GiB)
+HUGE_HEADER_FLAC = bytes.fromhex(
+    "664c6143000000221000100000008a00008a01f400f2000000404b0b44ab9aef3eae83f0b7c9e806daaf8400"
+    "0028200000007265666572656e6365206c6962464c414320312e342e3320323032333036323300000000fff8"
+    "6408003f5e021f8ecaf5963e909c482d5f19189234e00a0d643e48c68d6e5259948a34eab54553ad098dd1db"
+    "ee309353a96f275021ea1a96e533728f6ec92ac022aa2b6be668abed330805d7d448fcbd59bd6401df3c107b"
+    "d6f515badaa8e70759ebc1231c62a0284ca44226c3f356be9a4bda3eaf6df48f4446c1f198c9ea02ba8aa1b6"
+    "1282b69d"
+)
+
+
+def test_a_header_claiming_billions_of_frames_is_an_error_not_an_allocation(tmp_path):
+    path = tmp_path / "huge.flac"
+    path.write_bytes(HUGE_HEADER_FLAC)
+    assert audio_info(path).frames == 8_589_934_656
+    with pytest.raises(AudioError, match=f"{path}: (cannot read audio|truncated)"):
+        AudioLoader(16000).load(path)
+
+
+def test_long_files_are_read_block_by_block(tmp_path, monkeypatch):
+    import bench.audio
+
+    path = write_tone(tmp_path / "a.wav", 440, seconds=1.0)
+    whole = AudioLoader(16000).load(path)
+    monkeypatch.setattr(bench.audio, "READ_BLOCK_FRAMES", 1000)
+    np.testing.assert_array_equal(AudioLoader(16000).load(path), whole)
+    np.testing.assert_array_equal(AudioLoader(16000).load(path, 0.25, 0.75), whole[4000:12000])

@@ -420,3 +420,30 @@ def test_a_killed_demo_generation_is_cleaned_up_and_redone(tmp_path, demo_root):
     assert not any(".partial-" in p.name for p in hear.iterdir())
     instruments = "hear/demo_instruments-v1.0.0-full"
     assert tree_digest(root / instruments) == tree_digest(demo_root / instruments)
+
+
+@pytest.mark.slow
+def test_two_runs_on_one_fresh_workspace(tmp_path):
+    """Fresh workspace, demo data, feature cache and MLflow store, two runs at once: both
+    finish, with the same result, and leave nothing half-written behind."""
+    from bench.records import read_records
+
+    workspace = tmp_path / "workspace"
+    command = [
+        *(sys.executable, "-m", "bench", "run", "--task", "demo.instruments"),
+        *("--upstream", "fbank_no_cmvn", f"paths.workspace={workspace}"),
+        f"tracking.uri=sqlite:///{workspace / 'mlflow.db'}",
+        *("runtime.progress=false", "probe.seeds=[0]", "probe.max_steps=20"),
+        'task_options={"demo.instruments": {"grid_points": 1, "hidden_dim": 16}}',
+    ]
+    runs = [
+        subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    for run in runs:
+        _, stderr = run.communicate(timeout=900)
+        assert run.returncode == 0, stderr
+    records = [r for r in read_records(workspace / "records") if r.task == "demo.instruments"]
+    assert records and all(r.metrics == records[0].metrics for r in records)
+    leftovers = [p for p in workspace.rglob(".*") if ".tmp-" in p.name or ".partial-" in p.name]
+    assert leftovers == []

@@ -2,6 +2,7 @@
 s3prl calls) on random cases, and the protocol on synthetic features."""
 
 import math
+import xml.etree.ElementTree as ET
 
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ from bench.protocols.dtw import (
     DTWConfig,
     QbeSetup,
     detection_scores,
-    standardise,
+    standardise_,
     subsequence_costs,
 )
 
@@ -76,13 +77,11 @@ def test_progress_counts_every_pair():
 
 def test_standardise_and_scores_as_s3prl():
     rng = np.random.default_rng(2)
-    queries = [torch.randn(4, 3) * 5 + 2, torch.randn(6, 3)]
-    documents = [torch.randn(9, 3) * 3 - 1]
-    out = standardise(queries, documents, True)
-    frames = torch.cat([*queries, *documents])
+    sequences = [torch.randn(4, 3) * 5 + 2, torch.randn(6, 3), torch.randn(9, 3) * 3 - 1]
+    frames = torch.cat(sequences)
     expected = (frames - frames.mean(0)) / frames.std(0)  # s3prl: torch's unbiased std
-    torch.testing.assert_close(torch.cat(out), expected, rtol=1e-5, atol=1e-5)
-    assert standardise(queries, documents, False)[0] is queries[0]
+    standardise_(sequences)
+    torch.testing.assert_close(torch.cat(sequences), expected, rtol=1e-5, atol=1e-5)
     costs = rng.random((3, 5))
     scores = detection_scores(costs.copy(), [10, 4, 7], min_frames=5)
     negated = -costs[0]
@@ -129,6 +128,10 @@ def synthetic_task(rng, stdlist_dir=None):
         items["documents"].append(Item(key, key))
         holder[key] = word
     occurrences = {}
+    # a dev query too short to search (3 frames < 5): it scores 0 everywhere
+    arrays["dev_short"] = np.stack([words[0][:3], words[0][:3]], 1)
+    items["dev"].append(Item("dev_short", "dev_short"))
+    occurrences["dev_short"] = frozenset(d for d, held in holder.items() if held == 0)
     for split in ("dev", "test"):
         for w in range(4):
             key = f"{split}{w}"
@@ -181,6 +184,7 @@ def test_protocol_picks_the_informative_layer_on_dev(tmp_path):
     assert protocol.feature_kind == "sequence"
     outcome = protocol.run(FakeTask, data, store, UPSTREAM, settings())
     assert outcome.selected["layer"] == 1
+    assert outcome.selected["layer_selection"] == "best dev MTWV"
     assert [t["layer"] for t in outcome.trials] == [0, 1]
     assert outcome.trials[1]["dev_mtwv"] > outcome.trials[0]["dev_mtwv"]
     assert outcome.metrics["test"]["mtwv"].mean > 0.5
@@ -190,6 +194,17 @@ def test_protocol_picks_the_informative_layer_on_dev(tmp_path):
     assert outcome.selected["dtw"]["distance"] == "cosine_exp"
     for split in ("dev", "test"):
         assert (tmp_path / "stdlist" / split / "benchmark.stdlist.xml").is_file()
+    dev = ET.parse(tmp_path / "stdlist" / "dev" / "benchmark.stdlist.xml").getroot()
+    (short,) = [t for t in dev.iter("detected_termlist") if t.get("termid") == "dev_short"]
+    assert {term.get("score") for term in short.iter("term")} == {"0.0000"}
+    assert outcome.selected["scored_queries"] == {"dev": 5, "test": 4}
+
+
+def test_a_document_without_frames_is_an_error_naming_it():
+    data, store = synthetic_task(np.random.default_rng(3))
+    store.arrays["doc3"] = store.arrays["doc3"][:0]
+    with pytest.raises(DataError, match=r"documents with no frames.*doc3"):
+        PROTOCOLS.get("query_by_example")().run(FakeTask, data, store, UPSTREAM, settings())
 
 
 def test_protocol_scores_only_the_layer_asked_for():
@@ -198,4 +213,9 @@ def test_protocol_scores_only_the_layer_asked_for():
         FakeTask, data, store, UPSTREAM, settings(layers=0)
     )
     assert outcome.selected["layer"] == 0 and len(outcome.trials) == 1
+    assert outcome.selected["layer_selection"] == "probe.layers"
     assert outcome.metrics["test"]["mtwv"].mean < 0.5
+    with pytest.raises(DataError, match="one layer at a time"):
+        PROTOCOLS.get("query_by_example")().run(
+            FakeTask, data, store, UPSTREAM, settings(layers="concat")
+        )

@@ -8,7 +8,8 @@
   followed by dropout 0.2 -> Linear(2048, V); s3prl's ``RNNs`` with no downsampling, layer
   norm or projection.
 
-Both return ``(logits [B, T, V], lengths [B])`` for frames ``[B, T, L, D]``.
+Both map frames ``[B, T, L, D]`` with valid lengths ``[B]`` to logits ``[B, T, V]`` (every
+frame keeps its position: the output lengths are the input lengths).
 """
 
 from __future__ import annotations
@@ -38,8 +39,8 @@ class LinearCTCHead(nn.Module):
         self.projector = nn.Linear(input_dim, project_dim)
         self.classifier = nn.Linear(project_dim, num_tokens)
 
-    def forward(self, frames: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
-        return self.classifier(self.projector(self.featurizer(frames))), lengths
+    def forward(self, frames: Tensor, lengths: Tensor) -> Tensor:
+        return self.classifier(self.projector(self.featurizer(frames)))
 
 
 class RecurrentCTCHead(nn.Module):
@@ -72,7 +73,7 @@ class RecurrentCTCHead(nn.Module):
         self.generator = torch.Generator().manual_seed(seed)
         self.dropout.generator = torch.Generator(device=device).manual_seed(seed + 1)
 
-    def forward(self, frames: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, frames: Tensor, lengths: Tensor) -> Tensor:
         features = self.featurizer(frames)
         if self.training and self.spec_augment is not None:
             features = spec_augment(features, lengths.cpu(), self.spec_augment, self.generator)
@@ -84,4 +85,4 @@ class RecurrentCTCHead(nn.Module):
             output, _ = rnn(packed)
             hidden, _ = pad_packed_sequence(output, batch_first=True, total_length=frames.shape[1])
             hidden = self.dropout(hidden)
-        return self.classifier(hidden), lengths
+        return self.classifier(hidden)

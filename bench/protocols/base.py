@@ -96,6 +96,8 @@ class ProbeSettings:
     layers: LayerSelection = "weighted"
     layer_norm: bool = False
     device: str = "cpu"
+    #: "fp32", or "bf16": bfloat16 autocast for the protocols that support it on a GPU
+    precision: str = "fp32"
     progress: bool = True
     #: probes trained at once (``bench.parallel``)
     workers: int = 1
@@ -157,6 +159,9 @@ class ProbeProtocol:
     """Base class of protocols. ``feature_kind`` says which cache the runner must fill."""
 
     feature_kind: ClassVar[FeatureKind]
+    #: sequence protocols that train batch by batch from a ``bench.frames.sources``
+    #: FrameSource, so that frames may come from the encoder stream instead of a cache
+    frame_stream: ClassVar[bool] = False
 
     def clip_seconds(self, data: TaskData) -> float | None:
         """The duration (s) every clip is zero-padded or trimmed to (at its end) before the

@@ -43,6 +43,7 @@ from bench.ctc.recipe import CTCRecipe
 from bench.ctc.text import Transcription
 from bench.data import DataError, Item, TaskData
 from bench.frames.batching import BatchSchedule
+from bench.frames.sources import FrameSource, as_frame_source
 from bench.probe import TrainResult, seeded, train_probe
 from bench.protocols.base import (
     PROTOCOLS,
@@ -72,39 +73,29 @@ def ctc_frames_needed(targets: Sequence[int]) -> int:
     return len(targets) + sum(1 for a, b in itertools.pairwise(targets) if a == b)
 
 
-def pad_frames(sequences: Sequence[np.ndarray]) -> tuple[Tensor, Tensor]:
-    """``[B, T, L, D]`` float16, zero-padded, and the lengths ``[B]``."""
-    lengths = torch.tensor([len(s) for s in sequences])
-    padded = np.zeros((len(sequences), int(lengths.max()), *sequences[0].shape[1:]), np.float16)
-    for row, frames in enumerate(sequences):
-        padded[row, : len(frames)] = frames
-    return torch.from_numpy(padded), lengths
-
-
 @dataclass
 class CTCSplit:
-    """A split's items, frame sequences, targets (token ids) and reference units."""
+    """A split's items with their targets (token ids), reference units and frame counts;
+    frames come from ``source`` batch by batch."""
 
     items: list[Item]
-    sequences: list[np.ndarray]  # [T_i, L, D] float16, memory-mapped views
+    source: FrameSource
     targets: list[list[int]]
     references: list[list[str]]
-
-    @property
-    def lengths(self) -> list[int]:
-        return [len(s) for s in self.sequences]
+    lengths: list[int]
 
     def subset(self, keep: Sequence[int]) -> CTCSplit:
         return CTCSplit(
             [self.items[i] for i in keep],
-            [self.sequences[i] for i in keep],
+            self.source,
             [self.targets[i] for i in keep],
             [self.references[i] for i in keep],
+            [self.lengths[i] for i in keep],
         )
 
     def batch(self, index: Sequence[int], device: str) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """frames, lengths, concatenated targets, target lengths."""
-        frames, lengths = pad_frames([self.sequences[i] for i in index])
+        frames, lengths = self.source.batch([self.items[i] for i in index])
         targets = torch.tensor([t for i in index for t in self.targets[i]])
         target_lengths = torch.tensor([len(self.targets[i]) for i in index])
         return frames.to(device), lengths, targets, target_lengths
@@ -125,6 +116,13 @@ def ctc_loss(
     )
 
 
+def autocast(settings: ProbeSettings) -> torch.autocast:
+    """bfloat16 autocast of the head when ``settings.precision`` asks for it (the CTC loss
+    is computed in float32 either way)."""
+    device_type = torch.device(settings.device).type
+    return torch.autocast(device_type, torch.bfloat16, enabled=settings.precision == "bf16")
+
+
 def length_batches(lengths: Sequence[int], max_frames: int = EVAL_FRAMES) -> list[list[int]]:
     """Positions sorted by length, grouped so that each padded batch holds at most
     ``max_frames`` frames (or one item)."""
@@ -138,38 +136,39 @@ def length_batches(lengths: Sequence[int], max_frames: int = EVAL_FRAMES) -> lis
 
 
 def recognise(
-    head: nn.Module, split: CTCSplit, transcription: Transcription, device: str
+    head: nn.Module, split: CTCSplit, transcription: Transcription, settings: ProbeSettings
 ) -> list[list[str]]:
     """Greedy transcripts of every item of ``split``."""
     hypotheses: list[list[str]] = [[] for _ in split.items]
-    for index in length_batches(split.lengths):
-        frames, lengths, _, _ = split.batch(index, device)
-        logits, out_lengths = head(frames, lengths.to(device))
-        decoded = greedy_decode(logits, out_lengths, transcription.tokens)
+    batches = length_batches(split.lengths)
+    frames_of = split.source.iterate([split.items[i] for i in index] for index in batches)
+    for index, (frames, lengths) in zip(batches, frames_of, strict=True):
+        with autocast(settings):
+            logits = head(frames.to(settings.device), lengths.to(settings.device))
+        decoded = greedy_decode(logits, lengths, transcription.tokens)
         for position, units in zip(index, decoded, strict=True):
             hypotheses[position] = units
     return hypotheses
 
 
-def build_split(
-    items: list[Item], features: FeatureStore, transcription: Transcription
-) -> CTCSplit:
+def build_split(items: list[Item], source: FrameSource, transcription: Transcription) -> CTCSplit:
     references = [transcription.units(item.label) for item in items]
     targets = [transcription.tokens.encode(units) for units in references]
-    return CTCSplit(items, features.sequences(items), targets, references)
+    return CTCSplit(items, source, targets, references, source.frame_counts(items))
 
 
 def trainable(split: CTCSplit) -> list[int]:
     """Positions whose frames can hold their CTC target."""
     return [
         i
-        for i, (frames, targets) in enumerate(zip(split.sequences, split.targets, strict=True))
-        if len(frames) >= ctc_frames_needed(targets)
+        for i, (frames, targets) in enumerate(zip(split.lengths, split.targets, strict=True))
+        if frames >= ctc_frames_needed(targets)
     ]
 
 
 class CTCRecognition(ProbeProtocol):
     feature_kind = "sequence"
+    frame_stream = True
 
     def run(
         self,
@@ -187,11 +186,10 @@ class CTCRecognition(ProbeProtocol):
         transcription: Transcription = task.transcription()  # type: ignore[attr-defined]
         tokens = transcription.tokens
         selection_metric = task.metadata.main_metric
+        source = as_frame_source(features, upstream.frame_rate, upstream.num_layers)
         scored = [split for split in data.splits if split not in fold.train]
-        splits = {
-            split: build_split(data.splits[split], features, transcription) for split in scored
-        }
-        everything = build_split(data.items(fold.train), features, transcription)
+        splits = {split: build_split(data.splits[split], source, transcription) for split in scored}
+        everything = build_split(data.items(fold.train), source, transcription)
         keep = trainable(everything)
         skipped = len(everything.items) - len(keep)
         if skipped:
@@ -204,9 +202,11 @@ class CTCRecognition(ProbeProtocol):
                 everything.items[example].key,
             )
         train = everything.subset(keep)
-        durations = [len(s) / upstream.frame_rate for s in train.sequences]
         schedule = recipe.batching.schedule(
-            [len(t) for t in train.targets], durations, settings.batch_size, settings.seeds[0]
+            [len(t) for t in train.targets],
+            source.durations(train.items),
+            settings.batch_size,
+            settings.seeds[0],
         )
         device = settings.device
         errors: dict[tuple[float, int], str] = {}
@@ -242,7 +242,8 @@ class CTCRecognition(ProbeProtocol):
         def score(head: nn.Module, _fold: int) -> dict[str, dict[str, float]]:
             return {
                 split: transcription.scores(
-                    recognise(head, splits[split], transcription, device), splits[split].references
+                    recognise(head, splits[split], transcription, settings),
+                    splits[split].references,
                 )
                 for split in scored
             }
@@ -258,6 +259,7 @@ class CTCRecognition(ProbeProtocol):
             trials, score, selection_metric, [fold.name], higher_is_better=False
         )
         outcome.selected["ctc_skipped_train_utterances"] = skipped
+        outcome.selected["frame_source"] = source.kind
         for record in outcome.trials:
             if (record["lr"], record["seed"]) in errors:
                 record["error"] = errors[record["lr"], record["seed"]]
@@ -288,15 +290,16 @@ def _train(
                 schedule.batch(drawn), settings.device
             )
             drawn += 1
-            logits, out_lengths = model(frames, lengths.to(settings.device))
-            losses.append(ctc_loss(logits, out_lengths, targets, target_lengths, blank))
+            with autocast(settings):
+                logits = model(frames, lengths.to(settings.device))
+            losses.append(ctc_loss(logits, lengths, targets, target_lengths, blank))
         loss = torch.stack(losses).mean()
         if not math.isfinite(value := float(loss.detach())):
             raise ProbeDiverged(f"training loss is {value} at step {drawn // recipe.accumulate}")
         return loss
 
     def evaluate(model: nn.Module) -> float:
-        hypotheses = recognise(model, dev, transcription, settings.device)
+        hypotheses = recognise(model, dev, transcription, settings)
         return transcription.scores(hypotheses, dev.references)[selection_metric]
 
     try:

@@ -111,15 +111,15 @@ class QbeSetup:
 # -- the DTW engine ------------------------------------------------------------------------
 
 
-def standardise(queries: list[Tensor], documents: list[Tensor], enabled: bool) -> list[Tensor]:
-    """Queries then documents, standardised per dimension over all their frames together."""
-    sequences = [*queries, *documents]
-    if not enabled:
-        return sequences
-    frames = torch.cat(sequences).double()
-    mean = frames.mean(0)
-    std = frames.std(0).clamp_min(1e-9)  # unbiased, as torch's default in s3prl
-    return [((s.double() - mean) / std).float() for s in sequences]
+def standardise_(sequences: Sequence[Tensor]) -> None:
+    """Standardise float32 ``[T, D]`` sequences in place, per dimension, with the mean and
+    unbiased standard deviation (clamped at 1e-9) of all their frames together."""
+    count = sum(len(s) for s in sequences)
+    mean = sum(s.sum(0, dtype=torch.float64) for s in sequences) / count
+    squares = sum(((s.double() - mean) ** 2).sum(0) for s in sequences)
+    std = (squares / max(count - 1, 1)).sqrt().clamp_min(1e-9)
+    for sequence in sequences:
+        sequence.sub_(mean.float()).div_(std.float())
 
 
 def _to_distance(similarity: Tensor, kind: str) -> Tensor:
@@ -323,12 +323,15 @@ class QueryByExample(ProbeProtocol):
                 write_stdlist(
                     setup.stdlist_dir / split / "benchmark.stdlist.xml", result.detections
                 )
-        return self._outcome(dev, best, test, upstream.num_layers, setup.dtw)
+        how = "best dev MTWV" if settings.layers == "weighted" else "probe.layers"
+        return self._outcome(dev, best, test, upstream.num_layers, setup.dtw, how)
 
     @staticmethod
     def _layers(selection: str | int, num_layers: int) -> list[int]:
-        if selection in ("weighted", "concat"):
-            return list(range(num_layers))  # "all layers, the best on dev"
+        if selection == "weighted":  # the default: every layer, the best on dev
+            return list(range(num_layers))
+        if selection == "concat":
+            raise DataError("query by example runs DTW on one layer at a time, not on concat")
         layer = parse_layers(selection, num_layers)
         assert isinstance(layer, int)
         return [layer]
@@ -346,22 +349,29 @@ class QueryByExample(ProbeProtocol):
         on_block,
     ) -> SplitResult:
         def frames(sequence: np.ndarray) -> Tensor:
-            return torch.from_numpy(np.asarray(sequence[:, layer], dtype=np.float32))
+            return torch.from_numpy(np.array(sequence[:, layer], dtype=np.float32))
 
-        standardised = standardise(
-            [frames(s) for s in query_sequences],
-            [frames(s) for s in document_sequences],
-            config.feature_normalization,
-        )
-        lengths = [len(s) for s in query_sequences]
-        costs = subsequence_costs(
-            standardised[: len(queries)],
-            standardised[len(queries) :],
-            config.distance,
-            config.minmax_norm,
-            device,
-            on_block=on_block,
-        )
+        query_frames = [frames(s) for s in query_sequences]
+        document_frames = [frames(s) for s in document_sequences]
+        empty = [str(d.path) for d, f in zip(documents, document_frames, strict=True) if not len(f)]
+        if empty:
+            raise DataError(f"documents with no frames at this upstream's rate: {empty[:5]}")
+        if config.feature_normalization:  # over the split's queries and documents, as s3prl
+            standardise_([*query_frames, *document_frames])
+        lengths = [len(f) for f in query_frames]
+        # s3prl does not search with queries under min_query_frames: they score 0 everywhere
+        searched = [q for q, length in enumerate(lengths) if length >= config.min_query_frames]
+        costs = np.zeros((len(queries), len(documents)))
+        if searched:
+            costs[searched] = subsequence_costs(
+                [query_frames[q] for q in searched],
+                document_frames,
+                config.distance,
+                config.minmax_norm,
+                device,
+                on_block=on_block,
+            )
+        on_block((len(queries) - len(searched)) * len(documents))
         scores = detection_scores(costs, lengths, config.min_query_frames)
         names = [item.key for item in documents]
         detections = {
@@ -382,6 +392,7 @@ class QueryByExample(ProbeProtocol):
         test: SplitResult,
         num_layers: int,
         config: DTWConfig,
+        layer_selection: str,
     ) -> ProbeOutcome:
         def metrics(result: SplitResult) -> dict[str, Stat]:
             return {
@@ -391,6 +402,7 @@ class QueryByExample(ProbeProtocol):
 
         selected: dict[str, Any] = {
             "layer": best,
+            "layer_selection": layer_selection,
             "selection_metric": "dev_mtwv",
             "dev_threshold": dev[best].value.threshold,
             "test_threshold": test.value.threshold,

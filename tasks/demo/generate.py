@@ -65,12 +65,12 @@ def build_once(target: Path, build: Callable[[Path], None]) -> Path:
     Under a lock beside ``target``: when two runs start on a fresh data root together, one
     generates and the other waits, then reuses it. Partial folders of killed runs are
     removed (``bench.fileio.remove_stale_temporaries``); a failed build removes its own."""
-    if _is_complete(target):
+    if is_generated(target):
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     with file_lock(target.with_name(f".{target.name}.lock"), f"generating {target}"):
         remove_stale_temporaries(target.parent)
-        if _is_complete(target):  # another process built it while this one waited
+        if is_generated(target):  # another process built it while this one waited
             return target
         shutil.rmtree(target, ignore_errors=True)
         partial = temporary_path(target, "partial")
@@ -85,7 +85,8 @@ def build_once(target: Path, build: Callable[[Path], None]) -> Path:
     return target
 
 
-def _is_complete(target: Path) -> bool:
+def is_generated(target: Path) -> bool:
+    """A complete corpus of this generator version is at ``target``."""
     try:
         marker = json.loads((target / COMPLETE_MARKER).read_text())
     except (OSError, ValueError):

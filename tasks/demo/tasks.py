@@ -54,10 +54,9 @@ class DemoData:
 
     def generate(self, target: Path, build: Callable[[Path], None]) -> None:
         """``build`` the corpus at ``target`` unless it is there; refuse where not allowed."""
-        from bench.tasks.demo.generate import _is_complete as is_complete
-        from bench.tasks.demo.generate import build_once
+        from bench.tasks.demo.generate import build_once, is_generated
 
-        if not is_complete(target) and not self.may_create_data:
+        if not is_generated(target) and not self.may_create_data:
             raise DataError(
                 f"{self.metadata.name}: no demo data at {target}. bench generates demo data in "
                 "its default place (paths.data/demo, i.e. bench_runs/data/demo) when no "
