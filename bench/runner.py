@@ -156,13 +156,15 @@ def identity_settings(
     }
 
 
-def identity_inputs(upstream: LoadedUpstream, cache: Any) -> dict[str, Any]:
-    """What the run read: these weights, this data, these features."""
+def identity_inputs(upstream: LoadedUpstream, cache: Any, padding: Any) -> dict[str, Any]:
+    """What the run read: these weights, this data, these features (and how batches were
+    padded, which changes the features of padding-dependent encoders)."""
     return {
         "source": upstream.canonical,
         "weights_hash": cache.key.weights_hash,
         "data_fingerprint": cache.key.data_fingerprint,
         "features": cache.key.digest(),
+        "padding": padding,
     }
 
 
@@ -296,7 +298,7 @@ class Runner:
             upstream=upstream.name,
             task=name,
             settings=identity_settings(task, settings, options, self.quick),
-            inputs=identity_inputs(upstream, cache),
+            inputs=identity_inputs(upstream, cache, padding_description(model, config.extract)),
         )
         outcome.warnings += ignored_settings_warnings(protocol, task, config)
         if self.existing == "reuse":
