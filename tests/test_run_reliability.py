@@ -4,10 +4,13 @@ quick checks are recorded as such and never taken for full results."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import pytest
@@ -128,6 +131,21 @@ def test_a_logging_failure_after_training_is_a_warning_and_the_rerun_finishes_th
     assert client.get_run(record.mlflow["run_id"]).info.status == "FINISHED"
 
 
+@contextmanager
+def started(command: list[str]) -> Iterator[subprocess.Popen]:
+    """A bench process in its own session; whatever the test's outcome, nothing of it is
+    left running (the group is killed on the way out)."""
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+    )
+    try:
+        yield process
+    finally:
+        with suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
 def bench_command(workspace: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "bench", "run", f"paths.workspace={workspace}", *extra]
 
@@ -169,10 +187,23 @@ def test_sigterm_during_training_stops_clean_and_marks_the_mlflow_run_killed(dem
         "probe.max_steps=100000",
         "probe.patience=100000",
     )
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    with started(command) as process:
+        stderr = _terminate_in_training(process, uri)
+    assert process.returncode == EXIT_TERMINATED, stderr
+    assert "terminated (SIGTERM)" in stderr and "Traceback" not in stderr
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    (run,) = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    assert run.info.status == "KILLED"
+    assert not list((tmp_path / "workspace").glob("records/**/*.json"))
+
+
+def _terminate_in_training(process: subprocess.Popen, uri: str) -> str:
+    """SIGTERM once the task's MLflow run is RUNNING; the process's stderr."""
 
     def running() -> list:
-        if not (tmp_path / "mlflow.db").is_file():
+        if not Path(uri.removeprefix("sqlite:///")).is_file():
             return []
         from mlflow.tracking import MlflowClient
 
@@ -188,35 +219,26 @@ def test_sigterm_during_training_stops_clean_and_marks_the_mlflow_run_killed(dem
     wait_for(running, process, "RUNNING MLflow run")
     time.sleep(1.0)  # into the training
     process.send_signal(signal.SIGTERM)
-    _, stderr = process.communicate(timeout=600)
-    stderr = stderr.decode()
-    assert process.returncode == EXIT_TERMINATED, stderr
-    assert "terminated (SIGTERM)" in stderr and "Traceback" not in stderr
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(tracking_uri=uri)
-    (run,) = client.search_runs([e.experiment_id for e in client.search_experiments()])
-    assert run.info.status == "KILLED"
-    assert not list((tmp_path / "workspace").glob("records/**/*.json"))
+    return process.communicate(timeout=600)[1].decode()
 
 
 def test_sigterm_during_demo_data_generation_ends_the_generator_too(tmp_path):
     workspace = tmp_path / "workspace"
     command = bench_command(workspace, "--task", "demo.keywords", "tracking.enabled=false")
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     generators: list[int] = []
+    with started(command) as process:
 
-    def generating() -> bool:
-        generators[:] = children_of(process.pid)
-        return bool(generators)
+        def generating() -> bool:
+            generators[:] = children_of(process.pid)
+            return bool(generators)
 
-    wait_for(generating, process, "demo generator child process")
-    process.send_signal(signal.SIGTERM)
-    _, stderr = process.communicate(timeout=600)
+        wait_for(generating, process, "demo generator child process")
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=600)
     assert process.returncode == EXIT_TERMINATED, stderr.decode()
     assert "terminated (SIGTERM)" in stderr.decode()
     deadline = time.time() + 10
-    while any(Path(f"/proc/{pid}").exists() for pid in generators) and time.time() < deadline:
+    while any(_alive(pid) for pid in generators) and time.time() < deadline:
         time.sleep(0.1)
     alive = [pid for pid in generators if _alive(pid)]
     assert not alive, f"generator processes left running: {alive}"
