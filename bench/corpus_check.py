@@ -1,10 +1,11 @@
 """Corpus checks: a report on a corpus tree as its archives unpack.
 
 A task's ``verify`` fills a ``CorpusReport``: required files and folders (errors when
-missing or unreadable, see ``bench.corpus_files``), the known totals of the full corpus (warnings when they differ, since a subset
-is a legitimate choice) and, when something is missing, how to obtain the corpus (the
-manual steps of licensed corpora). ``bench prepare`` prints the report; ``bench run``
-refuses a tree whose report has errors (a ``DataError`` carrying the whole report).
+missing or unreadable, see ``bench.corpus_files``), the known totals of the full corpus
+(warnings when they differ, since a subset is a legitimate choice) and, when something
+is missing, how to obtain the corpus (the manual steps of licensed corpora). ``bench
+prepare`` prints the report; ``bench run`` refuses a tree whose report has errors (a
+``DataError`` carrying the whole report).
 """
 
 from __future__ import annotations

@@ -38,8 +38,9 @@ def list_files(directory: Path, suffixes: Sequence[str] = AUDIO_SUFFIXES) -> lis
     """The files in ``directory`` whose suffix is one of ``suffixes`` in any case
     (``.wav`` finds ``x.WAV``), sorted by name; hidden ones left out.
 
-    A matching name that is not a readable regular file (a broken symlink, a folder, a
-    FIFO) is an error."""
+    A matching name that is not a regular file (a broken symlink, a folder, a FIFO) is
+    an error; whether each file can be read shows when it is read (``unreadable_files``
+    checks a list of them up front)."""
     wanted = {suffix.lower() for suffix in suffixes}
     files = []
     for entry in _entries(directory):

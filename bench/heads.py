@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from bench.featurizer import WeightedSum
+from bench.featurizer import StackedWeightedSum, WeightedSum
+from bench.stacking import StackedLinear, StackedModule, register_stacked
 
 
 def frame_mask(lengths: Tensor, num_frames: int) -> Tensor:
@@ -76,3 +77,68 @@ class FrameHead(nn.Module):
     def forward(self, frames: Tensor) -> Tensor:
         """frames: ``[B, T, L, D]`` -> logits ``[B, T, C]``."""
         return self.mlp(self.featurizer(frames))
+
+
+# -- stacked forms (bench.stacking): P heads of one architecture as one module ----------------
+
+
+def stack_layers(layers: nn.Module, probes: int) -> nn.Module:
+    """The stacked form of a ``Linear`` or of a ``Sequential`` of ``Linear`` and ``ReLU``,
+    keeping the layer names (``mlp.0.weight`` stays ``mlp.0.weight``)."""
+    if isinstance(layers, nn.Linear):
+        return StackedLinear.like(layers, probes)
+    if isinstance(layers, nn.ReLU):
+        return nn.ReLU()
+    if isinstance(layers, nn.Sequential):
+        return nn.Sequential(*(stack_layers(layer, probes) for layer in layers))
+    raise TypeError(f"no stacked form for {type(layers).__name__}")
+
+
+@register_stacked(UtteranceHead)
+class StackedUtteranceHead(StackedModule):
+    """P ``UtteranceHead``s: pooled ``[P, B, L, D]`` (or ``[B, L, D]`` shared) -> ``[P, B, C]``."""
+
+    def __init__(
+        self,
+        probes: int,
+        featurizer: StackedWeightedSum,
+        projector: nn.Module,
+        classifier: nn.Module,
+    ):
+        super().__init__()
+        self.probes = probes
+        self.featurizer, self.projector, self.classifier = featurizer, projector, classifier
+
+    @classmethod
+    def empty(cls, head: nn.Module, probes: int) -> StackedUtteranceHead:
+        assert isinstance(head, UtteranceHead)
+        return cls(
+            probes,
+            StackedWeightedSum.like(head.featurizer, probes),
+            stack_layers(head.projector, probes),
+            stack_layers(head.classifier, probes),
+        )
+
+    def forward(self, pooled: Tensor, shared: bool = False) -> Tensor:
+        combined = self.featurizer(pooled, shared=shared, prenormalized=True)
+        return self.classifier(self.projector(combined))
+
+
+@register_stacked(FrameHead)
+class StackedFrameHead(StackedModule):
+    """P ``FrameHead``s: frames ``[P, B, T, L, D]`` (or ``[B, T, L, D]`` shared) -> ``[P, B, T, C]``."""
+
+    def __init__(self, probes: int, featurizer: StackedWeightedSum, mlp: nn.Module):
+        super().__init__()
+        self.probes = probes
+        self.featurizer, self.mlp = featurizer, mlp
+
+    @classmethod
+    def empty(cls, head: nn.Module, probes: int) -> StackedFrameHead:
+        assert isinstance(head, FrameHead)
+        return cls(
+            probes, StackedWeightedSum.like(head.featurizer, probes), stack_layers(head.mlp, probes)
+        )
+
+    def forward(self, frames: Tensor, shared: bool = False) -> Tensor:
+        return self.mlp(self.featurizer(frames, shared=shared))

@@ -1,16 +1,16 @@
-"""Train several probes at once on a multi-core CPU.
+"""Train several probes, or stacks of probes, at once on a multi-core CPU.
 
-A probe step is a few small matrix products, so on a small CPU one thread per probe with
-several probes in flight beats several threads on one probe: on 2 cores a SUPERB
-utterance head steps in 0.86 ms per probe with two single-threaded probes side by side,
-against 2.0 ms with one two-threaded probe (``benchmarks/demo_overhead.py`` shows the
-effect on whole runs). Probes run in threads, not processes: the cached features are
-shared without copies, and torch releases the GIL inside its kernels.
+A probe step is a few small matrix products, so on a small CPU one thread per training
+(a stack of probes, ``bench.stacking``, or a single probe) with several in flight beats
+several threads on one: on 2 cores a SUPERB utterance head steps in 0.86 ms per probe with
+two single-threaded probes side by side, against 2.0 ms with one two-threaded probe.
+Trainings run in threads, not processes: the cached features are shared without copies,
+and torch releases the GIL inside its kernels.
 
-Each probe trains single-threaded, so its numbers do not depend on how many probes run beside
-it nor on the machine's core count (scoring afterwards uses the caller's threads). A probe
-must not draw from torch's global random
-generator while training (``bench.probe.seeded`` builds its parameters under a lock; the
+Each training runs single-threaded, so its numbers do not depend on how many run beside
+it nor on the machine's core count: elementwise kernels split work (and round the last
+elements of each part differently) by thread count. A training must not draw from torch's
+global random generator (``bench.probe.seeded`` builds parameters under a lock; the
 training loops use their own generators).
 """
 
@@ -94,8 +94,9 @@ def single_threaded_torch() -> Iterator[None]:
 
 
 def probe_workers(requested: int | None, device: str) -> int:
-    """How many probes to train at once: ``requested``, else one per torch thread on a CPU
-    and one on an accelerator (whose kernels are already parallel)."""
+    """How many trainings (stacks, or single probes) to run at once: ``requested``, else
+    one per torch thread on a CPU and one on an accelerator (whose kernels are already
+    parallel)."""
     if requested is not None:
         if requested < 1:
             raise ValueError(f"probe.workers must be at least 1, not {requested}")

@@ -27,7 +27,10 @@ class TrainResult:
     best_step: int
     steps: int
     state: dict[str, Tensor]
+    #: (step, dev score) of every evaluation
     curve: list[tuple[int, float]] = field(default_factory=list)
+    #: what the best evaluation kept beside its score (``bench.stacking.Evaluation``)
+    detail: Any = None
 
 
 def make_optimizer(name: str, params: Any, lr: float, weight_decay: float) -> torch.optim.Optimizer:

@@ -129,6 +129,7 @@ def probe_settings(task: Task, config: DictConfig, quick: QuickLimits | None = N
         precision=probe_precision(str(probe.precision), device),
         progress=bool(config.runtime.progress),
         workers=probe_workers(probe.workers, str(device)),
+        stack=bool(probe.stack),
     )
 
 

@@ -447,3 +447,42 @@ def test_two_runs_on_one_fresh_workspace(tmp_path):
     assert records and all(r.metrics == records[0].metrics for r in records)
     leftovers = [p for p in workspace.rglob(".*") if ".tmp-" in p.name or ".partial-" in p.name]
     assert leftovers == []
+
+
+@pytest.mark.soak
+def test_sigterm_to_bench_run_during_extraction(demo_root, tmp_path):
+    """``bench run`` gets SIGTERM mid-extraction: exit 143 with one message, no record, no
+    temporaries; running again gives the metrics of an uninterrupted run. (Three demo runs:
+    a soak test; the extraction-level SIGTERM trials run by default.)"""
+    from bench.errors import EXIT_TERMINATED
+    from bench.records import read_records
+
+    def command(workspace: Path) -> list[str]:
+        return [
+            *(sys.executable, "-m", "bench", "run", "--task", "demo.instruments"),
+            *("--data-root", str(demo_root), f"paths.workspace={workspace}"),
+            *("tracking.enabled=false", "runtime.progress=false", "extract.shard_seconds=10"),
+            *("probe.seeds=[0]", "probe.max_steps=20"),
+            'task_options={"demo.instruments": {"grid_points": 1, "hidden_dim": 16}}',
+        ]
+
+    interrupted = tmp_path / "interrupted"
+    run = subprocess.Popen(command(interrupted), stderr=subprocess.PIPE, text=True)
+    started = time.monotonic()
+    while not list(interrupted.glob("cache/*/*/shard-00001.json")):
+        assert run.poll() is None, "the run finished before it could be stopped"
+        assert time.monotonic() - started < 300
+        time.sleep(0.05)
+    run.send_signal(signal.SIGTERM)
+    _, stderr = run.communicate(timeout=120)
+    assert run.returncode == EXIT_TERMINATED, stderr
+    assert "Traceback" not in stderr
+    assert not list(interrupted.glob("records/**/*.json"))
+    assert _no_temporaries(interrupted) == []
+    subprocess.run(command(interrupted), check=True, capture_output=True)
+    subprocess.run(command(tmp_path / "uninterrupted"), check=True, capture_output=True)
+    resumed, reference = (
+        next(r for r in read_records(w / "records") if r.task == "demo.instruments")
+        for w in (interrupted, tmp_path / "uninterrupted")
+    )
+    assert resumed.metrics == reference.metrics

@@ -267,7 +267,7 @@ def test_undefined_event_f_measure_scores_zero_unless_replicating_the_reference(
 def scripted_validation(scores: list[float]) -> Any:
     remaining = list(scores)
 
-    def validate(model: predictor.HearPredictor) -> predictor.Validation:
+    def validate(logits: torch.Tensor) -> predictor.Validation:
         return predictor.Validation(remaining.pop(0), detail=len(scores) - len(remaining))
 
     return validate
@@ -294,12 +294,12 @@ def test_non_finite_validation_stops_training_only_when_replicating() -> None:
     scores = [math.nan, 0.1, 0.3, 0.2, 0.2, 0.2, 0.2]
     base = {"max_epochs": 100, "eval_every": 1, "patience": 3, "batch_size": 16, "hidden_dim": 8}
     reference = predictor.train_predictor(
-        model, arrays, scripted_validation(scores), 1e-3,
+        model, arrays, arrays.features, scripted_validation(scores), 1e-3,
         predictor.TrainingConfig(**base, stop_on_non_finite=True), maximize=True, seed=0,
     )  # fmt: skip
     assert reference.epochs == 1 and math.isnan(reference.score)
     fixed = predictor.train_predictor(
-        model, arrays, scripted_validation(scores), 1e-3,
+        model, arrays, arrays.features, scripted_validation(scores), 1e-3,
         predictor.TrainingConfig(**base), maximize=True, seed=0,
     )  # fmt: skip
     # Best 0.3 at the third validation, then three without improvement: stop after the sixth.
@@ -308,22 +308,24 @@ def test_non_finite_validation_stops_training_only_when_replicating() -> None:
 
 def test_best_checkpoint_is_restored() -> None:
     arrays, model = tiny_problem()
-    states: list[dict[str, torch.Tensor]] = []
+    seen: list[torch.Tensor] = []
 
-    def validate(trained: predictor.HearPredictor) -> predictor.Validation:
-        states.append({k: v.clone() for k, v in trained.state_dict().items()})
-        return predictor.Validation([0.5, 0.9, 0.1, 0.2][len(states) - 1])
+    def validate(logits: torch.Tensor) -> predictor.Validation:
+        seen.append(logits.clone())
+        return predictor.Validation([0.5, 0.9, 0.1, 0.2][len(seen) - 1])
 
     config = predictor.TrainingConfig(
         max_epochs=4, eval_every=1, patience=5, batch_size=16, hidden_dim=8
     )
     trained = predictor.train_predictor(
-        model, arrays, validate, 1e-2, config, maximize=True, seed=0
+        model, arrays, arrays.features, validate, 1e-2, config, maximize=True, seed=0
     )
     assert trained.best_epoch == 1 and trained.epochs == 4
-    for name, value in trained.model.state_dict().items():
-        assert torch.equal(value, states[1][name])
-    assert not torch.equal(trained.model.state_dict()["mlp.0.weight"], states[3]["mlp.0.weight"])
+    assert [epoch for epoch, _ in trained.curve] == [1, 2, 3, 4]
+    restored = predictor.predict_logits(trained.model, arrays.features, 16, "cpu")
+    # the model as it was at its best validation (unstacked now: equal to rounding)
+    torch.testing.assert_close(restored, seen[1], rtol=1e-5, atol=1e-6)
+    assert (restored - seen[3]).abs().max() > 1e-3
 
 
 @pytest.mark.parametrize("shuffle", [True, False])
@@ -331,20 +333,22 @@ def test_batches_reshuffle_each_epoch_unless_replicating(
     monkeypatch: pytest.MonkeyPatch, shuffle: bool
 ) -> None:
     arrays, model = tiny_problem()
-    orders: list[np.ndarray] = []
-    original = predictor._train_epoch
+    batches: list[np.ndarray] = []
+    original = predictor._EpochBatches.batch
 
-    def recording(model: Any, optimizer: Any, train: Any, order: np.ndarray, *args: Any) -> None:
-        orders.append(order.copy())
-        original(model, optimizer, train, order, *args)
+    def recording(self: Any, probe: int, step: int) -> np.ndarray:
+        batches.append(original(self, probe, step))
+        return batches[-1]
 
-    monkeypatch.setattr(predictor, "_train_epoch", recording)
+    monkeypatch.setattr(predictor._EpochBatches, "batch", recording)
     config = predictor.TrainingConfig(
         max_epochs=3, eval_every=3, batch_size=16, hidden_dim=8, shuffle=shuffle
     )
     predictor.train_predictor(
-        model, arrays, lambda m: predictor.Validation(0.5), 1e-3, config, True, seed=3
+        model, arrays, arrays.features, lambda m: predictor.Validation(0.5), 1e-3, config, True, 3
     )
+    assert [len(batch) for batch in batches] == [16, 16, 8] * 3  # 40 rows
+    orders = [np.concatenate(batches[epoch * 3 : epoch * 3 + 3]) for epoch in range(3)]
     assert len(orders) == 3 and all(sorted(order) == list(range(40)) for order in orders)
     if shuffle:
         assert not np.array_equal(orders[0], orders[1])

@@ -3,18 +3,23 @@ job order, failures raised, torch's thread count restored."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import subprocess
+import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from _fakes import MemoryFeatures
 from hear_fakes import FakeFeatureStore, event_dir, multiclass_dir, quick_settings
-from test_protocols import SETTINGS, ToyTask, make_items, pooled_features
+from test_protocols import SETTINGS, ToyFrameTask, ToyTask, make_items, pooled_features
 
-from bench.data import TaskData
+from bench.data import Item, TaskData
 from bench.hear.predictor import SeededDropout
 from bench.parallel import (
     map_parallel,
@@ -23,6 +28,7 @@ from bench.parallel import (
     single_threaded_torch,
 )
 from bench.protocols.base import PROTOCOLS, ProbeOutcome, UpstreamInfo
+from bench.protocols.frame import FrameClassification
 from bench.protocols.utterance import UtteranceClassification
 from bench.task import TASKS
 
@@ -151,3 +157,74 @@ def test_hear_grid_and_folds_give_identical_results_in_parallel(tmp_path: Path, 
     sequential, parallel = sequential_and_parallel(run)
     assert [t["phase"] for t in sequential.trials] == ["grid"] * 8 + ["fold"]
     assert sequential == parallel
+
+
+def frame_sweep_data() -> tuple[TaskData, MemoryFeatures]:
+    rng = np.random.default_rng(0)
+    splits, sequences = {}, {}
+    for split, n in (("train", 30), ("dev", 10), ("test", 10)):
+        splits[split] = []
+        for i in range(n):
+            onset, label = rng.uniform(0.1, 0.8), ["up", "down"][i % 2]
+            key = f"{split}{i}"
+            splits[split].append(Item(key, Path(f"{key}.wav"), [(onset, onset + 0.4, label)]))
+            frames = rng.standard_normal((60 + i, 2, 4)).astype(np.float16)
+            centres = (np.arange(len(frames)) + 0.5) / 50.0
+            frames[(centres >= onset) & (centres < onset + 0.4), 0, i % 2] += 3
+            sequences[key] = frames
+    return TaskData(splits=splits, vocabulary={"label": ["up", "down"]}), MemoryFeatures(
+        sequences=sequences
+    )
+
+
+@contextlib.contextmanager
+def cpu_load(processes: int) -> Iterator[None]:
+    """Busy processes competing for the cores while the block runs."""
+    burners = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(processes)
+    ]
+    try:
+        yield
+    finally:
+        for burner in burners:
+            burner.kill()
+            burner.wait()
+
+
+def test_sweeps_are_bit_identical_for_any_threads_workers_and_load(tmp_path: Path) -> None:
+    """Issue 16: a rerun must give the same bits on any core count and load. Each protocol
+    family (utterance, frame, HEAR) runs on 1 thread with 1 worker, on 2 threads with 2,
+    and on 2 threads with 3 workers while other processes load the CPU."""
+    rng = np.random.default_rng(0)
+    splits = {n: make_items(k, 4, n, rng) for n, k in (("train", 120), ("dev", 40), ("test", 40))}
+    pooled = TaskData(splits=splits, vocabulary={"label": ["c0", "c1", "c2", "c3"]})
+    pooled_store = pooled_features(pooled.all_items(), True, rng)
+    frames, frame_store = frame_sweep_data()
+    root = multiclass_dir(tmp_path, per_class=6)
+    hear_store = FakeFeatureStore(informative=True)
+
+    def run(threads: int, workers: int) -> list[ProbeOutcome]:
+        previous = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            settings = dataclasses.replace(SETTINGS, max_steps=100, eval_every=25, workers=workers)
+            utterance = UtteranceClassification().run(
+                ToyTask(None), pooled, pooled_store, UpstreamInfo("toy", 3, 6, 50.0), settings
+            )
+            frame = FrameClassification().run(
+                ToyFrameTask(None), frames, frame_store, UpstreamInfo("toy", 2, 4, 50.0),
+                dataclasses.replace(settings, batch_size=4),
+            )  # fmt: skip
+            task = TASKS.get("hear")(root, {"hidden_dim": 32})
+            hear = PROTOCOLS.get(task.protocol)().run(
+                task, task.load(), hear_store, hear_store.upstream,
+                quick_settings(seeds=(0, 1), max_steps=9, workers=workers),
+            )  # fmt: skip
+            return [utterance, frame, without_timings(hear)]
+        finally:
+            torch.set_num_threads(previous)
+
+    reference = run(threads=1, workers=1)
+    assert run(threads=2, workers=2) == reference
+    with cpu_load(2):
+        assert run(threads=2, workers=3) == reference

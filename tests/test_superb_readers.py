@@ -159,7 +159,10 @@ def test_asv_bad_option_and_missing_trial_list(tmp_path):
     with pytest.raises(DataError, match="checkpoint_selection must be one of"):
         make("superb.asv", tmp_path, checkpoint_selection="best").prepare()
     (corpus / "veri_test2.txt").rename(corpus / "voxceleb1_test_v2.txt")
-    make("superb.asv", tmp_path).prepare()  # s3prl's name for the same list
+    # s3prl's list is the original VoxCeleb1-O (37,720 trials), never taken for the cleaned one
+    with pytest.raises(DataError, match=r"veri_test2\.txt is missing.*has voxceleb1_test_v2\.txt"):
+        make("superb.asv", tmp_path).prepare()
+    make("superb.asv", tmp_path, trial_list="voxceleb1_test_v2.txt").prepare()
     with pytest.raises(DataError, match=r"veri_test\.txt is missing"):
         make("superb.asv", tmp_path, trial_list="veri_test.txt").prepare()
 

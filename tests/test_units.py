@@ -129,6 +129,8 @@ def _fake_dev_clean(root: Path) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
         sf.write(folder / f"{utterance}.flac", wav.astype(np.float32), 16000)
         lines.append(utterance + "\t" + ",".join(p for p in sequence for _ in range(10)))
+        with (folder / "84-121123.trans.txt").open("a") as transcript:
+            transcript.write(f"{utterance} {' '.join(sequence).upper()}\n")
     alignments = root / "dev-clean.tsv"
     alignments.write_text("\n".join(lines) + "\n")
     return alignments

@@ -221,6 +221,29 @@ def _usad(size: str, width: int) -> UpstreamBundle:
     )
 
 
+def _usad2(size: str, width: int, layers: int, frame_rate: float) -> UpstreamBundle:
+    hub_id = f"MIT-SLS/USAD2-{size}"
+    supervised = size.endswith("-Plus")
+    return UpstreamBundle(
+        name=f"usad2_{size.lower().replace('-', '_')}",
+        family="transformers-remote-code",
+        builder="bench.upstreams.hf:build_remote_code",
+        source=hub_id,
+        description=f"USAD 2.0 {size} ({layers} layers, {frame_rate:g} Hz; "
+        + (
+            "second stage distilled from Whisper and Audio Flamingo 3"
+            if supervised
+            else "distilled from WavLM, ATST-Frame and MuQ"
+        )
+        + "); runs the checkpoint's own code",
+        hidden_size=width,
+        frame_rate=frame_rate,
+        options={"source": hub_id, "frame_rate": frame_rate},
+        remote_code=True,
+        extra="hf",
+    )
+
+
 _BASE = {"layers": 12, "width": 768}
 _LARGE = {"layers": 24, "width": 1024}
 
@@ -300,6 +323,14 @@ _register(
     _usad("Small", 384),
     _usad("Base", 768),
     _usad("Large", 1024),
+    # USAD 2.0 (the MIT-SLS/usad2 collection's model cards: width, layers, frame rate)
+    _usad2("Small", 384, 12, 50.0),
+    _usad2("Base", 768, 12, 50.0),
+    _usad2("Large", 1024, 24, 50.0),
+    _usad2("XLarge", 1280, 32, 25.0),
+    _usad2("Large-Plus", 1024, 24, 50.0),
+    _usad2("XLarge-Plus", 1280, 32, 25.0),
+    _usad2("XXLarge-Plus", 1280, 48, 25.0),
 )
 
 
@@ -423,6 +454,58 @@ _register(
         hidden_size=768,
         frame_rate=50.0,
         extra="hf",
+    ),
+)
+
+
+# -- SpeechCLIP / SpeechCLIP+ (bench.upstreams.speechclip) --------------------------------
+# The speech branch: frozen HuBERT's states plus the branch block's frame-level output.
+# Files as published in the hub repos (download_ckpts.sh of each repository).
+_SPEECHCLIP_FILES = {
+    ("base", "flickr", "parallel"): "epoch_131-step_15443-val_recall_mean_1_36.0100.ckpt",
+    ("base", "flickr", "cascaded"): "epoch_58-step_6902-val_recall_mean_1_7.7700.ckpt",
+    ("large", "flickr", "parallel"): "epoch_56-step_6668-val_recall_mean_10_89.0000.ckpt",
+    ("large", "flickr", "cascaded"): "epoch_187-step_21995-val_recall_mean_10_62.7700.ckpt",
+    ("large", "coco", "parallel"): "epoch_14-step_33224-val_recall_mean_10_84.0128.ckpt",
+    ("large", "coco", "cascaded"): "epoch_12-step_28794-val_recall_mean_10_36.1455.ckpt",
+}
+_SPEECHCLIP_PLUS_FILES = {
+    ("base", "flickr", "cascaded+"): "epoch=326-step=38258-val_recall_mean_10=42.1100.ckpt",
+    ("base", "flickr", "hybrid"): "epoch=134-step=15794-val_recall_mean_10=80.0100.ckpt",
+    ("base", "flickr", "hybrid+"): "epoch=80-step=9476-val_recall_mean_10=81.0300.ckpt",
+    ("large", "flickr", "cascaded+"): "epoch=112-step=26441-val_recall_mean_10=60.0500.ckpt",
+    ("large", "flickr", "hybrid"): "epoch=85-step=10061-val_recall_mean_10=90.1000.ckpt",
+    ("large", "flickr", "hybrid+"): "epoch=50-step=5966-val_recall_mean_10=89.3500.ckpt",
+    ("large", "coco", "cascaded+"): "epoch=10-step=48740-val_recall_mean_10=31.2973.ckpt",
+    ("large", "coco", "hybrid"): "epoch=12-step=28794-val_recall_mean_10=79.2988.ckpt",
+    ("large", "coco", "hybrid+"): "epoch=21-step=48729-val_recall_mean_10=83.5408.ckpt",
+}
+
+
+def _speechclip(hub: str, family: str, variant: tuple[str, str, str], file: str) -> UpstreamBundle:
+    size, data, kind = variant
+    filename = f"{size}/{data}/{kind}/{file}"
+    layers = 12 if size == "base" else 24
+    return UpstreamBundle(
+        name=f"{family}_{size}_{data}_{kind.replace('+', '_plus')}",
+        family=family.replace("_plus", "+"),
+        builder="bench.upstreams.speechclip:build_speechclip",
+        source=f"{hub}: {filename}",
+        description=f"{family.replace('_plus', '+')} {kind} on HuBERT {size.title()} "
+        f"({data.title()}): HuBERT's {layers + 1} states, then the {kind} branch's",
+        num_layers=layers + 2,
+        hidden_size=768 if size == "base" else 1024,
+        frame_rate=50.0,
+        options={"filename": filename, "hub_repo": hub},
+        extra="hf",
+    )
+
+
+_register(
+    *(_speechclip("speechclip/models", "speechclip", v, f) for v, f in _SPEECHCLIP_FILES.items()),
+    *(
+        _speechclip("ShampooWang/speechclip_plus", "speechclip_plus", v, f)
+        for v, f in _SPEECHCLIP_PLUS_FILES.items()
     ),
 )
 

@@ -260,7 +260,11 @@ class RemoteCodeUpstream(Upstream):
             else getattr(out, "hidden_states", None)
         )
         if not states:
-            raise TypeError(f"{type(self.model).__name__} returned no 'hidden_states'")
+            returned = sorted(out) if isinstance(out, Mapping) else type(out).__name__
+            raise TypeError(
+                f"{type(self.model).__name__} returned no 'hidden_states' (it returned "
+                f"{returned}); bench needs every layer's states"
+            )
         return [state.float() for state in states]
 
     def num_frames(self, num_samples: int) -> int:

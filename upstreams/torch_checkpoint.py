@@ -60,6 +60,23 @@ def pickled_class_of(value: Any) -> str | None:
     )
 
 
+def plain_state(value: Any) -> Any:
+    """``value`` with every stand-in replaced by a plain dict of what the pickle gave it.
+
+    A stand-in receives a dict subclass's items (SETITEMS) and an object's ``__getstate__``
+    (BUILD, kept as attributes); both end up in one dict, recursively. For configs pickled
+    as custom namespace classes (SpeechCLIP's ``OrderedNamespace``).
+    """
+    if isinstance(value, OrderedDict) and pickled_class_of(value) is not None:
+        state = {k: v for k, v in vars(value).items() if k not in ("pickled_class", "pickled_args")}
+        return {key: plain_state(item) for key, item in {**value, **state}.items()}
+    if isinstance(value, dict):
+        return {key: plain_state(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(plain_state(item) for item in value)
+    return value
+
+
 def checkpoint_dir() -> Path:
     return Path(os.environ.get(CHECKPOINT_DIR_ENV) or DEFAULT_CHECKPOINT_DIR).expanduser()
 

@@ -11,5 +11,6 @@ PROTOCOL_MODULES = (
     "bench.protocols.verification",
     "bench.protocols.ctc",
     "bench.protocols.units",
+    "bench.protocols.abx",
     "bench.protocols.dtw",
 )

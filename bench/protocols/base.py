@@ -82,7 +82,10 @@ class ProbeSettings:
     layers: ``"weighted"`` (learned softmax weighted sum, the default), ``"last"``,
         ``"concat"`` (all layers side by side; HEAR protocols only) or a layer index.
     layer_norm: parameter-free layer norm of each layer before combining.
-    workers: probes trained at once, each on one thread (1: one at a time, on every thread).
+    workers: stacks of probes (``bench.stacking``; or single probes) trained at once, each
+        on one thread.
+    stack: train the probes of a sweep as stacked models where the head has a stacked form;
+        False trains each probe's own module (in lock-step groups).
     """
 
     lr_grid: tuple[float, ...]
@@ -101,6 +104,7 @@ class ProbeSettings:
     progress: bool = True
     #: probes trained at once (``bench.parallel``)
     workers: int = 1
+    stack: bool = True
 
 
 @dataclass(frozen=True)

@@ -18,11 +18,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from sklearn.metrics import f1_score
-from torch import Tensor
+from torch import Tensor, nn
 
 from bench.data import DataError, Item, TaskData
-from bench.heads import FrameHead, frame_mask
-from bench.probe import TrainResult, seeded, train_probe
+from bench.featurizer import Gathered
+from bench.heads import FrameHead
+from bench.probe import seeded
 from bench.protocols.base import (
     PROTOCOLS,
     FeatureStore,
@@ -31,7 +32,8 @@ from bench.protocols.base import (
     ProbeSettings,
     UpstreamInfo,
 )
-from bench.protocols.sweep import run_sweep, sweep_outcome
+from bench.protocols.sweep import run_stacked_sweep, sweep_outcome
+from bench.stacking import ActiveProbes, ProbeGroup, per_probe
 from bench.task import Task
 
 BACKGROUND = "_none_"
@@ -61,13 +63,16 @@ class PackedSplit:
     offsets: Tensor
     lengths: Tensor
 
-    def batch(self, index: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def batch(self, index: Tensor) -> tuple[Gathered, Tensor, Tensor]:
+        """Frames ``[*index.shape, T, L, D]`` (gathered by the weighted sum as it reads
+        them), labels and valid mask ``[*index.shape, T]`` of the items ``index`` (any shape,
+        e.g. ``[P, B]`` for P probes), padded to the longest."""
         lengths = self.lengths[index]
         longest = int(lengths.max())
-        positions = self.offsets[index, None] + torch.arange(longest)[None, :]
-        valid = frame_mask(lengths, longest)
-        positions = torch.where(valid, positions, self.offsets[index, None])
-        return self.frames[positions], self.labels[positions], valid
+        starts = self.offsets[index].unsqueeze(-1)
+        valid = torch.arange(longest) < lengths.unsqueeze(-1)
+        positions = torch.where(valid, starts + torch.arange(longest), starts)
+        return Gathered(self.frames, positions), self.labels[positions], valid
 
 
 def pack(
@@ -95,13 +100,17 @@ def pack(
     )
 
 
-def predict_frames(head: FrameHead, split: PackedSplit, batch_items: int = 64) -> Tensor:
+def predict_frames(head: nn.Module, split: PackedSplit, batch_items: int = 64) -> Tensor:
+    """The class of every frame of the split, in order; a stacked group (``shared=True``)
+    gives ``[P, frames]``."""
+    stacked = isinstance(head, ProbeGroup)
     predictions = []
     for start in range(0, len(split.lengths), batch_items):
         index = torch.arange(start, min(start + batch_items, len(split.lengths)))
         frames, _, valid = split.batch(index)
-        predictions.append(head(frames).argmax(-1)[valid])
-    return torch.cat(predictions)
+        logits = head(frames, shared=True) if stacked else head(frames)
+        predictions.append(logits.argmax(-1)[..., valid])
+    return torch.cat(predictions, dim=-1)
 
 
 def frame_metrics(predicted: Tensor, labels: Tensor, event_classes: list[int]) -> dict[str, float]:
@@ -146,21 +155,6 @@ class FrameClassification(ProbeProtocol):
                 )
             folds.append(splits)
 
-        def train_one(lr: float, seed: int, fold: int) -> tuple[FrameHead, TrainResult]:
-            train = folds[fold]["train"]
-            with seeded(seed):
-                head = FrameHead(
-                    upstream.num_layers,
-                    train.frames.shape[-1],
-                    len(classes),
-                    hidden_dim=hidden_dim,
-                    layers=settings.layers,
-                    layer_norm=settings.layer_norm,
-                )
-            return head, self._train(
-                head, folds[fold], event_classes, settings, lr, seed, selection_metric
-            )
-
         def score(head: FrameHead, fold: int) -> dict[str, dict[str, float]]:
             return {
                 split: frame_metrics(
@@ -171,33 +165,57 @@ class FrameClassification(ProbeProtocol):
                 for split in ("dev", "test")
             }
 
-        trials = run_sweep(train_one, settings, len(folds), desc=f"probe {task.metadata.name}")
+        sweep = _FrameSweep(
+            folds, len(classes), event_classes, hidden_dim, upstream, settings, selection_metric
+        )
+        trials = run_stacked_sweep(
+            sweep, settings, len(folds), f"probe {task.metadata.name}", f"dev {selection_metric}"
+        )
         return sweep_outcome(trials, score, selection_metric, [fold.name for fold in data.folds])
 
-    @staticmethod
-    def _train(
-        head: FrameHead,
-        splits: dict[str, PackedSplit],
-        event_classes: list[int],
-        settings: ProbeSettings,
-        lr: float,
-        seed: int,
-        selection_metric: str,
-    ) -> TrainResult:
-        train, dev = splits["train"], splits["dev"]
-        count = len(train.lengths)
 
-        def batch_loss(model: FrameHead, generator: torch.Generator) -> Tensor:
-            index = torch.randint(count, (settings.batch_size,), generator=generator)
-            frames, labels, valid = train.batch(index)
-            return F.cross_entropy(model(frames)[valid], labels[valid])
+@dataclass
+class _FrameSweep:
+    """The probes of one task (``bench.protocols.sweep.StackedSweep``): each draws its
+    batches of items from its fold's training split with its own generator."""
 
-        def evaluate(model: FrameHead) -> float:
-            return frame_metrics(predict_frames(model, dev), dev.labels, event_classes)[
-                selection_metric
-            ]
+    folds: list[dict[str, PackedSplit]]
+    num_classes: int
+    event_classes: list[int]
+    hidden_dim: int | None
+    upstream: UpstreamInfo
+    settings: ProbeSettings
+    selection_metric: str
 
-        return train_probe(head, batch_loss, evaluate, settings, lr, seed)
+    def build_head(self, seed: int, fold: int) -> FrameHead:
+        with seeded(seed):
+            return FrameHead(
+                self.upstream.num_layers,
+                self.folds[fold]["train"].frames.shape[-1],
+                self.num_classes,
+                hidden_dim=self.hidden_dim,
+                layers=self.settings.layers,
+                layer_norm=self.settings.layer_norm,
+            )
+
+    def step_loss(self, fold: int, group: nn.Module, active: ActiveProbes) -> Tensor:
+        train = self.folds[fold]["train"]
+        count, size = len(train.lengths), self.settings.batch_size
+        index = torch.stack([torch.randint(count, (size,), generator=g) for g in active.generators])
+        frames, labels, valid = train.batch(index)  # [P, B, T, ...], padded to the longest
+        return per_probe(
+            lambda logits, labels, valid: F.cross_entropy(logits[valid], labels[valid]),
+            group(frames),
+            labels,
+            valid,
+        )
+
+    def evaluate(self, fold: int, group: nn.Module, active: ActiveProbes) -> list[float]:
+        dev = self.folds[fold]["dev"]
+        return [
+            frame_metrics(predicted, dev.labels, self.event_classes)[self.selection_metric]
+            for predicted in predict_frames(group, dev)
+        ]
 
 
 PROTOCOLS.register("frame_classification", FrameClassification)

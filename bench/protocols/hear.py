@@ -62,17 +62,20 @@ from bench.hear.options import HearOptions
 from bench.hear.predictor import (
     CombineMode,
     HearPredictor,
+    PredictorJob,
     ProbeArrays,
     TrainedPredictor,
     TrainingConfig,
     Validation,
+    batches,
     predict_logits,
-    train_predictor,
+    predicted_probabilities,
+    prediction_loss,
+    train_predictors,
     training_seed,
 )
 from bench.hear.taskdir import HearTaskMetadata
-from bench.parallel import map_parallel
-from bench.progress import progress_bar
+from bench.progress import SweepProgress
 from bench.protocols.base import (
     PROTOCOLS,
     FeatureStore,
@@ -390,45 +393,84 @@ class _ProtocolRun:
         return [(fold, best if is_grid_run(seed, fold) else next(retrained)) for seed, fold in runs]
 
     def _train_all(self, jobs: Sequence[_Job], description: str) -> list[TrainedPredictor]:
-        """Train ``jobs``, ``settings.workers`` at a time; their trials are kept in job order."""
-        with progress_bar(
-            total=len(jobs),
-            desc=f"{description} {self.metadata.task_name}",
+        """Train ``jobs`` (``bench.hear.predictor.train_predictors``: stacked, one call per
+        fold); their trials are kept in job order."""
+        folds = list(dict.fromkeys(job.fold.name for job in jobs))
+        trained: dict[int, tuple[TrainedPredictor, dict[str, Any]]] = {}
+        total = sum(self._steps_per_epoch(job.fold) for job in jobs) * self.config.max_epochs
+        with SweepProgress(
+            f"{description} {self.metadata.task_name}",
+            probes=len(jobs),
+            total_steps=total,
             enabled=self.settings.progress,
-        ) as bar:
-            results = map_parallel(self._train, jobs, self.settings.workers, lambda: bar.update(1))
-        self.trials.extend(trial for _, trial in results)
-        return [trained for trained, _ in results]
+            higher_is_better=self.maximize,
+            metric=f"valid {self.selection_metric}",
+        ) as progress:
+            for name in folds:
+                positions = [i for i, job in enumerate(jobs) if job.fold.name == name]
+                fold_jobs = [jobs[i] for i in positions]
+                trained.update(zip(positions, self._train_fold(fold_jobs, progress), strict=True))
+        self.trials.extend(trained[i][1] for i in range(len(jobs)))
+        return [trained[i][0] for i in range(len(jobs))]
 
-    def _train(self, job: _Job) -> tuple[TrainedPredictor, dict[str, Any]]:
+    def _train_fold(
+        self, jobs: Sequence[_Job], progress: SweepProgress
+    ) -> list[tuple[TrainedPredictor, dict[str, Any]]]:
+        """The jobs of one fold, trained together; a trial's ``seconds`` is the wall time of
+        that training, shared by the jobs trained together."""
         started = time.perf_counter()
-        fold, point = job.fold, job.point
-        train = ProbeArrays.concatenate([self.splits[name].arrays for name in fold.train])
-        valid = self._single_split(fold.dev)
+        fold = jobs[0].fold
         fold_index = self.folds.index(fold)
-        trained = train_predictor(
-            make_model=partial(self._make_model, point),
-            train=train,
-            validate=partial(self._validate, valid),
-            lr=point.lr,
-            config=self.config,
-            maximize=self.maximize,
-            seed=training_seed(job.seed, fold_index, job.grid_index),
+        valid = self._single_split(fold.dev)
+        predictor_jobs = [
+            PredictorJob(
+                partial(self._make_model, job.point),
+                job.point.lr,
+                training_seed(job.seed, fold_index, job.grid_index),
+                label=f"{job.point.hidden_layers} layer, {job.point.initialization}, "
+                f"lr {job.point.lr:g}" + (f", seed {job.seed}" if job.phase == "fold" else ""),
+            )
+            for job in jobs
+        ]
+        trained = train_predictors(
+            predictor_jobs,
+            self._train_arrays(fold),
+            valid.arrays.features,
+            partial(self._validate, valid),
+            self.config,
+            self.maximize,
             device=self.settings.device,
+            workers=self.settings.workers,
+            stack=self.settings.stack,
+            progress=progress,
         )
-        trial = {
+        seconds = round(time.perf_counter() - started, 3)
+        return [
+            (predictor, self._trial(job, predictor, seconds))
+            for job, predictor in zip(jobs, trained, strict=True)
+        ]
+
+    def _trial(self, job: _Job, trained: TrainedPredictor, seconds: float) -> dict[str, Any]:
+        return {
             "phase": job.phase,
-            "fold": fold.name,
+            "fold": job.fold.name,
             "seed": job.seed,
-            **point.as_dict(),
+            **job.point.as_dict(),
             "selection_metric": self.selection_metric,
             "dev_score": _finite_or_none(trained.score),
             "best_epoch": trained.best_epoch + 1,
             "epochs": trained.epochs,
             "postprocessing": _postprocessing_dict(trained.detail),
-            "seconds": round(time.perf_counter() - started, 3),
+            "seconds": seconds,
+            "curve": [[epoch, score] for epoch, score in trained.curve],
         }
-        return trained, trial
+
+    def _train_arrays(self, fold: Fold) -> ProbeArrays:
+        return ProbeArrays.concatenate([self.splits[name].arrays for name in fold.train])
+
+    def _steps_per_epoch(self, fold: Fold) -> int:
+        rows = sum(len(self.splits[name].arrays) for name in fold.train)
+        return sum(1 for _ in batches(np.arange(rows), self.config.batch_size))
 
     def _make_model(self, point: GridPoint) -> HearPredictor:
         return HearPredictor(
@@ -442,14 +484,14 @@ class _ProtocolRun:
             normalize_layers=self.normalize_layers,
         )
 
-    def _validate(self, valid: _Split, model: HearPredictor) -> Validation:
-        logits = predict_logits(
-            model, valid.arrays.features, self.config.batch_size, self.settings.device
-        )
+    def _validate(self, valid: _Split, logits: torch.Tensor) -> Validation:
+        """A predictor's validation, from its logits on ``valid``."""
+        multilabel = self.metadata.prediction_type == "multilabel"
         if not self.scoring:
             targets = torch.from_numpy(valid.arrays.targets)
-            return Validation(float(model.loss(logits, targets)), self._default_postprocessing())
-        probabilities = model.probabilities(logits).numpy()
+            loss = prediction_loss(logits, targets, multilabel)
+            return Validation(float(loss), self._default_postprocessing())
+        probabilities = predicted_probabilities(logits, multilabel).numpy()
         primary = self.metrics[0]
         if isinstance(valid, _SceneSplit):
             return Validation(self._primary(valid.score(probabilities, [primary])))

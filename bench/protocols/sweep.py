@@ -3,6 +3,12 @@
 Train one probe per (learning rate, seed, fold); select the learning rate with the best
 mean dev score; score the selected probes; report each metric as mean and spread over
 seeds, every seed's value being its mean over folds.
+
+Two ways to train the grid, with the same trials as the result: ``run_stacked_sweep``
+trains each fold's probes as stacked models (``bench.stacking``; heads without a stacked
+form train in lock-step groups), and ``run_sweep`` trains one probe at a time with
+``bench.probe.train_probe``, ``settings.workers`` in threads (the x-vector of
+``bench.protocols.verification``).
 """
 
 from __future__ import annotations
@@ -11,14 +17,17 @@ import itertools
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
+from typing import Protocol
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
-from bench.parallel import map_parallel
+from bench.parallel import map_parallel, single_threaded_torch
 from bench.probe import TrainResult, is_better
-from bench.progress import progress_bar
+from bench.progress import SweepProgress, progress_bar
 from bench.protocols.base import ProbeOutcome, ProbeSettings, Stat
+from bench.stacking import ActiveProbes, ProbeSpec, StackSchedule, train_stack
 
 #: split -> metric -> value
 SplitScores = dict[str, dict[str, float]]
@@ -52,6 +61,61 @@ def run_sweep(
     ]
 
 
+class StackedSweep(Protocol):
+    """What a protocol gives ``run_stacked_sweep``, per fold: a head for a seed (built under
+    ``bench.probe.seeded(seed)``) and the two callbacks of ``bench.stacking.train_stack``."""
+
+    def build_head(self, seed: int, fold: int) -> nn.Module: ...
+
+    def step_loss(self, fold: int, group: nn.Module, active: ActiveProbes) -> Tensor: ...
+
+    def evaluate(self, fold: int, group: nn.Module, active: ActiveProbes) -> Sequence[float]: ...
+
+
+def run_stacked_sweep(
+    sweep: StackedSweep,
+    settings: ProbeSettings,
+    num_folds: int,
+    desc: str,
+    metric: str = "dev",
+    higher_is_better: bool = True,
+) -> list[Trial]:
+    """Every (lr, seed, fold) of the grid: each fold's probes trained together by
+    ``bench.stacking.train_stack`` (``settings.workers`` stacks side by side). Trials come
+    in ``run_sweep``'s order."""
+    points = list(itertools.product(settings.lr_grid, settings.seeds))
+    schedule = StackSchedule.of(settings, higher_is_better=higher_is_better)
+    trained: dict[tuple[float, int, int], Trial] = {}
+    with SweepProgress(
+        desc,
+        probes=len(points) * num_folds,
+        total_steps=len(points) * num_folds * settings.max_steps,
+        enabled=settings.progress,
+        higher_is_better=higher_is_better,
+        metric=metric,
+    ) as progress:
+        for fold in range(num_folds):
+            fold_label = f" fold {fold}" if num_folds > 1 else ""
+            specs = [
+                ProbeSpec(lr, seed, f"lr {lr:g} seed {seed}{fold_label}") for lr, seed in points
+            ]
+            heads = [sweep.build_head(seed, fold) for _, seed in points]
+            results = train_stack(
+                heads,
+                specs,
+                partial(sweep.step_loss, fold),
+                partial(sweep.evaluate, fold),
+                schedule,
+                workers=settings.workers,
+                stack=settings.stack,
+                progress=progress,
+            )
+            for (lr, seed), head, result in zip(points, heads, results, strict=True):
+                trained[(lr, seed, fold)] = Trial(lr, seed, fold, head, result)
+    grid = itertools.product(settings.lr_grid, settings.seeds, range(num_folds))
+    return [trained[point] for point in grid]
+
+
 def select_lr(trials: Sequence[Trial], higher_is_better: bool = True) -> float:
     """The learning rate with the best dev score averaged over seeds and folds (first on ties)."""
     best_lr, best_score = trials[0].lr, float("nan")
@@ -65,11 +129,13 @@ def select_lr(trials: Sequence[Trial], higher_is_better: bool = True) -> float:
 def score_trials(
     trials: Sequence[Trial], score: Callable[[nn.Module, int], SplitScores]
 ) -> dict[str, dict[str, Stat]]:
-    """Score each trial (``score(model, fold)``), average over folds per seed, Stat over seeds."""
+    """Score each trial (``score(model, fold)``), average over folds per seed, Stat over seeds.
+
+    Scoring runs on one thread, as training does, so scores do not depend on the core count."""
     by_seed: dict[int, list[SplitScores]] = {}
     for trial in trials:
         trial.model.eval()
-        with torch.no_grad():
+        with torch.no_grad(), single_threaded_torch():
             by_seed.setdefault(trial.seed, []).append(score(trial.model, trial.fold))
     per_seed: dict[str, dict[str, list[float]]] = {}
     for fold_scores in by_seed.values():
@@ -106,6 +172,7 @@ def sweep_outcome(
                 f"dev_{selection_metric}": t.result.best_score,
                 "best_step": t.result.best_step,
                 "steps": t.result.steps,
+                "curve": [[step, value] for step, value in t.result.curve],
             }
             for t in trials
         ],

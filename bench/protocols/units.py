@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -39,9 +40,18 @@ log = logging.getLogger(__name__)
 UNIT_SOURCES = ("auto", "own", "kmeans")
 
 
-class UnitDiscovery(ProbeProtocol):
-    """Scores units; see the module docstring. Task options read: ``units``, ``layer``,
-    ``num_units``, ``max_fit_frames`` (see ``bench.tasks.units``)."""
+@dataclass(frozen=True)
+class UnitRun:
+    """One unit sequence per test item: the upstream's own units, or one k-means seed's."""
+
+    units: list[np.ndarray]
+    #: how they were made: ``{"units": "own" | "kmeans", "layer": ..., "seed": ...}``
+    trial: dict[str, Any]
+
+
+class UnitProtocol(ProbeProtocol):
+    """What the unit protocols share: units from the upstream's own quantizer (handed over
+    by ``bind_upstream``) or from k-means on one layer, fitted on the ``train`` split."""
 
     feature_kind = "sequence"
 
@@ -53,16 +63,9 @@ class UnitDiscovery(ProbeProtocol):
         find = getattr(upstream, "unit_quantizer", None)
         self.quantizer = find() if callable(find) else None
 
-    def run(
-        self,
-        task: Task,
-        data: TaskData,
-        features: FeatureStore,
-        upstream: UpstreamInfo,
-        settings: ProbeSettings,
-    ) -> ProbeOutcome:
-        options = task.options
-        source = options.units
+    def uses_own_units(self, task: Task, upstream: UpstreamInfo) -> bool:
+        """Whether task option ``units`` (auto | own | kmeans) asks for the upstream's own."""
+        source = task.options.units
         if source not in UNIT_SOURCES:
             raise DataError(
                 f"{task.metadata.name}: units must be one of {UNIT_SOURCES}, not {source!r}"
@@ -72,69 +75,57 @@ class UnitDiscovery(ProbeProtocol):
                 f"{task.metadata.name}: upstream '{upstream.name}' has no units of its own; "
                 "use units=kmeans (or auto)"
             )
-        use_own = source == "own" or (source == "auto" and self.quantizer is not None)
-        layer = self._layer(options.layer, upstream, use_own)
-        vocabulary = data.vocabulary["phone"]
-        test = data.splits["test"]
-        labels = [np.asarray(item.label, dtype=np.int64) for item in test]
-        test_frames = [
-            np.asarray(seq[:, layer], dtype=np.float32) for seq in features.sequences(test)
-        ]
-        seconds = sum(len(frames) for frames in test_frames) / upstream.frame_rate
+        return source == "own" or (source == "auto" and self.quantizer is not None)
 
-        runs: list[dict[str, float]] = []
-        trials: list[dict[str, Any]] = []
-        if use_own:
-            num_units = self.quantizer.num_units
-            runs.append(
-                self._score(
-                    self._own_units(test_frames),
-                    labels,
-                    vocabulary,
-                    num_units,
-                    task,
-                    upstream,
-                    seconds,
-                )
-            )
-            trials.append({"units": "own", "layer": layer, **runs[-1]})
-        else:
-            num_units = int(options.num_units)
-            fit = self._fit_frames(
-                features.sequences(data.splits["train"]), layer, options.max_fit_frames
-            )
-            for seed in settings.seeds:
-                units = self._kmeans_units(fit, test_frames, num_units, seed)
-                runs.append(
-                    self._score(units, labels, vocabulary, num_units, task, upstream, seconds)
-                )
-                trials.append({"units": "kmeans", "layer": layer, "seed": seed, **runs[-1]})
-        metrics = {name: Stat.of([run[name] for run in runs]) for name in runs[0]}
-        description = self.quantizer.description if use_own else f"k-means, {num_units} units"
-        return ProbeOutcome(
-            metrics={"test": metrics},
-            selected={
-                "units": "own" if use_own else "kmeans",
-                "layer": layer,
-                "num_units": num_units,
-                "quantizer": description,
-                "fit_frames": None if use_own else int(sum(len(f) for f in fit)),
-            },
-            trials=trials,
-        )
-
-    def _layer(self, requested: int | None, upstream: UpstreamInfo, use_own: bool) -> int:
-        if use_own:
-            if requested is not None and requested != self.quantizer.layer:
-                raise DataError(
-                    f"the upstream's units are computed from layer {self.quantizer.layer}, "
-                    f"not {requested}; drop the layer option or use units=kmeans"
-                )
-            return int(self.quantizer.layer)
+    @staticmethod
+    def check_layer(requested: int | None, upstream: UpstreamInfo) -> int:
+        """``requested`` (default: the last) as an index in ``[0, num_layers)``."""
         layer = upstream.num_layers - 1 if requested is None else int(requested)
         if not -upstream.num_layers <= layer < upstream.num_layers:
             raise DataError(f"layer {layer} outside the upstream's {upstream.num_layers} layers")
         return layer % upstream.num_layers
+
+    def unit_runs(
+        self,
+        data: TaskData,
+        features: FeatureStore,
+        *,
+        use_own: bool,
+        layer: int,
+        num_units: int,
+        max_fit_frames: int,
+        seeds: Sequence[int],
+    ) -> tuple[list[UnitRun], int | None]:
+        """The test split's units (one run if own, one per seed for k-means), and the
+        number of frames k-means was fitted on (None for own units)."""
+        test_frames = [
+            np.asarray(seq[:, layer], dtype=np.float32)
+            for seq in features.sequences(data.splits["test"])
+        ]
+        if use_own:
+            trial = {"units": "own", "layer": layer}
+            return [UnitRun(self._own_units(test_frames), trial)], None
+        fit = self._fit_frames(features.sequences(data.splits["train"]), layer, max_fit_frames)
+        runs = [
+            UnitRun(
+                self._kmeans_units(fit, test_frames, num_units, seed),
+                {"units": "kmeans", "layer": layer, "seed": seed},
+            )
+            for seed in seeds
+        ]
+        return runs, len(fit)
+
+    def unit_selection(
+        self, use_own: bool, layer: int, num_units: int, fit_frames: int | None
+    ) -> dict[str, Any]:
+        """The record's ``selected`` entries that say which units were scored."""
+        return {
+            "units": "own" if use_own else "kmeans",
+            "layer": layer,
+            "num_units": num_units,
+            "quantizer": self.quantizer.description if use_own else f"k-means, {num_units} units",
+            "fit_frames": fit_frames,
+        }
 
     def _own_units(self, test_frames: Sequence[np.ndarray]) -> list[np.ndarray]:
         import torch
@@ -174,6 +165,57 @@ class UnitDiscovery(ProbeProtocol):
             random_state=seed,
         ).fit(fit)
         return [kmeans.predict(frames) for frames in test_frames]
+
+
+class UnitDiscovery(UnitProtocol):
+    """Scores units; see the module docstring. Task options read: ``units``, ``layer``,
+    ``num_units``, ``max_fit_frames`` (see ``bench.tasks.units``)."""
+
+    def run(
+        self,
+        task: Task,
+        data: TaskData,
+        features: FeatureStore,
+        upstream: UpstreamInfo,
+        settings: ProbeSettings,
+    ) -> ProbeOutcome:
+        options = task.options
+        use_own = self.uses_own_units(task, upstream)
+        layer = self._layer(options.layer, upstream, use_own)
+        num_units = self.quantizer.num_units if use_own else int(options.num_units)
+        runs, fit_frames = self.unit_runs(
+            data,
+            features,
+            use_own=use_own,
+            layer=layer,
+            num_units=num_units,
+            max_fit_frames=options.max_fit_frames,
+            seeds=settings.seeds,
+        )
+        test = data.splits["test"]
+        labels = [np.asarray(item.label, dtype=np.int64) for item in test]
+        seconds = sum(len(units) for units in runs[0].units) / upstream.frame_rate
+        vocabulary = data.vocabulary["phone"]
+        scores = [
+            self._score(run.units, labels, vocabulary, num_units, task, upstream, seconds)
+            for run in runs
+        ]
+        metrics = {name: Stat.of([score[name] for score in scores]) for name in scores[0]}
+        return ProbeOutcome(
+            metrics={"test": metrics},
+            selected=self.unit_selection(use_own, layer, num_units, fit_frames),
+            trials=[{**run.trial, **score} for run, score in zip(runs, scores, strict=True)],
+        )
+
+    def _layer(self, requested: int | None, upstream: UpstreamInfo, use_own: bool) -> int:
+        if use_own:
+            if requested is not None and requested != self.quantizer.layer:
+                raise DataError(
+                    f"the upstream's units are computed from layer {self.quantizer.layer}, "
+                    f"not {requested}; drop the layer option or use units=kmeans"
+                )
+            return int(self.quantizer.layer)
+        return self.check_layer(requested, upstream)
 
     @staticmethod
     def _score(

@@ -26,11 +26,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from sklearn.metrics import balanced_accuracy_score
-from torch import Tensor
+from torch import Tensor, nn
 
 from bench.data import DataError, Fold, Item, TaskData
 from bench.heads import UtteranceHead
-from bench.probe import TrainResult, seeded, train_probe
+from bench.probe import seeded
 from bench.protocols.base import (
     PROTOCOLS,
     FeatureStore,
@@ -39,7 +39,8 @@ from bench.protocols.base import (
     ProbeSettings,
     UpstreamInfo,
 )
-from bench.protocols.sweep import run_sweep, sweep_outcome
+from bench.protocols.sweep import run_stacked_sweep, sweep_outcome
+from bench.stacking import ActiveProbes, per_probe
 from bench.task import Task
 
 EVAL_BATCH = 4096
@@ -96,9 +97,14 @@ def slot_logits(logits: Tensor, sizes: list[int]) -> list[Tensor]:
 
 
 def classification_loss(logits: Tensor, labels: Tensor, sizes: list[int]) -> Tensor:
-    return sum(
-        F.cross_entropy(part, labels[:, s]) for s, part in enumerate(slot_logits(logits, sizes))
-    )
+    """Each probe's cross-entropy, summed over slots: logits ``[P, B, C]``, labels
+    ``[P, B, S]`` -> ``[P]``."""
+
+    def loss(logits: Tensor, labels: Tensor) -> Tensor:
+        parts = slot_logits(logits, sizes)
+        return sum(F.cross_entropy(part, labels[:, s]) for s, part in enumerate(parts))
+
+    return per_probe(loss, logits, labels)
 
 
 def predict(head: UtteranceHead, features: Tensor, sizes: list[int]) -> Tensor:
@@ -108,6 +114,15 @@ def predict(head: UtteranceHead, features: Tensor, sizes: list[int]) -> Tensor:
         logits = head(features[start : start + EVAL_BATCH])
         predictions.append(torch.stack([p.argmax(-1) for p in slot_logits(logits, sizes)], dim=-1))
     return torch.cat(predictions)
+
+
+def predict_stacked(group: nn.Module, features: Tensor, sizes: list[int]) -> Tensor:
+    """``[P, N, S]``: every probe of a stacked group on the same features."""
+    predictions = []
+    for start in range(0, len(features), EVAL_BATCH):
+        logits = group(features[start : start + EVAL_BATCH], shared=True)
+        predictions.append(torch.stack([p.argmax(-1) for p in slot_logits(logits, sizes)], dim=-1))
+    return torch.cat(predictions, dim=1)
 
 
 def classification_metrics(predicted: Tensor, labels: Tensor) -> dict[str, float]:
@@ -149,9 +164,6 @@ class UtteranceClassification(ProbeProtocol):
             for fold in data.folds
         ]
 
-        def train_one(lr: float, seed: int, fold: int) -> tuple[UtteranceHead, TrainResult]:
-            return self._train(folds[fold], encoder, upstream, settings, lr, seed, selection_metric)
-
         def score(head: UtteranceHead, fold: int) -> dict[str, dict[str, float]]:
             return {
                 split: classification_metrics(
@@ -161,7 +173,10 @@ class UtteranceClassification(ProbeProtocol):
                 for split in ("dev", "test")
             }
 
-        trials = run_sweep(train_one, settings, len(folds), desc=f"probe {task.metadata.name}")
+        sweep = _UtteranceSweep(folds, encoder, upstream, settings, selection_metric)
+        trials = run_stacked_sweep(
+            sweep, settings, len(folds), f"probe {task.metadata.name}", f"dev {selection_metric}"
+        )
         return sweep_outcome(trials, score, selection_metric, [fold.name for fold in data.folds])
 
     def _fold_arrays(
@@ -189,44 +204,48 @@ class UtteranceClassification(ProbeProtocol):
         )
         return arrays
 
-    def _train(
-        self,
-        arrays: dict[str, SplitArrays],
-        encoder: LabelEncoder,
-        upstream: UpstreamInfo,
-        settings: ProbeSettings,
-        lr: float,
-        seed: int,
-        selection_metric: str,
-    ) -> tuple[UtteranceHead, TrainResult]:
-        train, dev = arrays["train"], arrays["dev"]
+
+@dataclass
+class _UtteranceSweep:
+    """The probes of one task (``bench.protocols.sweep.StackedSweep``): each draws its
+    batches from its fold's training features with its own generator."""
+
+    folds: list[dict[str, SplitArrays]]
+    encoder: LabelEncoder
+    upstream: UpstreamInfo
+    settings: ProbeSettings
+    selection_metric: str
+
+    def build_head(self, seed: int, fold: int) -> UtteranceHead:
         with seeded(seed):
             head = UtteranceHead(
-                upstream.num_layers,
-                train.features.shape[-1],
-                sum(encoder.sizes),
-                layers=settings.layers,
-                layer_norm=settings.layer_norm,
+                self.upstream.num_layers,
+                self.folds[fold]["train"].features.shape[-1],
+                sum(self.encoder.sizes),
+                layers=self.settings.layers,
+                layer_norm=self.settings.layer_norm,
             )
-        head = head.to(settings.device)
+        return head.to(self.settings.device)
+
+    def step_loss(self, fold: int, group: nn.Module, active: ActiveProbes) -> Tensor:
+        train = self.folds[fold]["train"]
         assert train.sample_weights is not None
-        weights = train.sample_weights
+        size = self.settings.batch_size
+        index = torch.stack(
+            [
+                torch.multinomial(train.sample_weights, size, replacement=True, generator=g)
+                for g in active.generators
+            ]
+        ).to(train.features.device)
+        features = train.features.index_select(0, index.flatten())
+        logits = group(features.view(len(active), size, *features.shape[1:]))
+        return classification_loss(logits, train.labels[index], self.encoder.sizes)
 
-        def batch_loss(model: UtteranceHead, generator: torch.Generator) -> Tensor:
-            index = torch.multinomial(
-                weights, settings.batch_size, replacement=True, generator=generator
-            )
-            index = index.to(train.features.device)
-            return classification_loss(
-                model(train.features[index]), train.labels[index], encoder.sizes
-            )
-
-        def evaluate(model: UtteranceHead) -> float:
-            return classification_metrics(
-                predict(model, dev.features, encoder.sizes).cpu(), dev.labels.cpu()
-            )[selection_metric]
-
-        return head, train_probe(head, batch_loss, evaluate, settings, lr, seed)
+    def evaluate(self, fold: int, group: nn.Module, active: ActiveProbes) -> list[float]:
+        dev = self.folds[fold]["dev"]
+        predicted = predict_stacked(group, dev.features, self.encoder.sizes).cpu()
+        labels = dev.labels.cpu()
+        return [classification_metrics(probe, labels)[self.selection_metric] for probe in predicted]
 
 
 PROTOCOLS.register("utterance_classification", UtteranceClassification)

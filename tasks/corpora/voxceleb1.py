@@ -4,8 +4,9 @@ Layout (the VGG archives and metadata files)::
 
     VoxCeleb1/
         iden_split.txt         "<1|2|3> idXXXXX/<video>/<nnnnn>.wav": 1 train, 2 dev, 3 test
-        veri_test2.txt         "<1|0> <wav> <wav>": VoxCeleb1-O (cleaned); s3prl's
-                               voxceleb1_test_v2.txt is the same list
+        veri_test2.txt         "<1|0> <wav> <wav>": VoxCeleb1-O (cleaned, 37,611 trials)
+        voxceleb1_test_v2.txt  s3prl's list, what SUPERB scores: 37,720 trials, the counts
+                               of the original VoxCeleb1-O (veri_test.txt), not the cleaned
         dev/wav/idXXXXX/<video>/<nnnnn>.wav     vox1_dev_wav.zip, 1,211 speakers
         test/wav/idXXXXX/<video>/<nnnnn>.wav    vox1_test_wav.zip, 40 speakers
 
@@ -27,12 +28,12 @@ CORPUS_DIR_VARIANTS = (CORPUS_DIR, "voxceleb1", "vox1")
 WAV_ROOTS = ("dev/wav", "test/wav", "wav")
 SPLIT_FILE = "iden_split.txt"
 TRIAL_LIST = "veri_test2.txt"
-TRIAL_LIST_ALIASES = {"veri_test2.txt": ("voxceleb1_test_v2.txt",)}
 IDEN_SPLITS = {"1": "train", "2": "dev", "3": "test"}
 # Totals of the published corpus.
 SPEAKERS, UTTERANCES = 1_251, 153_516
 IDEN_SPLIT_COUNTS = {"train": 138_361, "dev": 6_904, "test": 8_251}
-TRIAL_COUNTS = {"veri_test2.txt": 37_611, "veri_test.txt": 37_720}
+#: VGG's original and cleaned VoxCeleb1-O lists, and s3prl's (docs/protocols.md, ASV)
+TRIAL_COUNTS = {"veri_test2.txt": 37_611, "veri_test.txt": 37_720, "voxceleb1_test_v2.txt": 37_720}
 VERIFICATION_TRAIN_SPEAKERS, VERIFICATION_TRAIN_UTTERANCES = 1_211, 148_642
 HOW_TO_GET = (
     "VoxCeleb1 needs a (free) request on the VGG VoxCeleb page "
@@ -81,11 +82,18 @@ def read_trials(path: Path) -> list[Trial]:
 
 
 def find_trial_list(corpus: Path, name: str) -> Path:
-    """``name`` in the corpus folder, or a known alias of it (s3prl's file name)."""
-    for candidate in (name, *TRIAL_LIST_ALIASES.get(name, ())):
-        if (corpus / candidate).is_file():
-            return corpus / candidate
-    return corpus / name
+    """``name`` in the corpus folder. The lists are different files (none stands in for
+    another); a missing one is an error that names the lists that are there."""
+    path = corpus / name
+    if path.is_file():
+        return path
+    present = [other for other in TRIAL_COUNTS if other != name and (corpus / other).is_file()]
+    hint = (
+        f"; {corpus} has {', '.join(present)} (a different list: task option trial_list picks it)"
+        if present
+        else ""
+    )
+    raise DataError(f"{path} is missing (VoxCeleb1 trial list){hint}")
 
 
 class WavIndex:

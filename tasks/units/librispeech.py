@@ -10,20 +10,37 @@ or ``own``), else k-means on ``layer`` fitted on ``fit_utterances`` utterances o
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from bench.data import DataError, Fold, Item, TaskData
 from bench.task import Schedule, Task, TaskMetadata, register_task
+from bench.tasks.corpora.librispeech import CORPUS_DIR, read_split
 from bench.tasks.corpora.phone_alignments import LABEL_RATE, read_alignments
 
-CORPUS_DIR = "LibriSpeech"
+
+def utterance_items(
+    root: Path, split: str, utterances: Sequence[str], source: str
+) -> tuple[list[Item], int]:
+    """The utterances ``source`` names that ``split`` has (read by the LibriSpeech reader,
+    grouped by speaker, unlabelled), and how many it lacks."""
+    available = {item.key: item for item in read_split(root / CORPUS_DIR, split)}
+    items = [replace(available[u], label=None) for u in utterances if u in available]
+    if not items:
+        raise DataError(
+            f"none of the {len(utterances)} utterances of {source} is in "
+            f"{root / CORPUS_DIR / split} ({len(available)} utterances there)"
+        )
+    return items, len(utterances) - len(items)
 
 
-def utterance_audio(root: Path, split: str, utterance: str) -> Path:
-    """``<root>/LibriSpeech/<split>/<speaker>/<chapter>/<utterance>.flac``."""
-    speaker, chapter, _ = utterance.split("-", 2)
-    return root / CORPUS_DIR / split / speaker / chapter / f"{utterance}.flac"
+def fit_items(root: Path, scored: list[Item], options: Any) -> list[Item]:
+    """The k-means fitting set: ``fit_utterances`` of ``fit_split`` (default: the scored)."""
+    fit_split = options.fit_split or options.split
+    fit = scored if fit_split == options.split else read_split(root / CORPUS_DIR, fit_split)
+    return fit[: options.fit_utterances]
 
 
 @register_task
@@ -59,42 +76,29 @@ class LibriSpeechUnits(Task):
         max_fit_frames: int = 500_000
         keep_stress: bool = False
 
-    def load(self) -> TaskData:
-        root = self.require_data_root()
+    def alignments_path(self) -> Path:
         if not self.options.alignments:
             raise DataError(
                 f"{self.metadata.name} needs task option alignments=PATH: a frame-label file "
                 "(Spin's dev-clean.tsv) or a folder of MFA TextGrids; see docs/units.md"
             )
-        alignments = read_alignments(Path(self.options.alignments), self.options.keep_stress)
+        return Path(self.options.alignments)
+
+    def load(self) -> TaskData:
+        root = self.require_data_root()
+        alignments = read_alignments(self.alignments_path(), self.options.keep_stress)
         phones = sorted({phone for labels in alignments.values() for phone in labels})
         index = {phone: i for i, phone in enumerate(phones)}
-        split = self.options.split
-        test, missing = [], []
-        for utterance in sorted(alignments):
-            path = utterance_audio(root, split, utterance)
-            if not path.is_file():
-                missing.append(path)
-                continue
-            labels = tuple(index[phone] for phone in alignments[utterance])
-            test.append(Item(key=utterance, path=path, label=labels, group=utterance.split("-")[0]))
-        if not test:
-            raise DataError(
-                f"none of the {len(alignments)} aligned utterances has audio under "
-                f"{root / CORPUS_DIR / split} (first looked for: {missing[0]})"
-            )
-        fit_split = self.options.fit_split or split
-        fit = test if fit_split == split else self._fit_items(root, fit_split)
+        items, missing = utterance_items(
+            root, self.options.split, sorted(alignments), str(self.options.alignments)
+        )
+        test = [
+            replace(item, label=tuple(index[phone] for phone in alignments[item.key]))
+            for item in items
+        ]
         return TaskData(
-            splits={"train": fit[: self.options.fit_utterances], "test": test},
+            splits={"train": fit_items(root, test, self.options), "test": test},
             vocabulary={"phone": phones},
             folds=(Fold("units", ("train",), (), ("test",)),),
-            extras={"aligned_without_audio": len(missing)},
+            extras={"aligned_without_audio": missing},
         )
-
-    def _fit_items(self, root: Path, split: str) -> list[Item]:
-        folder = root / CORPUS_DIR / split
-        paths = sorted(folder.glob("*/*/*.flac"))
-        if not paths:
-            raise DataError(f"fit_split {split}: no flac files under {folder}")
-        return [Item(key=path.stem, path=path) for path in paths]

@@ -1,0 +1,647 @@
+"""Train the probes of a sweep as one stacked model.
+
+A sweep trains one head architecture on one set of features once per (learning rate,
+seed): P small models whose steps, trained one by one, cost mostly per-call overhead on a
+CPU and kernel launches on a GPU. Stacked, they are one model: every parameter gets a
+leading probe dimension (P ``Linear(D, H)`` layers become one ``[P, H, D]`` weight), one
+batched forward and backward serves all P probes per step, and one optimizer holds a
+learning rate per probe. What is trained does not change: each probe starts from the
+parameters its own head was built with (under ``bench.probe.seeded``), draws its own
+batches from its own generator, and is clipped, updated, evaluated, stopped and restored on
+its own; the losses of the probes are summed, so no gradient crosses from one to another.
+
+How a protocol uses it::
+
+    heads = [build_head(spec) for spec in specs]        # one head per probe, as before
+    results = train_stack(heads, specs, step_loss, evaluate, StackSchedule.of(settings))
+    # heads[i] now holds probe i's dev-best parameters; results[i] is its TrainResult
+
+- ``step_loss(group, active)`` returns the loss of every active probe, ``[len(active)]``.
+  ``group`` is called like the head, with inputs stacked per probe (``[P, ...]``, a cache
+  source: each probe gathers its own batch with ``active.generators[j]``) or, with
+  ``shared=True``, one input for all probes (a stream source: one encoder forward feeds
+  every probe). Its outputs have the probe dimension first.
+- ``evaluate(group, active)`` returns each active probe's dev score (a float, or an
+  ``Evaluation`` with a detail kept beside the best state).
+- A head class with a stacked form registers it (``register_stacked``; ``bench.heads``,
+  ``bench.hear.predictor``). A head without one (a BLSTM, say) trains as a ``Lockstep``
+  group: its P modules run one after another on every step, each with its own optimizer
+  (``bench.probe.make_optimizer``) and clipping, so the loop, the batches and the
+  callbacks stay the same.
+
+Stacked forms follow one convention, which lets ``StackedModule`` stack, slice, drop and
+restore probes generically: every parameter and buffer has the probe dimension first and
+the name it has in the head's ``state_dict``.
+
+Numbers: ``StackedOptimizer`` does the arithmetic of torch's fused Adam (and AdamW, SGD)
+per probe, and per-probe clipping is ``clip_grad_norm_`` of that probe's parameters, so a
+stacked probe equals the same probe trained alone to floating-point rounding
+(``tests/test_stacking.py`` trains both ways). Every operation of a stacked step computes
+each probe's slice on its own (batched matrix products, row-wise reductions), so a probe's
+numbers do not depend on which other probes share its stack. That is what makes
+``workers`` free: the probes are dealt to that many stacks, each trained single-threaded
+in its own thread, and the results are bit-identical for any number of workers, cores or
+machine load (the tests check it).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from bench.parallel import map_parallel, raise_if_cancelled, single_threaded_torch
+from bench.probe import TrainResult, is_better, make_optimizer
+
+
+@dataclass(frozen=True)
+class ProbeSpec:
+    """One probe of a sweep: its learning rate and its seed (which fixes its batches)."""
+
+    lr: float
+    seed: int
+    #: shown in progress (e.g. "lr 0.001 seed 1")
+    label: str = ""
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """A dev evaluation: ``score`` drives stopping and selection; ``detail`` (e.g. the
+    chosen post-processing) is kept with the probe's best state."""
+
+    score: float
+    detail: Any = None
+
+
+@dataclass(frozen=True)
+class StackSchedule:
+    """Steps, evaluation cadence, stopping and optimizer of every probe of a stack.
+
+    always_evaluate_last_step: evaluate after ``max_steps`` even off the cadence (SUPERB
+        probes); False evaluates there only when no evaluation has happened yet (HEAR).
+    """
+
+    max_steps: int
+    eval_every: int
+    patience: int
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+    grad_clip: float | None = 1.0
+    higher_is_better: bool = True
+    always_evaluate_last_step: bool = True
+
+    @classmethod
+    def of(cls, settings: Any, **overrides: Any) -> StackSchedule:
+        """From ``ProbeSettings`` (max_steps, eval_every, patience, optimizer, weight_decay)."""
+        fields = {
+            "max_steps": settings.max_steps,
+            "eval_every": settings.eval_every,
+            "patience": settings.patience,
+            "optimizer": settings.optimizer,
+            "weight_decay": settings.weight_decay,
+        }
+        return cls(**{**fields, **overrides})
+
+    def evaluates_at(self, step: int, evaluated_before: bool) -> bool:
+        if step % self.eval_every == 0:
+            return True
+        last = step == self.max_steps
+        return last and (self.always_evaluate_last_step or not evaluated_before)
+
+
+class StoppingRule(Protocol):
+    """Early stopping of one probe, fed its evaluations in order."""
+
+    def accept(self, score: float) -> bool:
+        """Whether this evaluation becomes the probe's best (its state is kept)."""
+
+    def stop(self, score: float) -> bool:
+        """Whether the probe stops training after this evaluation."""
+
+
+class PatienceStopping:
+    """``bench.probe.train_probe``'s rule: best on strict improvement (NaN never improves),
+    stop after ``patience`` evaluations without one."""
+
+    def __init__(self, patience: int, higher_is_better: bool = True):
+        self.patience, self.higher_is_better = patience, higher_is_better
+        self.best, self.stale = math.nan, 0
+
+    def accept(self, score: float) -> bool:
+        if is_better(score, self.best, self.higher_is_better):
+            self.best, self.stale = score, 0
+            return True
+        self.stale += 1
+        return False
+
+    def stop(self, score: float) -> bool:
+        return self.stale >= self.patience
+
+
+@dataclass
+class ActiveProbes:
+    """The probes still training, in the group's order: ``indices`` into the ``specs``
+    given to ``train_stack`` (for per-probe state a protocol keeps, such as its fold's
+    arrays) and each one's batch ``generators``, seeded with its spec's seed."""
+
+    indices: list[int]
+    specs: list[ProbeSpec]
+    generators: list[torch.Generator]
+    step: int = 0
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+StepLoss = Callable[[nn.Module, ActiveProbes], Tensor]
+Evaluate = Callable[[nn.Module, ActiveProbes], Sequence["float | Evaluation"]]
+
+
+# -- groups: the stacked form, or the lock-step fallback --------------------------------------
+
+
+class ProbeGroup(nn.Module):
+    """What ``train_stack`` trains: P probes behind one module."""
+
+    def probe_state(self, position: int) -> dict[str, Tensor]:  # pragma: no cover
+        """A copy of the state of the probe at ``position``, as its head's ``state_dict``."""
+        raise NotImplementedError
+
+    def keep(self, positions: Sequence[int]) -> None:  # pragma: no cover
+        """Keep only these probes (e.g. drop the ones that stopped)."""
+        raise NotImplementedError
+
+    def make_optimizer(
+        self, lrs: Sequence[float], name: str, weight_decay: float
+    ) -> GroupOptimizer:  # pragma: no cover
+        raise NotImplementedError
+
+
+class StackedModule(ProbeGroup):
+    """Base class of stacked forms (see the module docstring for the convention).
+
+    A subclass implements ``empty(head, probes)``: an instance for ``probes`` copies of
+    ``head``'s architecture (values are filled from the heads, so it draws no random numbers),
+    and ``forward``.
+    """
+
+    @classmethod
+    def empty(cls, head: nn.Module, probes: int) -> StackedModule:  # pragma: no cover
+        raise NotImplementedError
+
+    @classmethod
+    def from_heads(cls, heads: Sequence[nn.Module]) -> StackedModule:
+        stacked = cls.empty(heads[0], len(heads))
+        device = next(iter(heads[0].state_dict().values())).device
+        stacked.to(device)
+        states = [head.state_dict() for head in heads]
+        target = stacked.state_dict()
+        for name in states[0]:
+            if name not in target:
+                raise ValueError(f"{cls.__name__} has no '{name}' for {type(heads[0]).__name__}")
+        for name, tensor in target.items():
+            try:
+                values = [state[name] for state in states]
+            except KeyError:
+                raise ValueError(f"{type(heads[0]).__name__} has no '{name}'") from None
+            tensor.copy_(torch.stack(values))
+        return stacked
+
+    def probe_state(self, position: int) -> dict[str, Tensor]:
+        return {name: value[position].clone() for name, value in self.state_dict().items()}
+
+    def keep(self, positions: Sequence[int]) -> None:
+        index = torch.tensor(list(positions), dtype=torch.long)
+        for module in self.modules():
+            # New parameters rather than new .data: autograd keeps a leaf's shape.
+            for name, param in module._parameters.items():
+                if param is not None:
+                    module._parameters[name] = nn.Parameter(param.detach()[index.to(param.device)])
+            for name, buffer in module._buffers.items():
+                if buffer is not None:
+                    module._buffers[name] = buffer[index.to(buffer.device)]
+            if hasattr(module, "probes"):
+                module.probes = len(index)
+
+    def make_optimizer(
+        self, lrs: Sequence[float], name: str, weight_decay: float
+    ) -> StackedOptimizer:
+        return StackedOptimizer(self, lrs, name, weight_decay)
+
+
+class Lockstep(ProbeGroup):
+    """Heads without a stacked form: every step runs each probe's own module on its slice
+    of the inputs (or, ``shared=True``, on the shared inputs) and stacks the outputs."""
+
+    def __init__(self, heads: Sequence[nn.Module]):
+        super().__init__()
+        self.heads = nn.ModuleList(heads)
+
+    def forward(self, *inputs: Any, shared: bool = False) -> Tensor:
+        if shared:
+            return torch.stack([head(*inputs) for head in self.heads])
+        return torch.stack([head(*(x[i] for x in inputs)) for i, head in enumerate(self.heads)])
+
+    def probe_state(self, position: int) -> dict[str, Tensor]:
+        return copy.deepcopy(self.heads[position].state_dict())
+
+    def keep(self, positions: Sequence[int]) -> None:
+        self.heads = nn.ModuleList([self.heads[p] for p in positions])
+
+    def make_optimizer(
+        self, lrs: Sequence[float], name: str, weight_decay: float
+    ) -> LockstepOptimizer:
+        return LockstepOptimizer(list(self.heads), lrs, name, weight_decay)
+
+
+_STACKED_FORMS: dict[type[nn.Module], type[StackedModule]] = {}
+
+
+def register_stacked(head_type: type[nn.Module]) -> Callable[[type[StackedModule]], Any]:
+    """Class decorator: ``@register_stacked(UtteranceHead) class StackedUtteranceHead``."""
+
+    def register(stacked_type: type[StackedModule]) -> type[StackedModule]:
+        _STACKED_FORMS[head_type] = stacked_type
+        return stacked_type
+
+    return register
+
+
+def stacked_form(heads: Sequence[nn.Module]) -> type[StackedModule] | None:
+    """The registered stacked form of these heads, if they are all of one class with one."""
+    kinds = {type(head) for head in heads}
+    return _STACKED_FORMS.get(kinds.pop()) if len(kinds) == 1 else None
+
+
+def group_heads(heads: Sequence[nn.Module], stack: bool = True) -> ProbeGroup:
+    """The stacked form of ``heads`` where their class has one (and ``stack``), else a
+    ``Lockstep`` group."""
+    form = stacked_form(heads) if stack else None
+    return form.from_heads(heads) if form is not None else Lockstep(heads)
+
+
+class StackedLinear(nn.Module):
+    """P ``nn.Linear`` layers (``weight [P, out, in]``, ``bias [P, out]``):
+    ``[P, ..., in] -> [P, ..., out]``.
+
+    With few rows per probe (a pooled batch) it is one batched matrix product; with many
+    (frames) one ``F.linear`` per probe, which is as fast there and avoids shapes where
+    the batched CPU kernel is several times slower (a contraction over 4 classes, say).
+    The choice depends on shapes only, and both give the same numbers.
+    """
+
+    #: rows per probe from which each probe gets its own matrix product
+    LOOP_ROWS = 512
+
+    def __init__(self, probes: int, in_features: int, out_features: int, bias: bool = True):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(probes, out_features, in_features))
+        self.bias = nn.Parameter(torch.empty(probes, out_features)) if bias else None
+
+    @classmethod
+    def like(cls, linear: nn.Linear, probes: int) -> StackedLinear:
+        return cls(probes, linear.in_features, linear.out_features, linear.bias is not None)
+
+    def forward(self, inputs: Tensor) -> Tensor:
+        probes, width = inputs.shape[0], inputs.shape[-1]
+        rows = inputs.reshape(probes, -1, width)
+        if rows.shape[1] >= self.LOOP_ROWS:
+            # unbind, not indexing: the backward of P selects builds P full-size gradients
+            biases = [None] * probes if self.bias is None else self.bias.unbind(0)
+            parts = zip(rows.unbind(0), self.weight.unbind(0), biases, strict=True)
+            out = torch.stack([F.linear(x, w, b) for x, w, b in parts])
+        else:
+            out = _BatchedLinear.apply(rows, self.weight, self.bias)
+        return out.reshape(*inputs.shape[:-1], out.shape[-1])
+
+
+class _BatchedLinear(torch.autograd.Function):
+    """``x @ W^T + b`` for P probes as batched products, with each bias gradient summed
+    probe by probe (a sum over ``[P, n, out]`` rounds differently for different P)."""
+
+    @staticmethod
+    def forward(ctx, rows: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+        ctx.save_for_backward(rows, weight)
+        ctx.has_bias = bias is not None
+        if bias is None:
+            return torch.bmm(rows, weight.transpose(1, 2))
+        return torch.baddbmm(bias.unsqueeze(1), rows, weight.transpose(1, 2))
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
+        rows, weight = ctx.saved_tensors
+        grad_rows = torch.bmm(grad, weight) if ctx.needs_input_grad[0] else None
+        grad_weight = torch.bmm(grad.transpose(1, 2), rows) if ctx.needs_input_grad[1] else None
+        grad_bias = per_probe(lambda g: g.sum(0), grad) if ctx.has_bias else None
+        return grad_rows, grad_weight, grad_bias
+
+
+def per_probe(function: Callable[..., Tensor], *stacked: Tensor) -> Tensor:
+    """``function`` applied to each probe's slices (dimension 0 of every argument), one call
+    per probe, results stacked. For operations whose rounding depends on the size of the
+    tensor they run on (transcendental functions, reductions, softmax, losses): a probe
+    then gets the numbers it gets alone, whatever stack it is in."""
+    slices = zip(*(t.unbind(0) for t in stacked), strict=True)
+    return torch.stack([function(*parts) for parts in slices])
+
+
+# -- optimizers ---------------------------------------------------------------------------
+
+
+class GroupOptimizer(Protocol):
+    def zero_grad(self) -> None: ...
+
+    def step(self, grad_clip: float | None) -> None: ...
+
+    def keep(self, positions: Sequence[int]) -> None: ...
+
+
+class StackedOptimizer:
+    """Adam, AdamW or SGD on stacked parameters (probe dimension first), one learning rate
+    per probe: the arithmetic of ``torch.optim.Adam(fused=True)`` (what
+    ``bench.probe.make_optimizer`` gives a single probe) on each probe's slice, equal to it
+    to rounding (the fused kernel computes the elements past its last full vector in
+    double precision).
+
+    Every probe of a stack steps on every step (a stopped probe leaves the stack), so one
+    step count serves all of them, and the bias corrections are those of that count.
+    """
+
+    BETAS = (0.9, 0.999)
+    EPS = 1e-8
+
+    def __init__(self, module: nn.Module, lrs: Sequence[float], name: str, weight_decay: float):
+        name = name.lower()
+        if name not in ("adam", "adamw", "sgd"):
+            raise ValueError(f"unknown optimizer '{name}'; choose from adam, adamw, sgd")
+        self.module, self.name, self.weight_decay = module, name, weight_decay
+        self.params = list(module.parameters())
+        self.lrs = [float(lr) for lr in lrs]
+        self.steps = 0
+        if name != "sgd":
+            self.exp_avg = [torch.zeros_like(p) for p in self.params]
+            self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
+
+    def zero_grad(self) -> None:
+        for param in self.params:
+            param.grad = None
+
+    def keep(self, positions: Sequence[int]) -> None:
+        """Keep these probes' state; call after the module's ``keep``."""
+        self.params = list(self.module.parameters())
+        self.lrs = [self.lrs[p] for p in positions]
+        if self.name != "sgd":
+            index = torch.tensor(list(positions), dtype=torch.long)
+            self.exp_avg = [s[index.to(s.device)] for s in self.exp_avg]
+            self.exp_avg_sq = [s[index.to(s.device)] for s in self.exp_avg_sq]
+
+    @torch.no_grad()
+    def step(self, grad_clip: float | None) -> None:
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
+        if grad_clip:
+            clip_per_probe_(grads, grad_clip)
+        self.steps += 1
+        if self.name == "sgd":
+            for param, grad in zip(self.params, grads, strict=True):
+                if self.weight_decay:
+                    grad = grad + param * self.weight_decay
+                param.sub_(grad * self._per_probe(self.lrs, param))
+            return
+        beta1, beta2 = self.BETAS
+        # Scalars in double, as the fused kernel computes them, then used in float32.
+        correction1 = 1 - beta1**self.steps
+        correction2_sqrt = math.sqrt(1 - beta2**self.steps)
+        step_sizes = [lr / correction1 for lr in self.lrs]
+        for param, grad, exp_avg, exp_avg_sq in zip(
+            self.params, grads, self.exp_avg, self.exp_avg_sq, strict=True
+        ):
+            if self.name == "adamw" and self.weight_decay:
+                decay = [1 - lr * self.weight_decay for lr in self.lrs]
+                param.mul_(self._per_probe(decay, param))
+            elif self.weight_decay:
+                grad = grad + param * self.weight_decay
+            # Plain products and sums only: fused kernels (lerp, addcmul) round the last
+            # elements of a tensor differently from the rest, which would make a probe's
+            # numbers depend on its position in the stack.
+            exp_avg.mul_(beta1).add_(grad * (1 - beta1))
+            exp_avg_sq.mul_(beta2).add_(grad * grad * (1 - beta2))
+            denom = exp_avg_sq.sqrt().div_(correction2_sqrt).add_(self.EPS)
+            param.sub_(exp_avg * self._per_probe(step_sizes, param) / denom)
+
+    @staticmethod
+    def _per_probe(values: Sequence[float], like: Tensor) -> Tensor:
+        shape = (len(values),) + (1,) * (like.dim() - 1)
+        return torch.tensor(values, dtype=like.dtype, device=like.device).view(shape)
+
+
+def clip_per_probe_(grads: Sequence[Tensor], max_norm: float) -> Tensor:
+    """``clip_grad_norm_`` of each probe's own parameters, on stacked gradients: each probe's
+    slices are scaled by ``min(1, max_norm / (norm + 1e-6))``, its norm being the 2-norm of
+    all its slices together. Returns the per-probe norms."""
+    norms = per_probe(
+        lambda *slices: torch.linalg.vector_norm(
+            torch.stack([torch.linalg.vector_norm(g) for g in slices])
+        ),
+        *grads,
+    )
+    scale = (max_norm / (norms + 1e-6)).clamp(max=1.0)
+    for grad in grads:
+        grad.mul_(scale.view((len(scale),) + (1,) * (grad.dim() - 1)))
+    return norms
+
+
+class LockstepOptimizer:
+    """One ``bench.probe.make_optimizer`` optimizer per module (a ``Lockstep`` group)."""
+
+    def __init__(
+        self, heads: list[nn.Module], lrs: Sequence[float], name: str, weight_decay: float
+    ):
+        self.heads = heads
+        self.optimizers = [
+            make_optimizer(name, head.parameters(), lr, weight_decay)
+            for head, lr in zip(heads, lrs, strict=True)
+        ]
+
+    def zero_grad(self) -> None:
+        for optimizer in self.optimizers:
+            optimizer.zero_grad(set_to_none=True)
+
+    def step(self, grad_clip: float | None) -> None:
+        for head, optimizer in zip(self.heads, self.optimizers, strict=True):
+            if grad_clip:
+                nn.utils.clip_grad_norm_(head.parameters(), grad_clip)
+            optimizer.step()
+
+    def keep(self, positions: Sequence[int]) -> None:
+        self.heads = [self.heads[p] for p in positions]
+        self.optimizers = [self.optimizers[p] for p in positions]
+
+
+# -- training -----------------------------------------------------------------------------
+
+
+class StackProgress(Protocol):
+    """What ``train_stack`` reports as it goes (``bench.progress.SweepProgress``)."""
+
+    def advance(self, probe_steps: int) -> None: ...
+
+    def evaluated(self, spec: ProbeSpec, score: float) -> None: ...
+
+    def stopped(self, remaining_steps: int) -> None: ...
+
+
+@dataclass
+class _ProbeRun:
+    """One probe's bookkeeping inside a group."""
+
+    index: int
+    rule: StoppingRule
+    result: TrainResult
+
+
+def train_stack(
+    heads: Sequence[nn.Module],
+    specs: Sequence[ProbeSpec],
+    step_loss: StepLoss,
+    evaluate: Evaluate,
+    schedule: StackSchedule,
+    *,
+    stopping: Callable[[], StoppingRule] | None = None,
+    workers: int = 1,
+    stack: bool = True,
+    progress: StackProgress | None = None,
+) -> list[TrainResult]:
+    """Train ``heads[i]`` with ``specs[i]`` for every i, step-synchronously, as stacked
+    groups (lock-step groups for heads without a stacked form, or with ``stack=False``; see
+    ``group_heads``); leave each head at its dev-best state and return its ``TrainResult``,
+    in ``specs`` order.
+
+    Heads of different architectures (e.g. HEAR's 1- and 2-layer grid points) go to
+    different stacks; each architecture's probes are dealt round-robin to ``workers``
+    stacks, trained side by side, each on one thread; the numbers do not depend on it.
+    ``stopping`` builds each probe's rule (default: ``PatienceStopping`` with the schedule's
+    patience). Callbacks must be thread-safe when ``workers`` > 1 (reading shared features
+    is).
+    """
+    if len(heads) != len(specs):
+        raise ValueError(f"{len(heads)} heads for {len(specs)} probe specs")
+    if not heads:
+        return []
+    rule = stopping or (lambda: PatienceStopping(schedule.patience, schedule.higher_is_better))
+    stacks = _deal(heads, max(1, workers))
+
+    def train(indices: list[int]) -> list[TrainResult]:
+        group = group_heads([heads[i] for i in indices], stack)
+        return _train_group(group, specs, indices, step_loss, evaluate, schedule, rule, progress)
+
+    with single_threaded_torch():
+        trained = map_parallel(train, stacks, min(max(1, workers), len(stacks)))
+    results: list[TrainResult | None] = [None] * len(heads)
+    for indices, stack_results in zip(stacks, trained, strict=True):
+        for index, result in zip(indices, stack_results, strict=True):
+            heads[index].load_state_dict(result.state)
+            results[index] = result
+    return results  # type: ignore[return-value]
+
+
+def _deal(heads: Sequence[nn.Module], workers: int) -> list[list[int]]:
+    """Indices of the heads of each stack: heads of one architecture (class and parameter
+    shapes) dealt round-robin to at most ``workers`` stacks."""
+    kinds: dict[Any, list[int]] = {}
+    for index, head in enumerate(heads):
+        shapes = tuple((name, tuple(value.shape)) for name, value in head.state_dict().items())
+        kinds.setdefault((type(head), shapes), []).append(index)
+    stacks = []
+    for members in kinds.values():
+        count = min(workers, len(members))
+        stacks += [members[start::count] for start in range(count)]
+    return stacks
+
+
+def _train_group(
+    group: ProbeGroup,
+    specs: Sequence[ProbeSpec],
+    indices: list[int],
+    step_loss: StepLoss,
+    evaluate: Evaluate,
+    schedule: StackSchedule,
+    rule: Callable[[], StoppingRule],
+    progress: StackProgress | None,
+) -> list[TrainResult]:
+    optimizer = group.make_optimizer(
+        [specs[i].lr for i in indices], schedule.optimizer, schedule.weight_decay
+    )
+    runs = [
+        _ProbeRun(
+            index,
+            rule(),
+            TrainResult(
+                best_score=math.nan, best_step=0, steps=0, state=group.probe_state(position)
+            ),
+        )
+        for position, index in enumerate(indices)
+    ]
+    active = ActiveProbes(
+        indices=list(indices),
+        specs=[specs[i] for i in indices],
+        generators=[torch.Generator().manual_seed(specs[i].seed) for i in indices],
+    )
+    live = list(runs)
+    evaluated_before = False
+    for step in range(1, schedule.max_steps + 1):
+        raise_if_cancelled()
+        active.step = step
+        group.train()
+        losses = step_loss(group, active)
+        optimizer.zero_grad()
+        losses.sum().backward()
+        optimizer.step(schedule.grad_clip)
+        for run in live:
+            run.result.steps = step
+        if progress:
+            progress.advance(len(live))
+        if not schedule.evaluates_at(step, evaluated_before):
+            continue
+        evaluated_before = True
+        group.eval()
+        with torch.no_grad():
+            evaluations = [_as_evaluation(e) for e in evaluate(group, active)]
+        if len(evaluations) != len(live):
+            raise ValueError(f"evaluate returned {len(evaluations)} scores for {len(live)} probes")
+        keep = []
+        for position, (run, evaluation) in enumerate(zip(live, evaluations, strict=True)):
+            score = float(evaluation.score)
+            run.result.curve.append((step, score))
+            if progress:
+                progress.evaluated(specs[run.index], score)
+            if run.rule.accept(score):
+                run.result.best_score, run.result.best_step = score, step
+                run.result.state = group.probe_state(position)
+                run.result.detail = evaluation.detail
+            if not run.rule.stop(score):
+                keep.append(position)
+            elif progress:
+                progress.stopped(schedule.max_steps - step)
+        if len(keep) < len(live):
+            if not keep:
+                break
+            group.keep(keep)
+            optimizer.keep(keep)
+            live = [live[p] for p in keep]
+            active = ActiveProbes(
+                indices=[active.indices[p] for p in keep],
+                specs=[active.specs[p] for p in keep],
+                generators=[active.generators[p] for p in keep],
+                step=step,
+            )
+    return [run.result for run in runs]
+
+
+def _as_evaluation(value: float | Evaluation) -> Evaluation:
+    return value if isinstance(value, Evaluation) else Evaluation(float(value))
