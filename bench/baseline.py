@@ -1,9 +1,9 @@
 """Baselines for regression checks: a reference checkpoint's results, stored as JSON.
 
 Per task, a baseline keeps the main test metric (mean, standard deviation over seeds, n, the
-per-seed values, direction, unit) and what produced it: the probe settings, the task options
-and the data's item counts per split. For the whole file: the upstream, its weights hash,
-bench's version and the date. ``bench baseline save`` writes one; ``bench check`` (bench.gate)
+per-seed values, direction, unit) and what produced it: the protocol label (bench.profiles),
+the probe settings, the task options and the data's item counts per split. For the whole
+file: the upstream, its weights hash, bench's version and the date. ``bench baseline save`` writes one; ``bench check`` (bench.gate)
 compares a checkpoint with it.
 """
 
@@ -61,6 +61,9 @@ class BaselineTask:
     #: the same settings digest; "" in baselines saved before identities
     settings_digest: str = ""
     identity: str = ""
+    #: the record's protocol label (bench.profiles.protocol_label): the gate compares only
+    #: results made under the same protocol; "fast" in baselines saved before profiles
+    protocol: str = "fast"
 
 
 @dataclass(frozen=True)
@@ -108,6 +111,19 @@ def baseline_from_records(
         raise BaselineError(
             f"quick-mode results are smoke tests, not a baseline: {', '.join(quick)}"
         )
+    tasks = [record.task for record in records]
+    twice = sorted({task for task in tasks if tasks.count(task) > 1})
+    if twice:
+        made = "; ".join(
+            task
+            + ": "
+            + ", ".join(f"{r.protocol_label} #{r.digest[:8]}" for r in records if r.task == task)
+            for task in twice
+        )
+        raise BaselineError(
+            f"a baseline holds one result per task, under one protocol; got several for {made} "
+            "(choose with --identity DIGEST)"
+        )
     upstreams = {record.upstream for record in records}
     hashes = {str(record.upstream_info.get("weights_hash", "")) for record in records}
     if len(upstreams) != 1:
@@ -148,12 +164,16 @@ def _baseline_task(record: ResultRecord) -> BaselineTask:
         record_created_at=record.created_at,
         settings_digest=record.settings_digest,
         identity=record.digest,
+        protocol=record.protocol_label,
     )
 
 
 def mixing_warnings(records: Sequence[ResultRecord]) -> list[str]:
     """A baseline whose tasks were run differently compares unevenly: say how."""
     warnings = []
+    protocols = {record.protocol_label for record in records}
+    if len(protocols) > 1:
+        warnings.append(f"the baseline mixes protocols ({', '.join(sorted(protocols))})")
     seeds = {record.task: record.seed_count for record in records}
     if len(set(seeds.values())) > 1:
         counts = ", ".join(f"{task} {n}" for task, n in seeds.items())

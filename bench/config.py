@@ -69,8 +69,20 @@ class ExtractConfig:
 
 
 @dataclass
+class ProtocolConfig:
+    #: fast (bench's default: early stopping, a learning-rate sweep, 3 seeds, cached fixed
+    #: crops) or reference (s3prl 0.4.18 / hear-eval-kit 2021.1.3 exactly); see
+    #: docs/protocols.md
+    profile: str = "fast"
+    #: HEAR tasks under the reference profile: the published protocol to match: last
+    #: (layer), concat (all layers side by side) or module (a HEAR-API module's own)
+    hear_embedding: str = "last"
+
+
+@dataclass
 class ProbeConfig:
-    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    #: null: the profile's seeds (fast: 0, 1, 2; reference: s3prl's 1337, HEAR's 42)
+    seeds: list[int] | None = None
     #: null: the task's own grid / schedule
     lr_grid: list[float] | None = None
     max_steps: int | None = None
@@ -132,6 +144,7 @@ class BenchConfig:
     #: per task: task name -> task options (see each task's Options)
     task_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     extract: ExtractConfig = field(default_factory=ExtractConfig)
+    protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
     probe: ProbeConfig = field(default_factory=ProbeConfig)
     upstream: UpstreamConfig = field(default_factory=UpstreamConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
@@ -200,6 +213,8 @@ def _validate(config: DictConfig) -> None:
         "extract.sequence_source": ("auto", "cache", "stream"),
         "extract.cache_layers": ("all", "probe"),
         "probe.precision": ("auto", "fp32", "bf16"),
+        "protocol.profile": ("fast", "reference"),
+        "protocol.hear_embedding": ("last", "concat", "module"),
     }
     for key, allowed in choices.items():
         if OmegaConf.select(config, key) not in allowed:
@@ -208,8 +223,8 @@ def _validate(config: DictConfig) -> None:
             )
     if not 0 <= config.extract.max_padding < 1:
         raise ConfigError("extract.max_padding must be a fraction in [0, 1)")
-    if not config.probe.seeds:
-        raise ConfigError("probe.seeds must list at least one seed")
+    if config.probe.seeds is not None and not config.probe.seeds:
+        raise ConfigError("probe.seeds must list at least one seed (or be null: the profile's)")
     if config.quick.items_per_split < 1 or config.quick.max_steps < 1:
         raise ConfigError("quick.items_per_split and quick.max_steps must be at least 1")
     level = str(config.runtime.log_level).upper()

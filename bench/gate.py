@@ -2,8 +2,8 @@
 
 ``compare`` checks a checkpoint's result records against a baseline (bench.baseline),
 direction-aware: a change for the worse larger than the task's tolerance is a regression.
-Results made differently from the baseline's (other probe settings, task options, data sizes,
-metric or direction) are not comparable. Pure: records in, verdicts out.
+Results made differently from the baseline's (another protocol, bench.profiles; other probe
+settings, task options, data sizes, metric or direction) are not comparable. Pure: records in, verdicts out.
 
 Tolerance syntax (``--tolerance``, repeatable): ``[TASK=]AMOUNT[,AMOUNT]`` where AMOUNT is
 a number in the metric's own unit (``0.5``: half a point of accuracy, or 0.005 of a HEAR
@@ -17,7 +17,7 @@ bench.identity); else the most complete protocol, compared field by field. Quick
 results are never checked. The verdict's notes say which record was used.
 
 Outcome: exit code 1 if any task regressed; else 2 if any task could not be evaluated
-(no result, or not comparable: other metric, probe settings or data); else 0.
+(no result, or not comparable: other protocol, metric, probe settings or data); else 0.
 """
 
 from __future__ import annotations
@@ -133,6 +133,8 @@ def pick_records(baseline: Baseline, candidates: Sequence[ResultRecord]) -> Pick
     for task, expected in baseline.tasks.items():
         group = [r for r in candidates if r.task == task]
         full = [r for r in group if not r.is_quick]
+        # another protocol's number is never checked where one of the baseline's exists
+        full = [r for r in full if r.protocol_label == expected.protocol] or full
         same = [
             r
             for r in full
@@ -289,6 +291,11 @@ def _incomparability(
     expected: BaselineTask, record: ResultRecord, stat: Mapping[str, Any] | None
 ) -> str:
     """Why the record cannot be compared with the baseline ('' when it can)."""
+    if record.protocol_label != expected.protocol:
+        return (
+            f"the protocol differs: {record.protocol_label} (baseline {expected.protocol}); "
+            "numbers made under different protocols are not compared"
+        )
     if record.higher_is_better != expected.higher_is_better:
         return "the metric's direction differs from the baseline's"
     if stat is None:
@@ -348,8 +355,8 @@ def verdict_markdown(result: GateResult) -> str:
         "",
         f"Checkpoint `{result.upstream}` against baseline `{baseline.upstream}` "
         f"(weights {baseline.weights_hash[:12] or '?'}, bench {baseline.bench_version or '?'}, "
-        f"{baseline.created_at}). Change: positive is better; a regression is a change for the "
-        "worse beyond the allowed drop.",
+        f"{baseline.created_at}), protocol {_protocols(baseline)}. Change: positive is better; "
+        "a regression is a change for the worse beyond the allowed drop.",
         "",
         markdown_table(
             [
@@ -368,6 +375,10 @@ def verdict_markdown(result: GateResult) -> str:
     if result.notes:
         lines += ["", *(f"- {note}" for note in result.notes)]
     return "\n".join(lines) + "\n"
+
+
+def _protocols(baseline: Baseline) -> str:
+    return ", ".join(f"`{p}`" for p in sorted({t.protocol for t in baseline.tasks.values()}))
 
 
 def _stat_text(metric: str, mean: float | None, std: float | None, n: int) -> str:

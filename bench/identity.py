@@ -136,6 +136,8 @@ class Candidate(Protocol):
     def rank(self) -> tuple: ...
     @property
     def description(self) -> str: ...
+    @property
+    def protocol_label(self) -> str: ...
 
 
 C = TypeVar("C", bound=Candidate)
@@ -163,20 +165,22 @@ def describe_result(digest: str, seeds: int, own_schedule: bool, quick: bool, wh
 def choose(
     candidates: Iterable[C], identities: Sequence[str] = (), include_quick: bool = False
 ) -> Choice:
-    """One result per (upstream, task), from the latest result of each identity.
+    """One result per (upstream, task, protocol label), from the latest result of each
+    identity (two protocols' numbers are two results, never one chosen over the other).
 
     ``identities``: digests (or prefixes) to use where they apply. Otherwise quick-mode
     results are left out (unless ``include_quick``), and among several identities the most
     complete protocol wins (``rank``: more seeds, then the task's own schedule, then more
     data, then the newer). Every choice between several is noted with what was passed over.
     """
-    groups: dict[tuple[str, str], list[C]] = {}
+    groups: dict[tuple[str, str, str], list[C]] = {}
     for candidate in candidates:
-        groups.setdefault((candidate.upstream, candidate.task), []).append(candidate)
+        key = (candidate.upstream, candidate.task, candidate.protocol_label)
+        groups.setdefault(key, []).append(candidate)
     chosen: list[C] = []
     notes: list[str] = []
     used: set[str] = set()
-    for (upstream, task), group in sorted(groups.items()):
+    for (upstream, task, _), group in sorted(groups.items()):
         asked = [c for c in group if any(c.digest.startswith(p) for p in identities)]
         used |= {p for p in identities for c in asked if c.digest.startswith(p)}
         if asked:

@@ -1,7 +1,8 @@
 """The probe training loop shared by the protocols: train, evaluate on dev, keep the best.
 
-Training stops at ``max_steps`` or when the dev score has not improved for ``patience``
-evaluations; the returned state is the dev-best one, and test is scored with it.
+Training stops at ``max_steps`` or, with ``early_stopping`` (bench's ``fast`` profile), when
+the dev score has not improved for ``patience`` evaluations; the returned state is the
+dev-best one, and test is scored with it.
 """
 
 from __future__ import annotations
@@ -91,7 +92,7 @@ def train_probe(
             evaluations_since_best = 0
         else:
             evaluations_since_best += 1
-            if evaluations_since_best >= settings.patience:
+            if settings.early_stopping and evaluations_since_best >= settings.patience:
                 break
     model.load_state_dict(best.state)
     return best

@@ -1,58 +1,188 @@
-"""Protocol profiles: what ``reference`` means for each task, as data (docs/protocols.md).
+"""Protocol profiles: ``fast`` (bench's default) and ``reference``, resolved per task.
 
-``fast`` is bench's default: each task's own ``Schedule`` (early stopping, a learning-rate
-sweep, several seeds) and its default options. ``reference`` is the reference toolkit's
-protocol: s3prl 0.4.18's fixed number of updates, evaluation cadence and dev-best selection
-for SUPERB; hear-eval-kit 2021.1.3's fixed embedding, batch order, stopping rule and single
-seed for HEAR. ``REFERENCE`` lists those facts per task family; ``reference_for`` resolves
-them for one task.
+``fast`` is bench's own protocol: each task's ``Schedule`` (early stopping, a learning-rate
+sweep, three seeds) and its default options (fixed crops, hash-free splits). ``reference``
+is the reference toolkit's protocol: s3prl 0.4.18's fixed number of updates, evaluation
+cadence, learning rate, seed and dev-best selection (SUPERB ASV: the best of 10 checkpoints
+on test) and its data handling (random crops before the encoder, sox effects, its split
+rules and trial list), or hear-eval-kit 2021.1.3's fixed embedding, batch order, stopping
+rule and single seed. docs/protocols.md lists every fact with its source and every place
+where ``fast`` differs, with the reason.
 
-Status (issue 13): the schedules, selection rules and HEAR switches below are complete; the
-config key that selects a profile, and the reference data paths (random crops before the
-encoder, sox effects, the 37,720-trial list, the hash split rule) are wired in next, and
-until then ``data_handling`` names what the profile will need.
+The config selects a profile (``protocol.profile``; ``protocol.hear_embedding`` picks the
+published HEAR protocol a reference run matches); ``resolve_profile`` turns it into what
+the runner changes for one task: probe settings and task options. ``protocol_label``
+names the result's protocol in records, reports, MLflow and baselines: two results, or a
+result and a published row, are comparable only when their labels are equal.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from bench.hear.options import HearOptions
 
 PROFILES = ("fast", "reference")
+DEFAULT_PROFILE = "fast"
+#: bench's seeds (``probe.seeds: null`` under ``fast``)
+FAST_SEEDS = (0, 1, 2)
 #: hear-eval-kit's single seed (``seed_everything(42)``); s3prl's default ``--seed``
 HEAR_SEED, S3PRL_SEED = 42, 1337
-#: the HEAR embeddings a reference run can match: the HEAR module's own, the last layer,
-#: all layers concatenated (the published rows use these); ``weighted`` is bench's own
-HEAR_EMBEDDINGS = ("module", "last", "concat", "weighted")
+#: the embeddings a reference HEAR run can train on, as the published rows did: the last
+#: layer, all layers concatenated (SPEAR's 83.41), or a HEAR-API module's own embedding
+HEAR_EMBEDDINGS = ("last", "concat", "module")
+#: bench's learned weighted sum: SUPERB's featurizer, and bench's own protocol on HEAR
+WEIGHTED = "weighted"
+#: a published row whose source does not say how it was made
+UNKNOWN = "unknown"
+HEAR_PROTOCOLS = ("hear.scene", "hear.timestamp")
+#: probe settings that, changed by a user's ``probe.*`` override under the reference
+#: profile, make the result "modified" (comparable with no published row)
+REFERENCE_FIXED = ("lr_grid", "seeds", "max_steps", "batch_size", "eval_every", "layers")
+
+
+class ProfileError(ValueError):
+    """A profile that cannot apply to a task (no reference known, a missing input)."""
 
 
 @dataclass(frozen=True)
 class ReferenceProtocol:
-    """One task family's reference protocol.
+    """One task's reference protocol.
 
-    max_steps / eval_every: updates and evaluation cadence (HEAR: epochs, validations).
-    early_stopping: whether training stops before ``max_steps`` (patience in evaluations).
+    max_steps / eval_every: updates and evaluation cadence (HEAR: the task's own epochs).
+    early_stopping: whether training stops before ``max_steps``.
     selection: how the reported checkpoint is chosen: ``dev_best`` (best dev evaluation,
-        test scored once with it), ``test_best_of_checkpoints`` (SUPERB ASV: the checkpoints
-        at ``checkpoints`` scored on test, the best reported), ``valid_best`` (HEAR).
-    data_handling: what the reference reads or does differently from ``fast`` (names of
-        the reference code paths, see docs/protocols.md).
+        test scored once with it), ``test_best_of_checkpoints`` (SUPERB ASV: the
+        checkpoints at ``checkpoints`` scored on test, the best reported), ``valid_best``
+        (HEAR), ``dev_best_layer`` (QbE: nothing trained, the layer chosen on dev).
+    lr: the toolkit's learning rate (None: the task's own grid; HEAR: its grid).
+    task_options: the task options that switch on the reference data handling.
+    data_handling: what the reference reads or does differently from ``fast``, in words
+        (bench does it under this profile).
+    not_reproduced: reference data handling bench does not do yet (docs/protocols.md,
+        **to do**): a result then is ``reference (approximate)``, comparable with no
+        published row.
     source: where the facts come from.
     """
 
-    max_steps: int
-    eval_every: int
+    max_steps: int | None
+    eval_every: int | None
     early_stopping: bool
-    patience: int | None
     selection: str
     seeds: tuple[int, ...]
     source: str
+    lr: float | None = None
     checkpoints: tuple[int, ...] = ()
     data_handling: tuple[str, ...] = ()
     task_options: dict[str, Any] = field(default_factory=dict)
+    not_reproduced: tuple[str, ...] = ()
+
+
+def _s3prl(
+    recipe: str, updates: int, every: int, lr: float | None, *data_handling: str, **options: Any
+) -> ReferenceProtocol:
+    """An s3prl recipe run by runner.py: fixed updates, dev-best selection, seed 1337."""
+    return ReferenceProtocol(
+        updates,
+        every,
+        early_stopping=False,
+        selection="dev_best",
+        seeds=(S3PRL_SEED,),
+        source=f"s3prl 0.4.18 downstream/{recipe}/config.yaml, runner.py",
+        lr=lr,
+        data_handling=data_handling,
+        task_options=options,
+    )
+
+
+REFERENCE: dict[str, ReferenceProtocol] = {
+    "superb.ks": dataclasses.replace(
+        _s3prl(
+            "speech_commands",
+            200_000,
+            5_000,
+            1e-4,
+            "train/dev split by the SHA-1 speaker hash",
+            split="hash",
+        ),
+        not_reproduced=(
+            "a fresh random 1 s crop of a background-noise file at every read of _silence_",
+            "dev accuracy on one class-balanced resample of dev",
+            "sox gain -3.0 on int32 samples",
+        ),
+    ),
+    "superb.ic": _s3prl("fluent_commands", 200_000, 5_000, 1e-4),
+    "superb.sid": dataclasses.replace(
+        _s3prl("voxceleb1", 200_000, 5_000, 1e-4),
+        not_reproduced=(
+            "a fresh random 8 s waveform crop of every training utterance at every read",
+        ),
+    ),
+    # needs s3prl's meta_data folder (task_options.superb.er.s3prl_meta_data)
+    "superb.er": _s3prl(
+        "emotion",
+        30_000,
+        1_000,
+        1e-4,
+        "dev per fold: torch.manual_seed(0); random_split 80/20 over s3prl's meta_data order",
+        split="s3prl",
+    ),
+    "superb.asv": dataclasses.replace(
+        _s3prl(
+            "sv_voxceleb1",
+            200_000,
+            20_000,
+            1e-4,
+            "trial list voxceleb1_test_v2.txt (37,720 trials)",
+            "test scored at every 20,000th update, the best of the 10 reported",
+            trial_list="voxceleb1_test_v2.txt",
+            checkpoint_selection="test",
+        ),
+        selection="test_best_of_checkpoints",
+        source="s3prl 0.4.18 downstream/sv_voxceleb1/configs/amsoftmax.yaml, test_expdir.sh",
+        checkpoints=tuple(range(20_000, 200_001, 20_000)),
+        not_reproduced=(
+            "sox gain -3.0 + silence 1 0.1 0.1% -1 0.1 0.1%, train and test",
+            "training utterances of at most 32,000 samples after the effects dropped",
+            "a fresh random 8 s waveform crop (after the effects) at every read",
+        ),
+    ),
+    "superb.pr": _s3prl("ctc (libriphone.yaml)", 100_000, 1_000, 1e-2),
+    "superb.asr": _s3prl("asr", 200_000, 2_000, 1e-4),
+    # QbE trains nothing: its reference is the default (docs/protocols.md lists the rest)
+    "superb.qbe": ReferenceProtocol(
+        None,
+        None,
+        early_stopping=False,
+        selection="dev_best_layer",
+        seeds=(),
+        source="s3prl 0.4.18 downstream/quesst14_dtw/",
+    ),
+}
+"""SUPERB: s3prl 0.4.18, the recipes docs/superb.md runs."""
+
+DEMO_EVALUATIONS = 40
+"""Demo tasks have no reference toolkit; their ``reference`` applies s3prl's rules (fixed
+length, dev-best, one seed) to the demo's own schedule, with KS's 40 evaluations."""
+
+HEAR_REFERENCE = ReferenceProtocol(
+    None,
+    None,
+    early_stopping=True,
+    selection="valid_best",
+    seeds=(HEAR_SEED,),
+    source="hear-eval-kit 2021.1.3 heareval/predictions/task_predictions.py",
+    data_handling=(
+        "a fixed embedding (the last layer, all layers concatenated, or the module's own)",
+        "batches in one fixed seeded order (never reshuffled)",
+        "a non-finite validation score stops training",
+        "d-prime of a perfectly separated class is infinite",
+    ),
+)
+"""HEAR: the schedule stays each task's own (tasks/hear: task_metadata overrides)."""
 
 
 def _hear_switches() -> dict[str, Any]:
@@ -65,81 +195,68 @@ def _hear_switches() -> dict[str, Any]:
     }
 
 
-def _s3prl(recipe: str, updates: int, every: int, *data_handling: str) -> ReferenceProtocol:
-    """An s3prl recipe run by runner.py: fixed updates, dev-best selection, seed 1337."""
-    return ReferenceProtocol(
-        updates,
-        every,
-        early_stopping=False,
-        patience=None,
-        selection="dev_best",
-        seeds=(S3PRL_SEED,),
-        source=f"s3prl 0.4.18 downstream/{recipe}/config.yaml, runner.py",
-        data_handling=data_handling,
-    )
-
-
-REFERENCE: dict[str, ReferenceProtocol] = {
-    "superb.ks": dataclasses.replace(
-        _s3prl("speech_commands", 200_000, 5_000, "random 1 s _silence_ crops"),
-        task_options={"split": "hash"},  # s3prl's speaker-hash rule (tasks/superb/ks.py)
-    ),
-    "superb.ic": _s3prl("fluent_commands", 200_000, 5_000),
-    "superb.sid": _s3prl("voxceleb1", 200_000, 5_000, "random 8 s waveform crop per step"),
-    "superb.er": _s3prl(
-        "emotion", 30_000, 1_000, "random_split(seed 0) dev over s3prl's meta_data order"
-    ),
-    "superb.asv": dataclasses.replace(
-        _s3prl(
-            "sv_voxceleb1",
-            200_000,
-            20_000,
-            "sox gain -3.0 + silence 1 0.1 0.1% -1 0.1 0.1%",
-            "drop training utterances of <= 32,000 samples after the effects",
-            "random 8 s waveform crop per step",
-            "trial list voxceleb1_test_v2.txt (37,720 trials)",
-        ),
-        selection="test_best_of_checkpoints",
-        source="s3prl 0.4.18 downstream/sv_voxceleb1/configs/amsoftmax.yaml, test_expdir.sh",
-        checkpoints=tuple(range(20_000, 200_001, 20_000)),
-    ),
-}
-"""SUPERB: s3prl 0.4.18, the recipes docs/superb.md runs."""
-
-HEAR_REFERENCE = ReferenceProtocol(
-    500,
-    3,
-    early_stopping=True,
-    patience=20,
-    selection="valid_best",
-    seeds=(HEAR_SEED,),
-    source="hear-eval-kit 2021.1.3 heareval/predictions/task_predictions.py",
-    data_handling=("fixed embedding (module, last or concat)",),
-)
-"""HEAR: the schedule stays each task's own (tasks/hear: task_metadata overrides)."""
-
-
 @dataclass(frozen=True)
 class ResolvedProfile:
-    """A profile applied to one task: what to change in the probe settings and options."""
+    """A profile applied to one task.
+
+    settings: ``ProbeSettings`` fields the profile fixes (absent: the task's schedule).
+    task_options: task options the profile sets (the user's own come on top).
+    embedding: what the probe reads: ``weighted`` (SUPERB, bench's HEAR), ``last``,
+        ``concat`` or ``module`` (HEAR reference).
+    """
 
     profile: str
     task: str
-    #: ProbeSettings fields to replace (absent: the task's schedule and the config's)
     settings: dict[str, Any]
-    #: task options to add (e.g. the HEAR reference switches)
     task_options: dict[str, Any]
     selection: str
-    data_handling: tuple[str, ...]
     source: str
+    embedding: str = WEIGHTED
+    data_handling: tuple[str, ...] = ()
+    checkpoints: tuple[int, ...] = ()
+    not_reproduced: tuple[str, ...] = ()
+
+    @property
+    def is_reference(self) -> bool:
+        return self.profile == "reference"
+
+    def label(self, embedding: str | int, modified: Sequence[str] = ()) -> str:
+        """This profile's ``protocol_label`` for a run on ``embedding``."""
+        return protocol_label(self.profile, embedding, modified, bool(self.not_reproduced))
+
+
+def resolve_profile(
+    task_name: str, task_protocol: str, profile: str = DEFAULT_PROFILE, hear_embedding: str = "last"
+) -> ResolvedProfile:
+    """What ``profile`` changes for a task run by ``task_protocol`` (its ``Task.protocol``)."""
+    if profile not in PROFILES:
+        raise ProfileError(
+            f"protocol.profile must be one of {', '.join(PROFILES)}, not {profile!r}"
+        )
+    if profile == "fast":
+        return ResolvedProfile(
+            "fast", task_name, {}, {}, selection=_fast_selection(task_protocol), source="bench"
+        )
+    return reference_for(task_name, task_protocol, hear_embedding)
+
+
+def _fast_selection(task_protocol: str) -> str:
+    if task_protocol in HEAR_PROTOCOLS:
+        return "valid_best"
+    if task_protocol == "query_by_example":
+        return "dev_best_layer"
+    return "dev_best, early stopping"
 
 
 def reference_for(task_name: str, protocol: str, hear_embedding: str = "last") -> ResolvedProfile:
     """The reference profile for a task run by ``protocol`` (its ``Task.protocol``)."""
     if hear_embedding not in HEAR_EMBEDDINGS:
-        raise ValueError(f"hear embedding must be one of {HEAR_EMBEDDINGS}, not {hear_embedding!r}")
-    if protocol.startswith("hear."):
-        # a HEAR-API upstream has one layer: its own embedding (``module``) is its last layer
+        raise ProfileError(
+            f"protocol.hear_embedding must be one of {', '.join(HEAR_EMBEDDINGS)}, not "
+            f"{hear_embedding!r} ({WEIGHTED} is bench's own protocol: protocol.profile=fast)"
+        )
+    if protocol in HEAR_PROTOCOLS:
+        # a HEAR-API module has one layer, its own embedding (the runner checks it is one)
         layers = "last" if hear_embedding == "module" else hear_embedding
         return ResolvedProfile(
             "reference",
@@ -147,25 +264,76 @@ def reference_for(task_name: str, protocol: str, hear_embedding: str = "last") -
             settings={"seeds": HEAR_REFERENCE.seeds, "layers": layers},
             task_options=_hear_switches(),
             selection=HEAR_REFERENCE.selection,
-            data_handling=HEAR_REFERENCE.data_handling,
             source=HEAR_REFERENCE.source,
+            embedding=hear_embedding,
+            data_handling=HEAR_REFERENCE.data_handling,
         )
-    reference = REFERENCE.get(task_name)
+    reference = REFERENCE.get(task_name) or _demo_reference(task_name, protocol)
     if reference is None:
-        raise KeyError(f"{task_name}: no reference protocol is known (docs/protocols.md)")
-    settings: dict[str, Any] = {
-        "max_steps": reference.max_steps,
-        "eval_every": reference.eval_every,
-        "seeds": reference.seeds,
-    }
-    if not reference.early_stopping:
-        settings["patience"] = reference.max_steps // reference.eval_every + 1  # never reached
+        raise ProfileError(
+            f"{task_name}: no reference protocol is known (docs/protocols.md lists the tasks "
+            "it covers); run it with protocol.profile=fast"
+        )
+    settings: dict[str, Any] = {"seeds": reference.seeds, "early_stopping": False}
+    if reference.max_steps is not None:
+        settings["max_steps"] = reference.max_steps
+    if reference.eval_every is not None:
+        settings["eval_every"] = reference.eval_every
+    if reference.lr is not None:
+        settings["lr_grid"] = (reference.lr,)
+    if not reference.seeds:  # nothing is trained
+        settings = {}
     return ResolvedProfile(
         "reference",
         task_name,
         settings=settings,
         task_options=dict(reference.task_options),
         selection=reference.selection,
-        data_handling=reference.data_handling,
         source=reference.source,
+        data_handling=reference.data_handling,
+        checkpoints=reference.checkpoints,
+        not_reproduced=reference.not_reproduced,
     )
+
+
+def _demo_reference(task_name: str, protocol: str) -> ReferenceProtocol | None:
+    """s3prl's rules on a demo task's own schedule (``DEMO_EVALUATIONS``)."""
+    if not task_name.startswith("demo."):
+        return None
+    if protocol == "query_by_example":
+        return REFERENCE["superb.qbe"]
+    if protocol not in ("utterance_classification", "frame_classification", "ctc_recognition"):
+        return None
+    from bench.task import TASKS
+
+    steps = TASKS.get(task_name).schedule.max_steps
+    return ReferenceProtocol(
+        steps,
+        max(1, steps // DEMO_EVALUATIONS),
+        early_stopping=False,
+        selection="dev_best",
+        seeds=(S3PRL_SEED,),
+        source="s3prl 0.4.18 runner.py rules on the demo's own schedule (no reference toolkit)",
+    )
+
+
+def protocol_label(
+    profile: str, embedding: str | int, modified: Sequence[str] = (), approximate: bool = False
+) -> str:
+    """The name under which a result's protocol is compared: ``fast``, ``reference``,
+    ``reference, last`` (HEAR), ``fast, 6``; ``reference (approximate)`` where bench does
+    not yet reproduce all of the task's reference data handling; `` (modified: ...)`` when
+    overrides changed what the reference fixes."""
+    label = profile if str(embedding) == WEIGHTED else f"{profile}, {embedding}"
+    if approximate:
+        label += " (approximate)"
+    return f"{label} (modified: {', '.join(modified)})" if modified else label
+
+
+def published_label(protocol: str, embedding: str = WEIGHTED) -> str:
+    """The label of a published row: its ``protocol`` column (``reference`` or
+    ``unknown``) and, for HEAR, the embedding its source names."""
+    protocol = (protocol or UNKNOWN).strip() or UNKNOWN
+    if protocol == UNKNOWN or embedding == UNKNOWN:
+        return UNKNOWN
+    return protocol_label(protocol, embedding)

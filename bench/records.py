@@ -27,6 +27,7 @@ from typing import Any
 
 from bench.fileio import atomic_write_text, safe_name
 from bench.identity import RecordIdentity, describe_result
+from bench.profiles import DEFAULT_PROFILE, WEIGHTED, protocol_label
 
 RECORD_SCHEMA_VERSION = 2
 LATEST_POINTER = "latest"
@@ -44,6 +45,10 @@ class ResultRecord:
     metrics: split -> metric -> ``{"mean", "std", "values"}`` (over seeds).
     identity: ``RecordIdentity.to_dict()``: which experiment this is (bench.identity).
     quick: the quick-mode limits when the run was a quick check (never a full result).
+    protocol: how the number was made (``bench.runner.protocol_record``): the profile,
+        its ``label`` (what reports and the gate compare), embedding, seeds, selection,
+        data handling, audio, pooling, the upstream's revision and weights, bench's
+        version. None in records made before profiles existed: those are ``fast``.
     mlflow: where it was logged: ``tracking_uri``, ``experiment``, ``run_id`` and
         ``status`` (``pending`` until the run is fully logged, then ``logged``).
     """
@@ -66,6 +71,7 @@ class ResultRecord:
     mlflow: dict[str, Any] | None = None
     identity: dict[str, Any] | None = None
     quick: dict[str, Any] | None = None
+    protocol: dict[str, Any] | None = None
     created_at: str = field(
         default_factory=lambda: datetime.now(UTC).isoformat(timespec="milliseconds")
     )
@@ -105,6 +111,14 @@ class ResultRecord:
     @property
     def is_quick(self) -> bool:
         return self.quick is not None
+
+    @property
+    def protocol_label(self) -> str:
+        """The protocol the number was made under (``bench.profiles.protocol_label``);
+        a record made before profiles is ``fast``, with its layer selection."""
+        if self.protocol and self.protocol.get("label"):
+            return str(self.protocol["label"])
+        return protocol_label(DEFAULT_PROFILE, self.probe.get("layers", WEIGHTED))
 
     @property
     def rank(self) -> tuple:

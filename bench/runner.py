@@ -14,6 +14,7 @@ on. A tracking failure is a warning: the record is kept and ``bench log`` logs i
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import time
 from collections.abc import Iterator
@@ -27,6 +28,15 @@ from omegaconf import DictConfig
 from bench.config import to_container, to_yaml, tracking_uri
 from bench.errors import is_expected, missing_package_message
 from bench.identity import RecordIdentity, canonical_upstream
+from bench.profiles import (
+    DEFAULT_PROFILE,
+    FAST_SEEDS,
+    REFERENCE_FIXED,
+    WEIGHTED,
+    ProfileError,
+    ResolvedProfile,
+    resolve_profile,
+)
 from bench.quick import QuickLimits, limit_items
 from bench.records import RecordStore, ResultRecord, StoredRecord, result_affecting, versions
 from bench.task import TASKS, Task, TaskRun
@@ -82,10 +92,32 @@ def resolve_data_root(task_cls: type[Task], task_run: TaskRun, config: DictConfi
     return task_cls.default_data_root(Path(config.paths.data))
 
 
-def make_task(task_cls: type[Task], task_run: TaskRun, config: DictConfig) -> Task:
-    """The task with its data root, options and what its ``prepare`` may do."""
+def task_profile(task_cls: type[Task], task_run: TaskRun, config: DictConfig) -> ResolvedProfile:
+    """The protocol profile (``protocol.profile``) resolved for this task (bench.profiles)."""
+    return resolve_profile(
+        task_run.task,
+        task_cls.protocol,
+        str(config.protocol.profile),
+        str(config.protocol.hear_embedding),
+    )
+
+
+def user_task_options(task_run: TaskRun, config: DictConfig) -> dict[str, Any]:
+    """The task options the user gave (bench.yaml / overrides, then the TaskRun's)."""
+    return {**config.task_options.get(task_run.task, {}), **task_run.options}
+
+
+def make_task(
+    task_cls: type[Task],
+    task_run: TaskRun,
+    config: DictConfig,
+    profile: ResolvedProfile | None = None,
+) -> Task:
+    """The task with its data root, options (the profile's, then the user's) and what its
+    ``prepare`` may do."""
     data_root = resolve_data_root(task_cls, task_run, config)
-    options = {**config.task_options.get(task_run.task, {}), **task_run.options}
+    profile = profile or task_profile(task_cls, task_run, config)
+    options = {**profile.task_options, **user_task_options(task_run, config)}
     task = task_cls(data_root, options)
     task.manifest_dir = Path(config.paths.data) / "manifests"
     default_root = task_cls.default_data_root(Path(config.paths.data))
@@ -97,33 +129,44 @@ def make_task(task_cls: type[Task], task_run: TaskRun, config: DictConfig) -> Ta
     return task
 
 
-def probe_settings(task: Task, config: DictConfig, quick: QuickLimits | None = None) -> Any:
-    """The task's schedule with the config's ``probe.*`` overrides (and quick limits) applied."""
+def probe_settings(
+    task: Task,
+    config: DictConfig,
+    quick: QuickLimits | None = None,
+    profile: ResolvedProfile | None = None,
+    user_overrides: bool = True,
+) -> Any:
+    """The task's schedule, then what the protocol profile fixes (default: ``fast``, which
+    fixes nothing), then the config's ``probe.*`` overrides (unless ``user_overrides`` is
+    False), and quick limits."""
     from bench.extract import resolve_device
     from bench.parallel import probe_workers
     from bench.protocols.base import ProbeSettings
 
     schedule, probe = task.schedule, config.probe
-    layers: str | int = (
-        probe.layers if not str(probe.layers).lstrip("-").isdigit() else int(probe.layers)
-    )
+    fixed = profile.settings if profile is not None else {}
 
     def pick(name: str) -> Any:
-        value = probe.get(name)
-        return getattr(schedule, name) if value is None else value
+        value = probe.get(name) if user_overrides else None
+        if value is None:
+            value = fixed.get(
+                name, FAST_SEEDS if name == "seeds" else getattr(schedule, name, None)
+            )
+        return value
 
     max_steps = int(pick("max_steps"))
     device = resolve_device(str(probe.device))
     return ProbeSettings(
         lr_grid=tuple(float(lr) for lr in pick("lr_grid")),
-        seeds=tuple(int(s) for s in probe.seeds),
+        seeds=tuple(int(s) for s in pick("seeds")),
         batch_size=int(pick("batch_size")),
         max_steps=min(max_steps, quick.max_steps) if quick else max_steps,
         eval_every=int(pick("eval_every")),
         patience=int(pick("patience")),
+        early_stopping=bool(fixed.get("early_stopping", True)),
         optimizer=schedule.optimizer,
         weight_decay=schedule.weight_decay,
-        layers=layers,
+        layers=probe_layers(str(probe.layers) if user_overrides else WEIGHTED, fixed),
         layer_norm=bool(probe.layer_norm),
         device=str(device),
         precision=probe_precision(str(probe.precision), device),
@@ -131,6 +174,96 @@ def probe_settings(task: Task, config: DictConfig, quick: QuickLimits | None = N
         workers=probe_workers(probe.workers, str(device)),
         stack=bool(probe.stack),
     )
+
+
+def probe_layers(requested: str, fixed: dict[str, Any]) -> str | int:
+    """``probe.layers``, unless the profile fixes the embedding (a reference HEAR run reads
+    ``protocol.hear_embedding``): then only the default (weighted) may be left there."""
+    layers = fixed.get("layers", requested) if requested == WEIGHTED else requested
+    if "layers" in fixed and layers != fixed["layers"]:
+        raise ProfileError(
+            f"probe.layers={requested}: a reference HEAR run trains on the embedding "
+            "protocol.hear_embedding names (last, concat, module); probe.layers is for the "
+            "fast profile"
+        )
+    return int(layers) if str(layers).lstrip("-").isdigit() else layers
+
+
+def modified_by_user(
+    task: Task,
+    config: DictConfig,
+    profile: ResolvedProfile,
+    settings: Any,
+    options: dict,
+    quick: QuickLimits | None = None,
+) -> list[str]:
+    """What the user's ``probe.*`` and task options changed of a reference profile."""
+    if not profile.is_reference:
+        return []
+    plain = probe_settings(task, config, quick, profile=profile, user_overrides=False)
+    changed = [key for key in REFERENCE_FIXED if getattr(settings, key) != getattr(plain, key)]
+    changed += [
+        f"task_options.{key}"
+        for key, value in profile.task_options.items()
+        if options.get(key, value) != value
+    ]
+    return changed
+
+
+def protocol_record(
+    profile: ResolvedProfile,
+    label: str,
+    settings: Any,
+    task: Task,
+    upstream: LoadedUpstream,
+    config: DictConfig,
+    protocol: Any,
+    modified: list[str],
+) -> dict[str, Any]:
+    """The record's ``protocol``: how its number was made, in one place (bench.profiles)."""
+    return {
+        "profile": profile.profile,
+        "label": label,
+        "source": profile.source,
+        "embedding": profile.embedding if profile.embedding != WEIGHTED else settings.layers,
+        "seeds": list(settings.seeds),
+        "selection": profile.selection,
+        "early_stopping": settings.early_stopping,
+        "checkpoints": list(profile.checkpoints),
+        "data_handling": list(profile.data_handling),
+        "not_reproduced": list(profile.not_reproduced),
+        "modified": modified,
+        "task_options": task_options_record(task),
+        "audio": audio_record(task),
+        "pooling": protocol.pooling,
+        "upstream": {
+            "canonical": upstream.canonical,
+            "revision": config.upstream.revision,
+            "weights_hash": upstream.model.weights_hash(),
+        },
+        "bench_version": versions()["bench"],
+    }
+
+
+def task_options_record(task: Task) -> dict[str, Any]:
+    """Every option the task ran with, defaults included (a default may change)."""
+    if not dataclasses.is_dataclass(task.options):
+        return {}
+    return json.loads(json.dumps(dataclasses.asdict(task.options), default=str))
+
+
+def audio_record(task: Task) -> dict[str, str]:
+    """The audio decoder, resampler and effects (docs/protocols.md, audio)."""
+    import soundfile
+    import soxr
+
+    gain = float(task.audio_gain_db)
+    return {
+        "decoder": f"soundfile {soundfile.__version__} "
+        f"(libsndfile {soundfile.__libsndfile_version__})",
+        "resampler": f"soxr {soxr.__version__} HQ, for audio not at the upstream's rate",
+        "effects": f"gain {gain:g} dB as a float multiply" if gain else "none",
+    }
 
 
 def probe_precision(requested: str, device: Any) -> str:
@@ -145,12 +278,17 @@ def probe_precision(requested: str, device: Any) -> str:
 
 
 def identity_settings(
-    task: Task, settings: Any, options: dict[str, Any], quick: QuickLimits | None
+    task: Task,
+    settings: Any,
+    options: dict[str, Any],
+    quick: QuickLimits | None,
+    label: str = DEFAULT_PROFILE,
 ) -> dict[str, Any]:
     """What a result means, comparable across upstreams and machines. One line per field:
     adding one changes every digest, so no earlier record is reused for the new setting."""
     return {
         "protocol": task.protocol,
+        "profile": label,
         "probe": result_affecting(dataclasses.asdict(settings)),
         "task_options": options,
         "quick": quick.to_dict() if quick else None,
@@ -258,11 +396,12 @@ class Runner:
         config = self.config
         started, started_at = time.perf_counter(), time.time()
         task_cls = TASKS.get(task_run.task)
-        options = {**config.task_options.get(task_run.task, {}), **task_run.options}
         with stage("reading the task data", resolve_data_root(task_cls, task_run, config)):
+            profile = task_profile(task_cls, task_run, config)
+            options = {**profile.task_options, **user_task_options(task_run, config)}
             # Read metadata, schedule and protocol from the instance: a generic task (e.g.
             # any HEAR task directory) sets them from its data when constructed.
-            task = make_task(task_cls, task_run, config)
+            task = make_task(task_cls, task_run, config, profile)
             outcome.task = name = task.metadata.name
             task.prepare()
             data = task.load()
@@ -294,11 +433,16 @@ class Runner:
                 data.all_items(),
                 config.extract.shard_seconds,
             )
-        settings = probe_settings(task, config, self.quick)
+        with stage("applying the protocol profile", None):
+            settings = probe_settings(task, config, self.quick, profile)
+            check_embedding(profile, upstream)
+            modified = modified_by_user(task, config, profile, settings, options, self.quick)
+            embedding = profile.embedding if profile.embedding != WEIGHTED else settings.layers
+            label = profile.label(embedding, modified)
         identity = RecordIdentity(
             upstream=upstream.name,
             task=name,
-            settings=identity_settings(task, settings, options, self.quick),
+            settings=identity_settings(task, settings, options, self.quick, label),
             inputs=identity_inputs(upstream, cache, padding_description(model, config.extract)),
         )
         outcome.warnings += ignored_settings_warnings(protocol, task, config)
@@ -392,6 +536,9 @@ class Runner:
                 mlflow=tracker.link,
                 identity=identity.to_dict(),
                 quick=self.quick.to_dict() if self.quick else None,
+                protocol=protocol_record(
+                    profile, label, settings, task, upstream, config, protocol, modified
+                ),
             )
             with stage("writing the record", self.store.root):
                 path = self.store.write(record)
@@ -475,6 +622,15 @@ class Runner:
             self.config.extract,
             extract,
             gain_db=float(task.audio_gain_db),
+        )
+
+
+def check_embedding(profile: ResolvedProfile, upstream: LoadedUpstream) -> None:
+    """``protocol.hear_embedding=module`` is a HEAR-API module's own embedding."""
+    if profile.embedding == "module" and upstream.bundle.family != "hear":
+        raise ProfileError(
+            f"protocol.hear_embedding=module is the embedding of a HEAR-API module "
+            f"(hear:<module>); {upstream.name} is not one: choose last or concat"
         )
 
 

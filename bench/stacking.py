@@ -85,11 +85,14 @@ class StackSchedule:
 
     always_evaluate_last_step: evaluate after ``max_steps`` even off the cadence (SUPERB
         probes); False evaluates there only when no evaluation has happened yet (HEAR).
+    early_stopping: False trains every probe for ``max_steps`` (``patience`` unused) and
+        keeps its dev-best state: s3prl's fixed-length runs (``FixedLength``).
     """
 
     max_steps: int
     eval_every: int
     patience: int
+    early_stopping: bool = True
     optimizer: str = "adam"
     weight_decay: float = 0.0
     grad_clip: float | None = 1.0
@@ -103,6 +106,7 @@ class StackSchedule:
             "max_steps": settings.max_steps,
             "eval_every": settings.eval_every,
             "patience": settings.patience,
+            "early_stopping": settings.early_stopping,
             "optimizer": settings.optimizer,
             "weight_decay": settings.weight_decay,
         }
@@ -142,6 +146,24 @@ class PatienceStopping:
 
     def stop(self, score: float) -> bool:
         return self.stale >= self.patience
+
+
+class FixedLength(PatienceStopping):
+    """Dev-best selection without stopping: every probe trains for the schedule's
+    ``max_steps`` (s3prl's runner; the best dev evaluation, strict ``>``, is kept)."""
+
+    def __init__(self, higher_is_better: bool = True):
+        super().__init__(patience=0, higher_is_better=higher_is_better)
+
+    def stop(self, score: float) -> bool:
+        return False
+
+
+def default_stopping(schedule: StackSchedule) -> StoppingRule:
+    """The schedule's rule: ``PatienceStopping``, or ``FixedLength`` without early stopping."""
+    if schedule.early_stopping:
+        return PatienceStopping(schedule.patience, schedule.higher_is_better)
+    return FixedLength(schedule.higher_is_better)
 
 
 @dataclass
@@ -525,15 +547,14 @@ def train_stack(
     Heads of different architectures (e.g. HEAR's 1- and 2-layer grid points) go to
     different stacks; each architecture's probes are dealt round-robin to ``workers``
     stacks, trained side by side, each on one thread; the numbers do not depend on it.
-    ``stopping`` builds each probe's rule (default: ``PatienceStopping`` with the schedule's
-    patience). Callbacks must be thread-safe when ``workers`` > 1 (reading shared features
-    is).
+    ``stopping`` builds each probe's rule (default: ``default_stopping(schedule)``).
+    Callbacks must be thread-safe when ``workers`` > 1 (reading shared features is).
     """
     if len(heads) != len(specs):
         raise ValueError(f"{len(heads)} heads for {len(specs)} probe specs")
     if not heads:
         return []
-    rule = stopping or (lambda: PatienceStopping(schedule.patience, schedule.higher_is_better))
+    rule = stopping or (lambda: default_stopping(schedule))
     stacks = _deal(heads, max(1, workers))
 
     def train(indices: list[int]) -> list[TrainResult]:

@@ -7,7 +7,8 @@ ends (FINISHED, FAILED, or KILLED on Ctrl-C/SIGTERM), named ``<upstream>/<task>
 ``bench.settings_digest``, ``bench.quick``, ``bench.record`` (the record's path),
 ``bench.weights_hash``, ``bench.version``. Metrics are ``<split>_<metric>`` (mean over seeds)
 and ``<split>_<metric>_std``; learned layer weights are ``layer_weight_<i>`` and a bar plot;
-params hold the probe settings, the ``main_metric`` and its direction
+params hold the ``protocol`` label and its settings (``protocol.*``, bench.profiles), the
+probe settings, the ``main_metric`` and its direction
 (``higher_is_better``), so that a report can be made from MLflow alone
 (bench.report.mlflow_reader). Each trained probe of the sweep is a nested child run with
 its settings, scores and, when the protocol kept one, its dev-metric curve as step metrics.
@@ -544,6 +545,12 @@ def _params(record: ResultRecord) -> dict[str, str]:
         "higher_is_better": record.higher_is_better,
         "seeds": record.seed_count,
         "quick": record.quick,
+        "protocol": record.protocol_label,
+        **{
+            f"protocol.{k}": v
+            for k, v in (record.protocol or {}).items()
+            if k != "label" and not isinstance(v, dict)
+        },
         **{f"probe.{k}": v for k, v in record.probe.items()},
         **{f"selected.{k}": v for k, v in record.selected.items()},
         **{f"upstream.{k}": v for k, v in record.upstream_info.items()},

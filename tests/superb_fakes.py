@@ -132,3 +132,30 @@ def build_iemocap(root: Path, per_label: int = 3) -> Path:
         (label_dir / f"{dialog}.txt").write_text("\n".join(lines))
         (label_dir / "Categorical").mkdir(exist_ok=True)
     return corpus
+
+
+def write_s3prl_emotion_meta_data(corpus_root: Path, folder: Path, seed: int = 7) -> dict:
+    """s3prl's meta_data/SessionN/train_meta_data.json for a fake IEMOCAP, in a shuffled
+    order (s3prl's files list utterances in os.listdir order). Returns test session ->
+    the names in file order."""
+    import json
+    import random
+
+    from bench.tasks.corpora.iemocap import SESSIONS, read_session
+
+    corpus = corpus_root / "IEMOCAP_full_release"
+    by_session = {s: read_session(corpus, s) for s in SESSIONS}
+    order = {}
+    for test in SESSIONS:
+        names = [u.name for s in SESSIONS if s != test for u in by_session[s]]
+        random.Random(seed + test).shuffle(names)
+        order[test] = names
+        entries = [
+            {"path": f"Session{n[4]}/sentences/wav/{n.rsplit('_', 1)[0]}/{n}.wav", "label": "x"}
+            for n in names
+        ]
+        (folder / f"Session{test}").mkdir(parents=True)
+        (folder / f"Session{test}" / "train_meta_data.json").write_text(
+            json.dumps({"labels": {}, "meta_data": entries})
+        )
+    return order

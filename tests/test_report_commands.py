@@ -78,6 +78,6 @@ def test_report_of_hand_made_records(workspace, tmp_path, capsys):
     argv = ["report", "--out", str(out), "--format", "md", "--upstreams", "ref", "missing_one"]
     assert main([*argv, f"paths.workspace={workspace}"]) == 0
     markdown = (out / "leaderboard.md").read_text()
-    assert "| ref | 5.10 ± 0.14 | 90.00 ± 1.00 |" in markdown
-    assert "| missing_one | — | — | — | measured (no results) |" in markdown
+    assert "| ref | fast | 5.10 ± 0.14 | 90.00 ± 1.00 |" in markdown
+    assert "| missing_one | — | — | — | — | measured (no results) |" in markdown
     assert "| other |" not in markdown

@@ -102,7 +102,7 @@ def test_tidy_csv_has_one_row_per_upstream_task_metric(board, tmp_path):
 
 def test_markdown_has_the_table_notes_and_published_sources(board):
     text = to_markdown(board, CONTEXT)
-    assert "| alpha | 0.925 ± 0.035 | 90.00 ± 1.00 |" in text
+    assert "| alpha | fast | 0.925 ± 0.035 | 90.00 ± 1.00 |" in text
     assert "## Published references" in text
     assert "1. SUPERB site backend/utils.py paper entries" in text
     assert "SUPERB score over the SUPERB tasks present: superb.ks" in text
@@ -191,7 +191,7 @@ def test_a_missing_sqlite_store_is_an_error_not_a_new_store(tmp_path):
 def test_markdown_renders_in_a_stream(board):
     buffer = io.StringIO(to_markdown(board, CONTEXT))
     header = next(line for line in buffer if line.startswith("| upstream"))
-    assert header.count("|") == 6  # upstream, two tasks, SUPERB score, source
+    assert header.count("|") == 7  # upstream, protocol, two tasks, SUPERB score, source
 
 
 def test_a_partial_hear_average_is_never_shown_beside_published_19_task_ones(references):

@@ -22,6 +22,7 @@ examples:
   bench run --suite demo
   bench run --suite demo --upstream mfcc_no_cmvn probe.seeds=[0]
   bench run --suite demo --quick                  a smoke test: 64 items per split, 100 steps
+  bench run --suite demo protocol.profile=reference   s3prl's / hear-eval-kit's own protocol
   bench run --task superb.ks --upstream wavlm_base_plus --data-root /data
       (/data holds speech_commands_v0.01/ and speech_commands_test_set_v0.01/)
   bench run --suite superb-utterance --upstream fbank --data-root /data

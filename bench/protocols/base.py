@@ -86,6 +86,9 @@ class ProbeSettings:
         on one thread.
     stack: train the probes of a sweep as stacked models where the head has a stacked form;
         False trains each probe's own module (in lock-step groups).
+    early_stopping: stop a probe after ``patience`` evaluations without a dev improvement
+        (bench's ``fast`` profile); False trains every probe for exactly ``max_steps`` and
+        keeps its dev-best state (s3prl's fixed-length runs, ``bench.profiles``).
     """
 
     lr_grid: tuple[float, ...]
@@ -94,6 +97,7 @@ class ProbeSettings:
     max_steps: int
     eval_every: int
     patience: int
+    early_stopping: bool = True
     optimizer: str = "adam"
     weight_decay: float = 0.0
     layers: LayerSelection = "weighted"
@@ -163,6 +167,8 @@ class ProbeProtocol:
     """Base class of protocols. ``feature_kind`` says which cache the runner must fill."""
 
     feature_kind: ClassVar[FeatureKind]
+    #: how frames become one vector per item, in words, for the record's provenance
+    pooling: ClassVar[str] = "none: the head reads every frame"
     #: sequence protocols that train batch by batch from a ``bench.frames.sources``
     #: FrameSource, so that frames may come from the encoder stream instead of a cache
     frame_stream: ClassVar[bool] = False

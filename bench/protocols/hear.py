@@ -207,6 +207,7 @@ class HearSceneProtocol(_HearProtocol):
     per-layer time means)."""
 
     feature_kind = "scene"
+    pooling = "the module's own scene embedding, else each layer's time mean"
     embedding_type = "scene"
     normalizes_frames = False
 

@@ -147,6 +147,7 @@ def draw_weights(items: Sequence[Item], labels: Tensor, balanced: bool) -> Tenso
 
 class UtteranceClassification(ProbeProtocol):
     feature_kind = "pooled"
+    pooling = "time mean of the upstream's valid frames (s3prl: round(samples / 320) frames)"
 
     def run(
         self,

@@ -211,6 +211,7 @@ def trial_set(items: Sequence[Item], trials: list[TrialPair], features: FeatureS
 
 class SpeakerVerification(ProbeProtocol):
     feature_kind = "sequence"
+    pooling = "mean and standard deviation over the TDNN output's valid frames"
 
     def run(
         self,

@@ -6,6 +6,10 @@ formats it for display.
 Rules:
 - Each task is shown in its own unit, with its main metric's mean +- sample std over seeds.
 - A missing result is a missing cell ("—"), never filled in; "n/a" marks a non-finite value.
+- A row is one upstream under one protocol (bench.profiles): its results under another
+  protocol are another row (``upstream [reference]``), so no score mixes protocols. Every
+  row shows its protocol; published rows made under another (or an unknown) protocol than
+  the measured rows are marked not comparable in the notes.
 - A row's SUPERB score and HEAR average are computed from the cells that row shows: in the
   leaderboard, over the SUPERB / HEAR tasks among its columns (published rows included, so
   they compare with measured rows); in the published-references table, over everything the
@@ -117,6 +121,14 @@ class Leaderboard:
         """The table has every HEAR 2021 task, so its averages compare with published ones."""
         return len(self.hear_tasks) >= HEAR_AVERAGE_TASKS
 
+    def protocols(self, row: str) -> list[str]:
+        """The protocol labels of a measured row's results."""
+        return sorted({r.protocol_label for r in self.results if r.row == row})
+
+    def published_protocol(self, label: str) -> str:
+        frame = self.references.published
+        return ", ".join(dict.fromkeys(frame.loc[frame["upstream"] == label, "protocol"]))
+
     @property
     def sources(self) -> list[str]:
         """Sources of the published numbers, in order of first appearance (footnotes 1..n)."""
@@ -130,7 +142,7 @@ class Leaderboard:
 
     @cached_property
     def _results_by_key(self) -> dict[tuple[str, str], TaskResult]:
-        return {result.key: result for result in self.results}
+        return {(result.row, result.task): result for result in self.results}
 
     @cached_property
     def published_rows(self) -> list[str]:
@@ -174,13 +186,21 @@ def build_leaderboard(
     columns, notes = _columns(results, [t for t in tasks or [] if not is_pattern(t)])
     board = Leaderboard(
         columns=columns,
-        upstreams=list(dict.fromkeys([*(upstreams or []), *(r.upstream for r in results)])),
+        upstreams=_rows(results, upstreams or []),
         results=list(results),
         references=references,
         notes=notes,
     )
     board.notes += _coverage_notes(board)
     return board
+
+
+def _rows(results: Sequence[TaskResult], requested: Sequence[str]) -> list[str]:
+    """One row per upstream and protocol (``TaskResult.row``); a requested upstream with no
+    result gets a row of missing cells."""
+    rows = list(dict.fromkeys(r.row for r in results))
+    empty = [u for u in requested if u not in {r.upstream for r in results}]
+    return list(dict.fromkeys([*empty, *rows]))
 
 
 def _columns(
@@ -442,6 +462,18 @@ def _coverage_notes(board: Leaderboard) -> list[str]:
     ]
     if custom:
         notes.append(f"custom HEAR task directories, in no HEAR average: {', '.join(custom)}")
+    measured = {p for row in board.upstreams for p in board.protocols(row)}
+    other = [
+        f"{label} ({board.published_protocol(label)})"
+        for label in board.published_rows
+        if board.published_protocol(label) not in measured
+    ]
+    if measured and other:
+        notes.append(
+            f"not comparable with the measured rows ({', '.join(sorted(measured))}): published "
+            f"rows made under another or an unknown protocol: {', '.join(other)}; a number is "
+            "comparable only with a row of the same protocol (docs/protocols.md)"
+        )
     for (kind, upstream), summary in board.summaries.items():
         if summary.superb and summary.superb.incomplete:
             parts = [f"{t} (no {', '.join(m)})" for t, m in summary.superb.incomplete.items()]

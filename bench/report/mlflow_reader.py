@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.identity import describe_result
+from bench.profiles import DEFAULT_PROFILE, WEIGHTED, protocol_label
 from bench.report import ReportError
 from bench.report.results import MetricSummary, TaskResult
 from bench.tracking import EXPERIMENT_PREFIX
@@ -110,6 +111,8 @@ def result_from_run(run: Any) -> TaskResult | None:
         digest=digest,
         quick=quick,
         rank=(seeds, False, 0, started),
+        protocol_label=params.get("protocol")
+        or protocol_label(DEFAULT_PROFILE, params.get("probe.layers", WEIGHTED)),
         description=describe_result(digest or run.info.run_id, seeds, False, quick, started),
     )
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench.profiles import UNKNOWN, WEIGHTED, published_label
 from bench.report import ReportError
 
 REFERENCE_POINTS_FILE = "superb_reference_points.csv"
@@ -21,6 +22,12 @@ HEAR_PUBLISHED_FILE = "hear_published.csv"
 
 HEAR_AVERAGE_COLUMN = "hear_average_19_tasks"
 HEAR_AVERAGE_TASKS = 19
+#: the CSVs' ``protocol`` column: ``reference`` (made with the reference toolkit's protocol)
+#: or ``unknown`` (the source does not say); a file without it is all ``unknown``
+PROTOCOL_COLUMN = "protocol"
+PUBLISHED_COLUMNS = ["upstream", "task", "metric", "value", "source", "verified", "protocol"]
+#: hear_published.csv's ``layers`` -> the embedding (bench.profiles.HEAR_EMBEDDINGS)
+HEAR_LAYERS = {"last layer": "last", "all layers concatenated": "concat"}
 
 
 @dataclass(frozen=True)
@@ -71,7 +78,8 @@ class References:
     """Everything published: SUPERB anchors, and published results as a tidy table.
 
     published: one row per (row label, task, metric) with columns ``upstream``, ``task``,
-        ``metric``, ``value``, ``source``, ``verified``. HEAR averages use the task name
+        ``metric``, ``value``, ``source``, ``verified``, ``protocol`` (the row's protocol
+        label, bench.profiles.published_label: ``reference``, ``reference, last``, ``unknown``). HEAR averages use the task name
         ``HEAR_AVERAGE`` and the metric ``hear_average_19_tasks`` (percent).
     """
 
@@ -160,8 +168,10 @@ def read_superb_published(path: Path) -> pd.DataFrame:
     frame = _read_csv(path, {"upstream", "source"})
     rows = []
     for record in frame.to_dict("records"):
+        # SUPERB rows are frozen upstreams read through the weighted sum of layers
+        protocol = published_label(_text(record.get(PROTOCOL_COLUMN)), WEIGHTED)
         for key, value in record.items():
-            if key in ("upstream", "source", "verified") or _is_blank(value):
+            if key in ("upstream", "source", "verified", PROTOCOL_COLUMN) or _is_blank(value):
                 continue
             column = _column(key, path)
             rows.append(
@@ -172,9 +182,10 @@ def read_superb_published(path: Path) -> pd.DataFrame:
                     "value": float(value) / column.scale,
                     "source": record["source"],
                     "verified": str(record.get("verified", "")),
+                    "protocol": protocol,
                 }
             )
-    return pd.DataFrame(rows, columns=["upstream", "task", "metric", "value", "source", "verified"])
+    return pd.DataFrame(rows, columns=PUBLISHED_COLUMNS)
 
 
 def read_hear_published(path: Path) -> pd.DataFrame:
@@ -187,11 +198,15 @@ def read_hear_published(path: Path) -> pd.DataFrame:
             "value": float(record[HEAR_AVERAGE_COLUMN]),
             "source": record["source"],
             "verified": "",
+            "protocol": published_label(
+                _text(record.get(PROTOCOL_COLUMN)),
+                HEAR_LAYERS.get(str(record["layers"]).strip(), UNKNOWN),
+            ),
         }
         for record in frame.to_dict("records")
         if not _is_blank(record[HEAR_AVERAGE_COLUMN])
     ]
-    return pd.DataFrame(rows, columns=["upstream", "task", "metric", "value", "source", "verified"])
+    return pd.DataFrame(rows, columns=PUBLISHED_COLUMNS)
 
 
 def _hear_row_label(upstream: str, layers: str) -> str:
@@ -199,6 +214,10 @@ def _hear_row_label(upstream: str, layers: str) -> str:
     if layers in ("as in source", "-", "", "nan"):
         return upstream
     return f"{upstream} ({layers})"
+
+
+def _text(value: object) -> str:
+    return "" if _is_blank(value) else str(value)
 
 
 def _is_blank(value: object) -> bool:

@@ -6,7 +6,7 @@ truth, so an identity present in both is taken from its record. A record that na
 MLflow run (``record.mlflow["run_id"]``) is checked against that run when the store holds it:
 test metrics (mean and std) must agree, else the report stops (:class:`ReportError`),
 because one of the two stores has been altered. Identities found only in MLflow are taken
-from MLflow. Then ``bench.identity.choose`` picks one result per (upstream, task), never by
+from MLflow. Then ``bench.identity.choose`` picks one result per (upstream, task, protocol), never by
 last write alone: quick checks are left out, the most complete protocol wins, and every
 choice among several is noted.
 """
@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from bench.profiles import DEFAULT_PROFILE
 from bench.records import ResultRecord, read_records
 from bench.report import ReportError
 
@@ -57,6 +58,16 @@ class TaskResult:
     #: how complete the protocol is, for bench.identity.choose
     rank: tuple = ()
     description: str = ""
+    #: the protocol label (bench.profiles.protocol_label): results of one upstream under
+    #: two protocols are two leaderboard rows, never one
+    protocol_label: str = DEFAULT_PROFILE
+
+    @property
+    def row(self) -> str:
+        """The leaderboard row: the upstream, with its protocol unless that is ``fast``."""
+        if self.protocol_label == DEFAULT_PROFILE:
+            return self.upstream
+        return f"{self.upstream} [{self.protocol_label}]"
 
     @property
     def key(self) -> tuple[str, str]:
@@ -102,6 +113,7 @@ def result_from_record(record: ResultRecord) -> TaskResult:
         quick=record.is_quick,
         rank=record.rank,
         description=record.description,
+        protocol_label=record.protocol_label,
     )
 
 

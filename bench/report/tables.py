@@ -101,9 +101,17 @@ def leaderboard_table(board: Leaderboard) -> DisplayTable:
     rows, flags = [], []
     for upstream in board.upstreams:
         cells = {headers[c.task]: measured_cell(board, upstream, c) for c in board.columns}
-        origins = {r.origin for r in board.results if r.upstream == upstream}
+        origins = {r.origin for r in board.results if r.row == upstream}
+        protocol = ", ".join(board.protocols(upstream)) or MISSING_CELL
         rows.append(
-            _table_row(board, upstream, cells, (MEASURED, upstream), "measured" + _origin(origins))
+            _table_row(
+                board,
+                upstream,
+                cells,
+                (MEASURED, upstream),
+                "measured" + _origin(origins),
+                protocol,
+            )
         )
         flags.append(False)
     for label in board.published_rows:
@@ -113,7 +121,12 @@ def leaderboard_table(board: Leaderboard) -> DisplayTable:
         sources = ", ".join(f"[{board.source_number(s)}]" for s in published_source(board, label))
         rows.append(
             _table_row(
-                board, f"{label} (published)", cells, (PUBLISHED, label), f"published {sources}"
+                board,
+                f"{label} (published)",
+                cells,
+                (PUBLISHED, label),
+                f"published {sources}",
+                board.published_protocol(label),
             )
         )
         flags.append(True)
@@ -125,10 +138,10 @@ def _origin(origins: set[str]) -> str:
 
 
 def _table_row(
-    board: Leaderboard, label: str, cells: dict, key: tuple[str, str], source: str
+    board: Leaderboard, label: str, cells: dict, key: tuple[str, str], source: str, protocol: str
 ) -> dict:
     summary = board.summaries[key]
-    row = {"upstream": label, **cells}
+    row = {"upstream": label, "protocol": protocol, **cells}
     if board.superb_tasks:
         row["SUPERB score"] = superb_cell(summary, board.superb_tasks)
     if board.hear_tasks:
@@ -145,7 +158,7 @@ def references_table(board: Leaderboard) -> DisplayTable:
     directions = {(p.task, p.metric): p.higher_is_better for p in board.references.points}
     rows = []
     for label, summary in board.reference_summaries.items():
-        row = {"upstream": label}
+        row = {"upstream": label, "protocol": board.published_protocol(label)}
         for task, metric in superb_metrics:
             header = f"{task} {metric_label(metric, directions.get((task, metric)))}"
             row[header] = published_cell(board, label, task, metric)
