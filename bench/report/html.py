@@ -41,6 +41,8 @@ figcaption { color: #555; font-size: 0.9rem; }
 
 #: columns of words rather than numbers: they wrap, so that the table fits its box
 TEXT_COLUMNS = ("source",)
+#: shown as a small line under the upstream's name rather than as a column of its own
+UNDER_UPSTREAM = "protocol"
 
 
 def to_html(board: Leaderboard, context: ReportContext) -> str:
@@ -74,18 +76,27 @@ def to_html(board: Leaderboard, context: ReportContext) -> str:
 
 
 def _table(table: DisplayTable, css_class: str) -> str:
-    header = "".join(f"<th>{_header_cell(str(c))}</th>" for c in table.frame.columns)
-    text_columns = [str(c) in TEXT_COLUMNS for c in table.frame.columns]
+    frame = table.frame
+    folded = UNDER_UPSTREAM in frame.columns
+    if folded:
+        frame = frame.drop(columns=UNDER_UPSTREAM)
+    header = "".join(f"<th>{_header_cell(str(c))}</th>" for c in frame.columns)
+    if folded:
+        header = header.replace("</th>", f"<small>{UNDER_UPSTREAM}</small></th>", 1)
+    text_columns = [str(c) in TEXT_COLUMNS for c in frame.columns]
+    under = table.frame[UNDER_UPSTREAM] if folded else [None] * len(frame)
     rows = []
-    for flag, row in zip(table.published, table.frame.itertuples(index=False), strict=True):
+    for flag, row, note in zip(table.published, frame.itertuples(index=False), under, strict=True):
         kind = "published" if flag else "measured"
-        cells = "".join(
+        cells = [
             f'<td class="text">{escape(str(cell))}</td>'
             if wraps
             else f"<td>{_cell(str(cell))}</td>"
             for cell, wraps in zip(row, text_columns, strict=True)
-        )
-        rows.append(f'<tr class="{kind}">{cells}</tr>')
+        ]
+        if note is not None:
+            cells[0] = f"<td>{escape(str(row[0]))} <small>{escape(str(note))}</small></td>"
+        rows.append(f'<tr class="{kind}">{"".join(cells)}</tr>')
     return (
         f'<div class="scroll"><table class="{css_class}"><thead><tr>{header}</tr></thead>'
         f"<tbody>{''.join(rows)}</tbody></table></div>"
