@@ -46,6 +46,7 @@ USAGE_ERRORS = (
     "bench.baseline.BaselineError",
     "bench.upstreams.hf_checkpoint.CheckpointUnavailableError",
     "bench.upstreams.bundle.RemoteCodeNotTrustedError",
+    "bench.upstreams.CheckpointNotRecognisedError",
 )
 
 
@@ -59,3 +60,28 @@ def is_expected(error: BaseException) -> bool:
 
 def exit_code_of(error: BaseException) -> int:
     return EXIT_FAILED if _class_names(error) & set(FAILURE_ERRORS) else EXIT_USAGE
+
+
+#: the pip extra that installs a module some tasks or upstreams need (pyproject.toml)
+EXTRA_OF_MODULE = {
+    "sed_eval": "hear",
+    "dcase_util": "hear",
+    "transformers": "hf",
+    "s3prl": "s3prl",
+    "praatio": "units",
+    "flask": "ui",
+}
+
+
+def missing_package_message(error: BaseException) -> str | None:
+    """For a missing optional package: which one, and the command that installs it."""
+    if not isinstance(error, ModuleNotFoundError) or not error.name:
+        return None
+    package = error.name.split(".")[0]
+    extra = EXTRA_OF_MODULE.get(package)
+    if extra is None:
+        return f"the Python package '{package}' is not installed; pip install {package}"
+    return (
+        f"the Python package '{package}' is not installed; pip install 'bench-ssl[{extra}]' "
+        f"(in a clone: pip install -e '.[{extra}]')"
+    )

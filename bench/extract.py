@@ -12,6 +12,7 @@ import time
 from collections.abc import Collection, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -242,19 +243,11 @@ class Extractor:
             wavs, lengths = pad_batch(waves)
             wavs, lengths = wavs.to(self.device), lengths.to(self.device)
             began = time.perf_counter()
-            if kind == "scene":
-                with torch.inference_mode():
-                    embeddings = self.upstream.scene_embeddings(wavs, lengths)
-                _check_scene(embeddings, refs, self.name, self.upstream.scene_embedding_size)
-                pooled.append(scene_rows(embeddings))
+            rows = self._encode(wavs, lengths, refs, kind)
+            if kind == "sequence":
+                sequences.extend(rows)
             else:
-                with torch.inference_mode():
-                    output = self.upstream(wavs, lengths)
-                _check_output(output, refs, self.name)
-                if kind == "pooled":
-                    pooled.append(pooled_means(output))
-                else:
-                    sequences.extend(frame_sequences(output, self.layers))
+                pooled.append(rows)
             stats.forward_seconds += time.perf_counter() - began
             seconds = sum(len(w) for w in waves) / self.upstream.sample_rate
             stats.seconds_of_audio += seconds
@@ -264,6 +257,37 @@ class Extractor:
         else:
             cache.write_shard(shard, np.concatenate(sequences), lengths=[len(s) for s in sequences])
         stats.shards_done += 1
+
+    def _encode(self, wavs, lengths, refs: list[AudioRef], kind: str) -> Any:
+        """One batch's rows (pooled, scene) or frame arrays (sequence). On CUDA out of
+        memory the batch is split in two and each half retried, down to one utterance."""
+        try:
+            return self._encode_once(wavs, lengths, refs, kind)
+        except torch.cuda.OutOfMemoryError:
+            if len(refs) == 1:
+                raise UpstreamOutputError(
+                    f"{refs[0][0]}: upstream '{self.name}' ran out of GPU memory on this one "
+                    "utterance; use a GPU with more memory or extract.device=cpu"
+                ) from None
+        torch.cuda.empty_cache()
+        log.warning("out of GPU memory on a batch of %d; retrying it in halves", len(refs))
+        half = len(refs) // 2
+        parts = [
+            self._encode(wavs[part, : int(lengths[part].max())], lengths[part], refs[part], kind)
+            for part in (slice(0, half), slice(half, None))
+        ]
+        return parts[0] + parts[1] if kind == "sequence" else np.concatenate(parts)
+
+    def _encode_once(self, wavs, lengths, refs: list[AudioRef], kind: str) -> Any:
+        if kind == "scene":
+            with torch.inference_mode():
+                embeddings = self.upstream.scene_embeddings(wavs, lengths)
+            _check_scene(embeddings, refs, self.name, self.upstream.scene_embedding_size)
+            return scene_rows(embeddings)
+        with torch.inference_mode():
+            output = self.upstream(wavs, lengths)
+        _check_output(output, refs, self.name)
+        return pooled_means(output) if kind == "pooled" else frame_sequences(output, self.layers)
 
     def _batches_with_audio(
         self, shard: Shard, loader: AudioLoader, reader: ThreadPoolExecutor

@@ -31,8 +31,9 @@ from bench.profiles import DEFAULT_PROFILE, WEIGHTED, protocol_label
 
 RECORD_SCHEMA_VERSION = 2
 LATEST_POINTER = "latest"
-#: probe settings that do not change a result (how fast, where, how loud)
-NOT_RESULT_AFFECTING = ("progress", "device", "workers")
+#: probe settings that do not change a result beyond float rounding (how fast, where, how
+#: loud): like the feature cache key, the identity leaves them out
+NOT_RESULT_AFFECTING = ("progress", "device", "workers", "stack")
 #: schedule keys of ``probe.*`` whose null means "the task's own schedule"
 SCHEDULE_OVERRIDES = ("lr_grid", "max_steps", "batch_size", "eval_every", "patience")
 

@@ -12,11 +12,14 @@ T = TypeVar("T")
 class UnknownNameError(KeyError):
     """Raised for a name that is not registered; the message lists close matches."""
 
-    def __init__(self, kind: str, name: str, known: list[str]):
+    def __init__(self, kind: str, name: str, known: list[str], hint: str = ""):
         self.kind, self.name, self.known = kind, name, known
         close = difflib.get_close_matches(name, known, n=5, cutoff=0.5)
-        hint = f" Did you mean: {', '.join(close)}?" if close else ""
-        super().__init__(f"unknown {kind} '{name}'.{hint} Run `bench list {kind}s` to see all.")
+        suggestion = f" Did you mean: {', '.join(close)}?" if close else ""
+        extra = f" {hint}." if hint else ""
+        super().__init__(
+            f"unknown {kind} '{name}'.{suggestion}{extra} Run `bench list {kind}s` to see all."
+        )
 
     def __str__(self) -> str:  # KeyError would print the message repr-quoted
         return str(self.args[0])

@@ -30,7 +30,7 @@ from typing import Any, Literal
 from omegaconf import DictConfig
 
 from bench.config import to_container, to_yaml, tracking_uri
-from bench.errors import is_expected
+from bench.errors import is_expected, missing_package_message
 from bench.identity import RecordIdentity, canonical_upstream
 from bench.profiles import (
     DEFAULT_PROFILE,
@@ -309,13 +309,15 @@ def identity_settings(
     }
 
 
-def identity_inputs(upstream: LoadedUpstream, cache: Any) -> dict[str, Any]:
-    """What the run read: these weights, this data, these features."""
+def identity_inputs(upstream: LoadedUpstream, cache: Any, padding: Any) -> dict[str, Any]:
+    """What the run read: these weights, this data, these features (and how batches were
+    padded, which changes the features of padding-dependent encoders)."""
     return {
         "source": upstream.canonical,
         "weights_hash": cache.key.weights_hash,
         "data_fingerprint": cache.key.data_fingerprint,
         "features": cache.key.digest(),
+        "padding": padding,
     }
 
 
@@ -529,7 +531,7 @@ class Runner:
             upstream=upstream.name,
             task=name,
             settings=identity_settings(task, settings, options, self.quick, label),
-            inputs=identity_inputs(upstream, cache),
+            inputs=identity_inputs(upstream, cache, padding_description(model, config.extract)),
         )
         outcome.warnings += ignored_settings_warnings(protocol, task, config)
         if self.existing == "reuse":
@@ -840,7 +842,9 @@ class Stage:
     def describe(self, error: BaseException) -> str:
         where = f" ({self.where})" if self.where is not None else ""
         cause = str(error).strip() or type(error).__name__
-        if not is_expected(error):
+        if missing := missing_package_message(error):
+            cause = missing
+        elif not (is_expected(error) or _written_for_users(error)):
             cause = f"{type(error).__name__}: {cause}"
         return f"while {self.name}{where}: {cause}"
 
@@ -848,11 +852,16 @@ class Stage:
 def upstream_error_message(typed: str, error: BaseException) -> str:
     """One line for an upstream that would not build (the loaders' messages name the files)."""
     text = str(error).strip() or type(error).__name__
-    if isinstance(error, UpstreamLoadError) or is_expected(error):
+    if isinstance(error, UpstreamLoadError) or is_expected(error) or _written_for_users(error):
         return text
-    if isinstance(error, ModuleNotFoundError):
-        return f"upstream '{typed}' needs the Python package '{error.name}': {text}"
+    if missing := missing_package_message(error):
+        return f"upstream '{typed}': {missing}"
     return f"cannot load upstream '{typed}': {type(error).__name__}: {text}"
+
+
+def _written_for_users(error: BaseException) -> bool:
+    """bench's own exceptions carry messages meant for users; no type name needed."""
+    return type(error).__module__.startswith("bench.")
 
 
 def ignored_settings_warnings(protocol: Any, task: Task, config: DictConfig) -> list[str]:

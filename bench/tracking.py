@@ -50,7 +50,6 @@ log = logging.getLogger(__name__)
 EXPERIMENT_PREFIX = "bench"
 SQLITE_PREFIX = "sqlite:///"
 BATCH = 900  # MLflow takes at most 1000 metrics per log_batch
-STORE_LOCK_TIMEOUT_S = 600
 
 
 class TrackingError(RuntimeError):
@@ -82,21 +81,17 @@ def open_client(uri: str) -> Any:
     """
     from mlflow.tracking import MlflowClient
 
+    for noisy in ("mlflow", "alembic"):  # importing mlflow resets its loggers to INFO
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     database = _sqlite_path(uri)
     if database is None:
         return MlflowClient(tracking_uri=uri)
-    from filelock import FileLock, Timeout
+    from bench.fileio import file_lock
 
-    database.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with FileLock(f"{database}.lock", timeout=STORE_LOCK_TIMEOUT_S):
-            repair_half_migrated(database)
-            client = MlflowClient(tracking_uri=uri)
-            client.search_experiments(max_results=1)  # creates or checks the schema, locked
-    except Timeout:
-        raise TrackingError(
-            f"another process has held {database}.lock for {STORE_LOCK_TIMEOUT_S} s"
-        ) from None
+    with file_lock(Path(f"{database}.lock"), f"creating the MLflow store {database}"):
+        repair_half_migrated(database)
+        client = MlflowClient(tracking_uri=uri)
+        client.search_experiments(max_results=1)  # creates or checks the schema, locked
     return client
 
 
@@ -131,6 +126,7 @@ def repair_half_migrated(database: Path) -> Path | None:
         f"{database.name}.half-migrated-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}"
     )
     os.replace(database, aside)
+    _forget_engines(database)
     log.warning(
         "the MLflow store %s was half-migrated and held no runs (leftover tables %s); moved it "
         "to %s and creating a new one",
@@ -139,6 +135,22 @@ def repair_half_migrated(database: Path) -> Path | None:
         aside,
     )
     return aside
+
+
+def _forget_engines(database: Path) -> None:
+    """Drop this process's MLflow stores and engines on a store that was set aside: MLflow
+    caches both per URI, and their connections would go on using the moved file."""
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+    from mlflow.tracking._tracking_service import utils
+
+    engines = getattr(SqlAlchemyStore, "_engine_map", {})
+    for uri in list(engines):
+        path = _sqlite_path(uri)
+        if path is not None and path.resolve() == database.resolve():
+            engines.pop(uri).dispose()
+    cached = getattr(utils._tracking_store_registry, "_get_store_with_resolved_uri", None)
+    if hasattr(cached, "cache_clear"):
+        cached.cache_clear()
 
 
 def _count_runs(database: Path) -> int:

@@ -69,8 +69,9 @@ def test_report_writes_markdown_csv_and_html(workspace, tmp_path, capsys):
 
     html = (out / "leaderboard.html").read_text()
     assert html.count('<table class="leaderboard">') == 1
+    # one-layer upstreams: no single-colour heatmaps
     assert html.count('class="task-bars"') == len(DEMO_TASKS)
-    assert html.count('class="layer-heatmap"') == len(DEMO_TASKS)
+    assert html.count('class="layer-heatmap"') == 0
     assert '<table class="references">' in html
 
 

@@ -117,8 +117,11 @@ def test_demo_suite_end_to_end(
     assert len(record_files(workspace)) == len(files)
 
 
-def test_fbank_with_cmvn_is_at_chance_on_mean_pooled_keywords(demo_root, fast_overrides, tmp_path):
-    """SUPERB's FBANK KS row: per-utterance CMVN leaves mean pooling nothing to see."""
+def test_fbank_with_cmvn_is_at_chance_on_mean_pooled_keywords(
+    demo_root, fast_overrides, tmp_path, capsys
+):
+    """SUPERB's FBANK KS row: per-utterance CMVN leaves mean pooling nothing to see, and the
+    run says so."""
     assert (
         main(
             [
@@ -137,6 +140,9 @@ def test_fbank_with_cmvn_is_at_chance_on_mean_pooled_keywords(demo_root, fast_ov
     )
     record = records_by_task(tmp_path / "workspace")["demo.keywords"]
     assert record.score["mean"] < 15  # one class of 12: 8.3%
+    out = capsys.readouterr().out
+    assert "is the same for every item" in out and "at chance by construction" in out
+    assert "use its _no_cmvn variant" in out
 
 
 def test_killed_extraction_resumes_to_the_same_metrics(demo_root, fast_overrides, tmp_path):

@@ -22,6 +22,8 @@ from bench.errors import (
 )
 
 #: ``key=value`` where key is a dotted configuration path
+#: width of a description column on a terminal too narrow for the whole table
+WRAP_WIDTH = 40
 OVERRIDE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*=")
 
 log = logging.getLogger("bench.cli")
@@ -135,7 +137,7 @@ def print_table(
     table = Table(title=title, title_justify="left", header_style="bold", min_width=len(title))
     for column in columns:
         if column in wrap:
-            table.add_column(column, overflow="fold", ratio=1, min_width=20)
+            table.add_column(column, overflow="fold", ratio=1, min_width=WRAP_WIDTH)
         else:
             table.add_column(column, no_wrap=True, overflow="ignore")
     for row in rows:
@@ -151,9 +153,9 @@ def print_table(
 def _natural_width(
     columns: Sequence[str], rows: Sequence[Sequence[Any]], wrap: Sequence[str]
 ) -> int:
-    """Width of the table with every column except ``wrap`` ones at full width (those at 20)."""
+    """Width of the table with every column at full width but the ``wrap`` ones."""
     width = 1
     for position, column in enumerate(columns):
         cells = [len(str(row[position])) for row in rows] + [len(column)]
-        width += (20 if column in wrap else max(cells)) + 3
+        width += (WRAP_WIDTH if column in wrap else max(cells)) + 3
     return width

@@ -41,7 +41,12 @@ def list_tasks(args: argparse.Namespace) -> None:
         if args.suite and metadata.suite != args.suite:
             continue
         rows.append([name, metadata.main_metric, TASKS.get(name).protocol, metadata.data_layout])
-    print_table("tasks", ["task", "metric", "protocol", "--data-root holds"], rows)
+    print_table(
+        "tasks",
+        ["task", "metric", "protocol", "--data-root holds"],
+        rows,
+        wrap=["--data-root holds"],
+    )
 
 
 def list_upstreams(args: argparse.Namespace) -> None:
@@ -65,6 +70,7 @@ def list_upstreams(args: argparse.Namespace) -> None:
         "upstreams",
         ["name", "family", "source", "layers", "dim", "frame rate", "description"],
         rows,
+        wrap=["description"],
     )
 
 
@@ -76,4 +82,9 @@ def list_suites(args: argparse.Namespace) -> None:
         suite = SUITES.get(name)
         tasks = ", ".join(suite.tasks) if suite.tasks else "(every task found under --data-root)"
         rows.append([name, suite.description, tasks, suite.default_upstream or "-"])
-    print_table("suites", ["suite", "description", "tasks", "default upstream"], rows)
+    print_table(
+        "suites",
+        ["suite", "description", "tasks", "default upstream"],
+        rows,
+        wrap=["description", "tasks"],
+    )

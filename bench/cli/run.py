@@ -265,7 +265,7 @@ def print_summary(outcomes: list[TaskOutcome], config: DictConfig | None = None)
                 record.seed_count,
                 f"{record.selected['lr']:g}" if "lr" in record.selected else "",
                 "reused" if outcome.reused else ("QUICK" if record.quick else "new"),
-                str(outcome.record_path),
+                _shown(outcome.record_path),
             ]
         )
     seeds = {o.record.seed_count for o in outcomes if o.record is not None}
@@ -285,6 +285,16 @@ def print_summary(outcomes: list[TaskOutcome], config: DictConfig | None = None)
     _print_next_steps(outcomes, config)
 
 
+def _shown(path: Path | None) -> str:
+    """A path relative to the working directory when it is below it (shorter to read)."""
+    if path is None:
+        return ""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
 def _print_next_steps(outcomes: list[TaskOutcome], config: DictConfig | None) -> None:
     done = [o for o in outcomes if o.record is not None]
     failed = len(outcomes) - len(done)
@@ -296,10 +306,15 @@ def _print_next_steps(outcomes: list[TaskOutcome], config: DictConfig | None) ->
     )
     if not done or config is None:
         return
+    import importlib.util
+
     from bench.config import tracking_uri
 
     print("next: `bench report` for the leaderboard", end="")
     if config.tracking.enabled:
         uri = tracking_uri(config)
-        print(f"; `mlflow ui --backend-store-uri {uri}` to browse runs", end="")
+        ui = f"`mlflow ui --backend-store-uri {uri}` to browse runs"
+        if importlib.util.find_spec("flask") is None:  # mlflow-skinny logs; the UI needs mlflow
+            ui += " (after pip install 'bench-ssl[ui]')"
+        print(f"; {ui}", end="")
     print()

@@ -18,11 +18,18 @@ h1 { font-size: 1.6rem; margin-bottom: 0.2rem; }
 h2 { font-size: 1.2rem; margin-top: 2.2rem; border-bottom: 1px solid #ddd; }
 .meta { color: #666; margin-top: 0; }
 .scroll { overflow-x: auto; }
-table { border-collapse: collapse; margin: 0.8rem 0; font-variant-numeric: tabular-nums; }
-th, td { border: 1px solid #ddd; padding: 0.3rem 0.55rem; text-align: right; white-space: nowrap; }
-th { background: #f3f5f8; vertical-align: bottom; }
+table { border-collapse: collapse; margin: 0.8rem 0; font-variant-numeric: tabular-nums;
+        font-size: 0.8rem; line-height: 1.3; }
+th, td { border: 1px solid #ddd; padding: 0.2rem 0.25rem; text-align: right; }
+td { white-space: nowrap; }
+td small { display: block; color: #666; }
+table.references { font-size: 0.74rem; }
+th { background: #f3f5f8; vertical-align: bottom; font-weight: 600; overflow-wrap: break-word; }
 th small { display: block; font-weight: normal; color: #555; }
 td:first-child, th:first-child { text-align: left; }
+td:first-child, td.text { white-space: normal; overflow-wrap: anywhere; }
+td:first-child { min-width: 6rem; }
+td.text { text-align: left; min-width: 4.5rem; }
 tr.published td { background: #f7f7f7; color: #555; font-style: italic; }
 ul.notes { color: #444; font-size: 0.92rem; }
 figure { margin: 1.2rem 0; }
@@ -30,6 +37,12 @@ figure svg { max-width: 100%; height: auto; }
 figcaption { color: #555; font-size: 0.9rem; }
 .grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(520px, 1fr)); gap: 1rem; }
 """
+
+
+#: columns of words rather than numbers: they wrap, so that the table fits its box
+TEXT_COLUMNS = ("source",)
+#: shown as a small line under the upstream's name rather than as a column of its own
+UNDER_UPSTREAM = "protocol"
 
 
 def to_html(board: Leaderboard, context: ReportContext) -> str:
@@ -64,24 +77,54 @@ def to_html(board: Leaderboard, context: ReportContext) -> str:
 
 
 def _table(table: DisplayTable, css_class: str) -> str:
-    header = "".join(f"<th>{_header_cell(str(c))}</th>" for c in table.frame.columns)
+    frame = table.frame
+    folded = UNDER_UPSTREAM in frame.columns
+    if folded:
+        frame = frame.drop(columns=UNDER_UPSTREAM)
+    header = "".join(f"<th>{_header_cell(str(c))}</th>" for c in frame.columns)
+    if folded:
+        header = header.replace("</th>", f"<small>{UNDER_UPSTREAM}</small></th>", 1)
+    text_columns = [str(c) in TEXT_COLUMNS for c in frame.columns]
+    under = table.frame[UNDER_UPSTREAM] if folded else [None] * len(frame)
     rows = []
-    for flag, row in zip(table.published, table.frame.itertuples(index=False), strict=True):
+    for flag, row, note in zip(table.published, frame.itertuples(index=False), under, strict=True):
         kind = "published" if flag else "measured"
-        cells = "".join(f"<td>{escape(str(cell))}</td>" for cell in row)
-        rows.append(f'<tr class="{kind}">{cells}</tr>')
+        cells = [
+            f'<td class="text">{escape(str(cell))}</td>'
+            if wraps
+            else f"<td>{_cell(str(cell))}</td>"
+            for cell, wraps in zip(row, text_columns, strict=True)
+        ]
+        if note is not None:
+            cells[0] = f"<td>{escape(str(row[0]))} <small>{escape(str(note))}</small></td>"
+        rows.append(f'<tr class="{kind}">{"".join(cells)}</tr>')
     return (
         f'<div class="scroll"><table class="{css_class}"><thead><tr>{header}</tr></thead>'
         f"<tbody>{''.join(rows)}</tbody></table></div>"
     )
 
 
+def _cell(text: str) -> str:
+    """A number over its spread or qualifier (``92.17`` over ``± 1.04``): narrow columns."""
+    for separator in (" ± ", " ("):
+        head, found, tail = text.partition(separator)
+        if found:
+            tail = separator.strip() + (" " if separator == " ± " else "") + tail
+            return f"{escape(head)} <small>{escape(tail)}</small>"
+    return escape(text)
+
+
 def _header_cell(text: str) -> str:
-    """``task metric (unit) ↑`` as the task over a small metric line."""
+    """``task metric (unit) ↑`` as the task over a small metric line; long task names may
+    break after a dot or an underscore, never inside a word."""
     task, _, label = text.partition(" ")
     if "." in task and label:
-        return f"{escape(task)}<small>{escape(label)}</small>"
-    return escape(text)
+        return f"{_breakable(task)}<small>{_breakable(label)}</small>"
+    return _breakable(text)
+
+
+def _breakable(text: str) -> str:
+    return escape(text).replace(".", ".<wbr>").replace("_", "_<wbr>")
 
 
 def _task_plots(board: Leaderboard) -> str:
@@ -105,7 +148,8 @@ def _layer_plots(board: Leaderboard) -> str:
                 f'<figure class="layer-heatmap" data-task="{escape(column.task)}">'
                 f"{layer_heatmap_svg(column.task, weights, salt=f'layers-{index}')}"
                 f"<figcaption>{escape(column.task)}: softmax weights of the learned weighted "
-                "sum of layers, per upstream (blank: the upstream has fewer layers)."
+                "sum of layers, per upstream (blank: the upstream has fewer layers; "
+                "one-layer upstreams, whose one weight is 1, are left out)."
                 "</figcaption></figure>"
             )
     return _section("layers", "Layer weights", figures)

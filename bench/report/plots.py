@@ -85,11 +85,12 @@ def task_bars_svg(board: Leaderboard, column: TaskColumn, salt: str) -> str:
 
 
 def layer_weights(board: Leaderboard, task: str) -> dict[str, tuple[float, ...]]:
-    """Learned layer weights of each upstream on ``task`` (upstreams without any left out)."""
+    """Learned layer weights of each upstream on ``task``; upstreams without any, or with one
+    layer (its weight is 1: nothing to see), are left out."""
     weights = {}
     for upstream in board.upstreams:
         result = board.result(upstream, task)
-        if result is not None and result.layer_weights:
+        if result is not None and result.layer_weights and len(result.layer_weights) > 1:
             weights[upstream] = result.layer_weights
     return weights
 
