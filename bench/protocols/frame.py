@@ -63,12 +63,16 @@ class PackedSplit:
     offsets: Tensor
     lengths: Tensor
 
-    def batch(self, index: Tensor) -> tuple[Gathered, Tensor, Tensor]:
+    def batch(self, index: Tensor, pad_to_split: bool = False) -> tuple[Gathered, Tensor, Tensor]:
         """Frames ``[*index.shape, T, L, D]`` (gathered by the weighted sum as it reads
         them), labels and valid mask ``[*index.shape, T]`` of the items ``index`` (any shape,
-        e.g. ``[P, B]`` for P probes), padded to the longest."""
+        e.g. ``[P, B]`` for P probes), padded to the longest of them, or with
+        ``pad_to_split`` to the split's longest item. Stacked training batches need the
+        latter: padded to the longest of all P probes' items, a probe's gradient sums would
+        run over a row count that depends on the other probes of its stack, and round
+        differently (HEAR event clips have one length, so this costs nothing there)."""
         lengths = self.lengths[index]
-        longest = int(lengths.max())
+        longest = int((self.lengths if pad_to_split else lengths).max())
         starts = self.offsets[index].unsqueeze(-1)
         valid = torch.arange(longest) < lengths.unsqueeze(-1)
         positions = torch.where(valid, starts + torch.arange(longest), starts)
@@ -202,7 +206,7 @@ class _FrameSweep:
         train = self.folds[fold]["train"]
         count, size = len(train.lengths), self.settings.batch_size
         index = torch.stack([torch.randint(count, (size,), generator=g) for g in active.generators])
-        frames, labels, valid = train.batch(index)  # [P, B, T, ...], padded to the longest
+        frames, labels, valid = train.batch(index, pad_to_split=True)  # [P, B, T, ...]
         return per_probe(
             lambda logits, labels, valid: F.cross_entropy(logits[valid], labels[valid]),
             group(frames),

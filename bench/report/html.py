@@ -23,7 +23,7 @@ table { border-collapse: collapse; margin: 0.8rem 0; font-variant-numeric: tabul
 th, td { border: 1px solid #ddd; padding: 0.2rem 0.25rem; text-align: right; }
 td { white-space: nowrap; }
 td small { display: block; color: #666; }
-table.references { font-size: 0.74rem; }
+table.references { font-size: 0.7rem; }
 th { background: #f3f5f8; vertical-align: bottom; font-weight: 600; overflow-wrap: break-word; }
 th small { display: block; font-weight: normal; color: #555; }
 td:first-child, th:first-child { text-align: left; }
