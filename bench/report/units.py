@@ -49,6 +49,7 @@ _SUPERB_UNITS = {
     "mtwv": Unit("", 4),
     "pesq": Unit("", 2),
     "si_sdri": DECIBEL,
+    "mcd": DECIBEL,
 }
 _HEAR_UNITS = {name: UNITLESS if name == "d_prime" else FRACTION for name in HEAR_METRICS}
 
