@@ -53,6 +53,18 @@ def test_expected_errors_are_one_message_and_exit_2(extra, message, isolated, ca
     assert message in one_error_line(capsys.readouterr().err)
 
 
+def test_a_transformers_folder_without_weights_says_what_it_lacks(tmp_path, isolated, capsys):
+    """Not "not in the Hugging Face cache": the folder exists, its weights file does not."""
+    pytest.importorskip("transformers")
+    folder = tmp_path / "ckpt"
+    folder.mkdir()
+    (folder / "config.json").write_text('{"model_type": "wavlm"}')
+    assert main(["run", "--task", "demo.keywords", "-u", str(folder), *isolated]) == EXIT_USAGE
+    line = one_error_line(capsys.readouterr().err)
+    assert "found config.json; config.json declares model_type 'wavlm'" in line
+    assert "but no weights file (model.safetensors" in line and "hf download" not in line
+
+
 def test_a_bad_configuration_file_is_one_message(tmp_path, isolated, capsys):
     argv = ["run", "--suite", "demo", "--config", bad_yaml(tmp_path), *isolated]
     assert main(argv) == EXIT_USAGE

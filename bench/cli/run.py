@@ -354,5 +354,8 @@ def _print_next_steps(
         ui = f"`mlflow ui --backend-store-uri {uri}` to browse runs"
         if importlib.util.find_spec("flask") is None:  # mlflow-skinny logs; the UI needs mlflow
             ui += " (after pip install 'bench-ssl[ui]')"
+        unlogged = [o for o in done if (o.record.mlflow or {}).get("status") != "logged"]
+        if unlogged:  # the store failed: browsing it would not show these
+            ui = f"`bench log` once MLflow works ({len(unlogged)} record(s) not logged)"
         print(f"; {ui}", end="")
     print()
