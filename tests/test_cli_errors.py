@@ -147,3 +147,17 @@ def test_task_dir_without_the_hear_task_is_a_usage_error(tmp_path, isolated, cap
     argv = ["run", "--task", "demo.keywords", "--task-dir", str(tmp_path), *isolated]
     assert main(argv) == EXIT_USAGE
     assert "--task-dir is for --task hear" in one_error_line(capsys.readouterr().err)
+
+
+def test_tasks_of_one_suite_take_its_default_upstream():
+    import argparse
+
+    from bench.cli.run import resolve_task_runs
+
+    def default(*tasks: str) -> str | None:
+        args = argparse.Namespace(task=list(tasks), suite=None, task_dir=None, data_root=None)
+        return resolve_task_runs(args)[1]
+
+    assert default("demo.keywords") == default("demo.events", "demo.digits") == "fbank_no_cmvn"
+    assert default("demo.keywords", "superb.ks") is None  # two suites: name the upstream
+    assert default("hear") is None

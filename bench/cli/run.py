@@ -150,10 +150,10 @@ def resolve_task_runs(args: argparse.Namespace) -> tuple[list, str | None]:
                 args.task_dir if (args.task_dir is not None and name == "hear") else args.data_root
             )
             runs.append(TaskRun(name, root))
-        default = None
-        if len(args.task) == 1 and "." in args.task[0]:
-            suite = args.task[0].split(".", 1)[0]
-            default = SUITES.get(suite).default_upstream if suite in SUITES else None
+        # tasks of one suite (demo.keywords, demo.events) take its default upstream
+        suites = {name.split(".", 1)[0] if "." in name else None for name in args.task}
+        suite = suites.pop() if len(suites) == 1 else None
+        default = SUITES.get(suite).default_upstream if suite in SUITES else None
         return runs, default
     suite = SUITES.get(args.suite)
     if suite.discover:
