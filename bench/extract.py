@@ -251,7 +251,8 @@ class Extractor:
             stats.forward_seconds += time.perf_counter() - began
             seconds = sum(len(w) for w in waves) / self.upstream.sample_rate
             stats.seconds_of_audio += seconds
-            bar.update(seconds)
+            # the total is from the files' headers; resampled lengths round up a little
+            bar.update(min(seconds, max(bar.total - bar.n, 0.0)))
         if kind != "sequence":
             cache.write_shard(shard, np.concatenate(pooled))
         else:

@@ -852,11 +852,23 @@ class Stage:
 def upstream_error_message(typed: str, error: BaseException) -> str:
     """One line for an upstream that would not build (the loaders' messages name the files)."""
     text = str(error).strip() or type(error).__name__
+    if isinstance(error, OSError) and (lacking := _lacking_weights(typed)):
+        return lacking  # not "not in the hub cache": say what the folder has and lacks
     if isinstance(error, UpstreamLoadError) or is_expected(error) or _written_for_users(error):
         return text
     if missing := missing_package_message(error):
         return f"upstream '{typed}': {missing}"
     return f"cannot load upstream '{typed}': {type(error).__name__}: {text}"
+
+
+def _lacking_weights(typed: str) -> str | None:
+    """For a checkpoint folder without a weights file: what it holds and what it lacks."""
+    from bench.upstreams import WEIGHT_FILES, describe_unrecognised
+
+    path = Path(typed.removeprefix("hf:")).expanduser()
+    if not path.is_dir() or any((path / weights).is_file() for weights in WEIGHT_FILES):
+        return None
+    return describe_unrecognised(typed, path)
 
 
 def _written_for_users(error: BaseException) -> bool:

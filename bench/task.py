@@ -89,6 +89,9 @@ class Task:
     #: whether ``prepare`` may create missing data (generated tasks); the runner allows it
     #: only at the task's default data root or when asked (``data.generate``)
     may_create_data: bool = True
+    #: why bench cannot run this task (it needs assets bench cannot provide); ``bench list``
+    #: marks such a task, a suite run skips it and says why, ``--task`` fails with this
+    unavailable: ClassVar[str | None] = None
 
     @dataclass(frozen=True)
     class Options:

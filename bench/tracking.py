@@ -325,7 +325,10 @@ def _identity_tags(
 
 
 def _not_tracked(uri: str, error: BaseException) -> str:
-    return f"MLflow at {uri} is not usable ({_first_line(error)}); the task runs untracked"
+    return (
+        f"MLflow at {uri} is not usable ({_first_line(error)}); the task runs untracked "
+        "(its record is kept: `bench log` logs it once the store works)"
+    )
 
 
 def _not_logged(stored: StoredRecord, uri: str, error: BaseException) -> str:

@@ -68,7 +68,12 @@ def test_labels_keep_protocols_apart():
 
 
 def test_every_superb_task_bench_registers_has_a_reference():
-    registered = {name for name in TASKS.names() if name.startswith("superb.")}
+    # a task bench cannot run (superb.vc) has no protocol to reproduce
+    registered = {
+        name
+        for name in TASKS.names()
+        if name.startswith("superb.") and not TASKS.get(name).unavailable
+    }
     utterance = {"superb.ks", "superb.ic", "superb.sid", "superb.er", "superb.asv"}
     assert utterance <= registered
     assert registered <= set(REFERENCE)
