@@ -163,6 +163,15 @@ REFERENCE: dict[str, ReferenceProtocol] = {
         _s3prl("separation_stft (cfg.yaml)", 150_000, 2_000, 1e-4),
         task_options={"recipe": "separation_stft"},
     ),
+    # fairseq's s2t_transformer, reimplemented (bench.translation.recipe)
+    "superb.st": dataclasses.replace(
+        _s3prl("speech_translation", 32_000, 2_000, 1e-3),
+        not_reproduced=(
+            "fairseq's subsampler convolutions read the batch's padding past an utterance's "
+            "end (bench zeroes it, so an utterance's output does not depend on its batch)",
+            "the waveform cut to 6,000 upstream frames before the encoder (bench cuts frames)",
+        ),
+    ),
     # QbE trains nothing: its reference is the default (docs/protocols.md lists the rest)
     "superb.qbe": ReferenceProtocol(
         None,
