@@ -43,7 +43,7 @@ from bench.profiles import (
 )
 from bench.quick import QuickLimits, limit_items
 from bench.records import RecordStore, ResultRecord, StoredRecord, result_affecting, versions
-from bench.task import TASKS, Task, TaskRun
+from bench.task import EFFECTED_DURATIONS, TASKS, Task, TaskRun
 
 log = logging.getLogger(__name__)
 
@@ -271,12 +271,17 @@ def audio_record(task: Task) -> dict[str, str]:
     import soundfile
     import soxr
 
-    gain = float(task.audio_gain_db)
+    from bench.audio_effects import chain_name
+
+    gain, chain = float(task.audio_gain_db), task.audio_effects()
+    effects = f"gain {gain:g} dB as a float multiply" if gain else "none"
+    if chain:
+        effects = f"sox {chain_name(chain)} (bench.audio_effects, sample for sample)"
     return {
         "decoder": f"soundfile {soundfile.__version__} "
         f"(libsndfile {soundfile.__libsndfile_version__})",
         "resampler": f"soxr {soxr.__version__} HQ, for audio not at the upstream's rate",
-        "effects": f"gain {gain:g} dB as a float multiply" if gain else "none",
+        "effects": effects,
     }
 
 
@@ -515,11 +520,14 @@ class Runner:
                     "frame_rate": float(model.frame_rate),
                     "sample_rate": int(model.sample_rate),
                     "kind": kind,
-                    "gain_db": float(task.audio_gain_db),
+                    # a sox chain holds its own gain (bench.audio_effects)
+                    "gain_db": 0.0 if task.audio_effects() else float(task.audio_gain_db),
+                    "effects": task.audio_effects() or None,
                     "clip_seconds": clip_seconds,
                 },
                 data.all_items(),
                 config.extract.shard_seconds,
+                durations=data.extras.get(EFFECTED_DURATIONS),
             )
         with stage("applying the protocol profile", None):
             settings = probe_settings(task, config, self.quick, profile)

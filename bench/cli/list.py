@@ -69,8 +69,7 @@ def list_upstreams(args: argparse.Namespace) -> None:
                 "?" if bundle.num_layers is None else bundle.num_layers,
                 "?" if bundle.hidden_size is None else bundle.hidden_size,
                 "?" if bundle.frame_rate is None else f"{bundle.frame_rate:g} Hz",
-                # escaped: rich would take a bare [remote code] for markup and drop it
-                (r"\[remote code] " if bundle.remote_code else "") + bundle.description,
+                ("[remote code] " if bundle.remote_code else "") + bundle.description,
             ]
         )
     print_table(
