@@ -862,6 +862,13 @@ def upstream_error_message(typed: str, error: BaseException) -> str:
     text = str(error).strip() or type(error).__name__
     if isinstance(error, OSError) and (lacking := _lacking_weights(typed)):
         return lacking  # not "not in the hub cache": say what the folder has and lacks
+    if type(error).__name__ == "SafetensorError":  # its message names no file
+        weights = Path(typed.removeprefix("hf:")).expanduser() / "model.safetensors"
+        where = f"{weights.resolve()}" if weights.is_file() else f"the weights of '{typed}'"
+        return (
+            f"upstream '{typed}': {where} is not a readable safetensors file ({text}); "
+            "it is damaged or incomplete: copy or download it again"
+        )
     if isinstance(error, UpstreamLoadError) or is_expected(error) or _written_for_users(error):
         return text
     if missing := missing_package_message(error):
