@@ -226,6 +226,16 @@ def test_beam_one_is_greedy_decoding():
         assert beam_search(head, frames, lengths, recipe, beam=1) == expected
 
 
+def test_a_batch_is_searched_as_its_utterances_one_by_one():
+    recipe = dataclasses.replace(TINY, max_len_b=10)
+    head = _random_head(seed=3)
+    frames, lengths = _frames([18, 7, 25], seed=3)
+    together = beam_search(head, frames, lengths, recipe, beam=3)
+    for row, length in enumerate(lengths.tolist()):
+        alone = beam_search(head, frames[row : row + 1, :length], lengths[row : row + 1], recipe, 3)
+        assert together[row] == alone[0]
+
+
 class MarkovDecoder:
     """A decoder whose next-token distribution depends on the last token only."""
 

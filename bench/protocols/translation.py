@@ -74,8 +74,9 @@ from bench.translation.vocabulary import (
 
 log = logging.getLogger(__name__)
 
-#: padded input frames per evaluation batch (each utterance decodes ``beam`` hypotheses)
-EVAL_FRAMES = 4_000
+#: padded input frames per evaluation batch (each utterance decodes ``beam`` hypotheses,
+#: whose attention caches grow with every token): on a CPU, on a GPU
+EVAL_FRAMES = {"cpu": 4_000, "cuda": 16_000}
 
 
 @dataclass
@@ -142,7 +143,8 @@ def translate(
     """Beam-search hypotheses (token ids) of every item of ``split`` by each head; each batch
     of frames is read once for all of them."""
     hypotheses: list[list[list[int]]] = [[[] for _ in split.items] for _ in heads]
-    batches = length_batches(split.lengths, EVAL_FRAMES)
+    budget = EVAL_FRAMES.get(torch.device(settings.device).type, EVAL_FRAMES["cpu"])
+    batches = length_batches(split.lengths, budget)
     frames_of = split.source.iterate([split.items[i] for i in index] for index in batches)
     for head in heads:
         head.eval()
