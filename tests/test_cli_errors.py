@@ -161,3 +161,27 @@ def test_tasks_of_one_suite_take_its_default_upstream():
     assert default("demo.keywords") == default("demo.events", "demo.digits") == "fbank_no_cmvn"
     assert default("demo.keywords", "superb.ks") is None  # two suites: name the upstream
     assert default("hear") is None
+
+
+def test_an_unknown_option_is_one_message_naming_the_commands_help(capsys):
+    with pytest.raises(SystemExit) as stopped:
+        main(["run", "--task", "demo.keywords", "--bogus", "probe.seeds=[0]"])
+    assert stopped.value.code == EXIT_USAGE
+    stderr = capsys.readouterr().err
+    assert len(stderr.splitlines()) == 2  # the usage line and the error
+    line = one_error_line(stderr)
+    assert "unrecognized arguments: --bogus (`bench run --help` lists the options)" in line
+
+
+def test_damaged_safetensors_weights_name_the_file(tmp_path, isolated, capsys):
+    import shutil
+
+    checkpoint = tmp_path / "ckpt"
+    shutil.copytree(FIXTURES / "spear" / "tiny", checkpoint)
+    weights = checkpoint / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])  # a download cut short
+    argv = ["run", "--task", "demo.keywords", "-u", str(checkpoint), *isolated]
+    assert main(argv) == EXIT_USAGE
+    line = one_error_line(capsys.readouterr().err)
+    assert f"{weights.resolve()} is not a readable safetensors file" in line
+    assert "copy or download it again" in line

@@ -75,7 +75,10 @@ def main(argv: list[str] | None = None) -> int:
     # --debug is accepted after the command too
     debug = "--debug" in argv
     argv = [word for word in argv if word != "--debug"]
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        where = f"`bench {args.command} --help`" if args.command else "`bench --help`"
+        parser.error(f"unrecognized arguments: {' '.join(unknown)} ({where} lists the options)")
     args.debug = debug
     if hasattr(args, "overrides"):
         args.overrides = [*args.overrides, *overrides]
