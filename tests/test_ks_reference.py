@@ -18,7 +18,7 @@ from bench.audio_effects import SUPERB_KS_EFFECTS, apply_sox_effects
 from bench.cache import FeatureCache
 from bench.data import DataError
 from bench.extract import Extractor
-from bench.profiles import S3PRL_SEED, reference_for
+from bench.profiles import KS_SILENCE_CROPS, S3PRL_SEED, reference_for
 from bench.task import TASKS
 
 RATE = 16_000
@@ -118,8 +118,58 @@ def test_sox_gain_reaches_the_encoder_and_has_its_own_cache(corpus, tmp_path):
 
 def test_the_reference_profile_switches_both_on_and_its_label_loses_them():
     resolved = reference_for("superb.ks", "utterance_classification")
-    assert resolved.task_options == {"split": "hash", "audio": "sox", "dev": "resample"}
-    assert resolved.not_reproduced == (
-        "a fresh random 1 s crop of a background-noise file at every read of _silence_",
-    )
+    assert resolved.task_options == {
+        "split": "hash", "audio": "sox", "dev": "resample", "silence_crops": KS_SILENCE_CROPS
+    }  # fmt: skip
+    # only the freshness of the _silence_ crops is left
+    (left,) = resolved.not_reproduced
+    assert left.startswith("a fresh random 1 s crop") and "1,000 random crops per file" in left
     assert resolved.label("weighted") == "reference (approximate)"
+
+
+def test_random_silence_crops_are_uniform_one_file_one_item_and_read_exactly(tmp_path):
+    from _audio import write_tone
+    from scipy.stats import kstest
+
+    from bench.audio import AudioLoader
+    from bench.protocols.utterance import draw_weights
+    from bench.tasks.corpora.speech_commands import BACKGROUND_DIR, CLASSES, SILENCE
+
+    root = build_speech_commands(tmp_path / "ks", speakers=4, seconds=0.2)
+    noise = root / "speech_commands_v0.01" / BACKGROUND_DIR
+    write_tone(noise / "pink_noise.wav", 900.0, 5.5, seed=3)  # a second, shorter file
+    data = make(root, split="hash", silence_crops=400).load()
+    train = [i for i in data.splits["train"] if i.label == SILENCE]
+    dev = [i for i in data.splits["dev"] if i.label == SILENCE]
+    files = sorted(noise.glob("*.wav"))
+    assert len(train) == 400 * len(files) and sorted(i.path for i in dev) == files
+    loader = AudioLoader(RATE)
+    for path in files:
+        frames = soundfile.info(path).frames
+        crops = [i for i in train if i.path == path]
+        assert {i.group for i in crops} == {f"{BACKGROUND_DIR}/{path.name}"}
+        offsets = np.array([round(i.start * RATE) for i in crops])
+        # sample offsets, as the loader reads them (round(start x rate))
+        assert [round(i.end * RATE) for i in crops] == list(offsets + RATE)
+        assert offsets.min() >= 0 and offsets.max() <= frames - RATE
+        # uniform over randint(0, len - 16000)'s offsets
+        assert kstest(offsets, "randint", args=(0, frames - RATE + 1)).pvalue > 1e-3
+        whole = soundfile.read(path, dtype="float32")[0]
+        for item, offset in list(zip(crops, offsets, strict=True))[:5]:
+            np.testing.assert_array_equal(
+                loader.load(item.path, item.start, item.end), whole[offset : offset + RATE]
+            )
+    # the class-balanced draw: each class 1/12, each noise file half of _silence_ (as one
+    # item of s3prl's sampler each)
+    items = data.splits["train"]
+    labels = torch.tensor([[CLASSES.index(i.label)] for i in items])
+    weights = draw_weights(items, labels, balanced=True).numpy()
+    per_class = np.bincount(labels[:, 0].numpy(), weights=weights)
+    np.testing.assert_allclose(per_class[per_class > 0], 1 / (per_class > 0).sum())
+    for path in files:
+        mass = sum(w for i, w in zip(items, weights, strict=True) if i.path == path)
+        assert mass == pytest.approx(per_class[CLASSES.index(SILENCE)] / len(files))
+    again = make(root, split="hash", silence_crops=400).load().splits["train"]
+    assert [(i.key, i.start) for i in again] == [(i.key, i.start) for i in items]  # seeded
+    with pytest.raises(DataError, match="silence_crops must be 0 or more"):
+        make(root, silence_crops=-1)

@@ -34,6 +34,12 @@ Two more options switch on s3prl's own handling (the reference profile sets both
   from a generator seeded 1337 (s3prl's seed): the same distribution, not s3prl's very
   draw (its global generator's state also depends on its data loaders). A drawn item is
   the original under the key ``<key>#<n>`` (n-th draw), sharing its cached features.
+- ``silence_crops``: 0 (default) keeps the split rule's fixed ``_silence_`` crops; M > 0
+  is s3prl's random crops, drawn once (``bench.tasks.corpora.speech_commands``): every
+  noise file in train and dev, M random 1 s crops of each for training (a read takes one
+  at random), one random crop of each for dev. The reference profile uses M = 1,000
+  (6,000 s of noise crops to extract, about a tenth of KS's training audio); s3prl takes a
+  fresh crop at every read (about 89,000 reads per file over 200,000 updates).
 
 Protocol, from s3prl's ``downstream/speech_commands`` (config.yaml, dataset.py,
 expert.py): head Linear(D, 256) -> mean pool -> Linear(12), cross-entropy; Adam, lr 1e-4,
@@ -105,13 +111,15 @@ class KeywordSpotting(KeywordSpottingProtocol, SuperbTask):
     class Options:
         """train_dir, test_dir: the two unpacked archives, when not under --data-root.
         split: how train and dev are made, ``lists`` or ``hash`` (s3prl's; see above).
-        audio: ``gain`` or ``sox``; dev: ``all`` or ``resample`` (s3prl's; see above)."""
+        audio: ``gain`` or ``sox``; dev: ``all`` or ``resample`` (s3prl's; see above);
+        silence_crops: 0 (the split rule's fixed crops) or M random crops per noise file."""
 
         train_dir: str | None = None
         test_dir: str | None = None
         split: SplitRule = "lists"
         audio: str = "gain"
         dev: str = "all"
+        silence_crops: int = 0
 
     def __init__(self, data_root: Path | None, options: Mapping[str, Any] | None = None):
         super().__init__(data_root, options)
@@ -143,10 +151,17 @@ class KeywordSpotting(KeywordSpottingProtocol, SuperbTask):
                     f"{self.metadata.name}: {name} must be one of {', '.join(choices)}, "
                     f"got {getattr(self.options, name)!r}"
                 )
+        if self.options.silence_crops < 0:
+            raise DataError(f"{self.metadata.name}: silence_crops must be 0 or more")
         return verify_speech_commands(self.train_root(), self.test_root(), self.options.split)
 
     def read(self) -> TaskData:
-        return read_speech_commands(self.train_root(), self.test_root(), self.options.split)
+        return read_speech_commands(
+            self.train_root(),
+            self.test_root(),
+            self.options.split,
+            random_crops=self.options.silence_crops,
+        )
 
     def load(self) -> TaskData:
         data = self.read()
