@@ -185,3 +185,16 @@ def test_damaged_safetensors_weights_name_the_file(tmp_path, isolated, capsys):
     line = one_error_line(capsys.readouterr().err)
     assert f"{weights.resolve()} is not a readable safetensors file" in line
     assert "copy or download it again" in line
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["run", "--task", "demo.keywords", "--upstream"], ["baseline", "save", "--upstream", "x"]],
+)
+def test_command_line_errors_of_every_command_start_with_bench_error(argv, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        main(argv)
+    assert stopped.value.code == EXIT_USAGE
+    stderr = capsys.readouterr().err
+    assert stderr.splitlines()[0].startswith(f"usage: bench {argv[0]}")  # the command's usage
+    one_error_line(stderr)

@@ -170,6 +170,20 @@ def test_baseline_save_warns_when_it_mixes_seed_counts(tmp_path, capsys):
     assert "mixes seed counts (superb.ic 1, superb.ks 3)" in capsys.readouterr().err
 
 
+def test_baseline_save_warns_when_it_mixes_protocols_or_layer_selection(tmp_path, capsys):
+    records = tmp_path / "workspace" / "records"
+    write_record(records, make_record("ref", "superb.ks", [50.0, 52.0, 56.0]))
+    reference = make_record("ref", "superb.ic", [70.0, 71.0, 72.0])
+    reference.protocol = {"label": "reference"}
+    reference.probe = {**reference.probe, "layers": "last"}
+    write_record(records, reference)
+    save = ["baseline", "save", "--upstream", "ref", "--out", str(tmp_path / "b.json")]
+    assert main([*save, f"paths.workspace={tmp_path / 'workspace'}"]) == 0
+    err = capsys.readouterr().err
+    assert "the baseline mixes protocols (fast, reference)" in err
+    assert "the baseline mixes probe.layers values (last, weighted)" in err
+
+
 def test_report_finds_a_checkpoint_by_any_spelling_of_its_path(tmp_path, monkeypatch):
     checkpoint = tmp_path / "tests" / "fixtures" / "tiny"
     checkpoint.mkdir(parents=True)
