@@ -85,7 +85,9 @@ def test_missing_downloads_are_reported_with_how_to_get_them(tmp_path):
     text = "\n".join(report.errors)
     assert "covost_v2.en_de.test.tsv" in text and "get_covost_splits.py" in text
     assert "common_voice_en_dev000" in text
-    assert "Common Voice Corpus 4" in report.how_to_get and "licence-gated" in report.how_to_get
+    assert (
+        "Common Voice Corpus 4" in report.how_to_get and "get_covost_splits.py" in report.how_to_get
+    )
 
     (tmp_path / "empty").mkdir()
     missing = SpeechTranslation(tmp_path / "empty").verify()
