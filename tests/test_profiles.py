@@ -43,12 +43,11 @@ def test_asv_reference_scores_ten_checkpoints_on_test():
     assert resolved.task_options["trial_list"] == "voxceleb1_test_v2.txt"
     # 10 test evaluations over the whole run: every checkpoint s3prl's test_expdir.sh scores
     assert resolved.settings["max_steps"] // resolved.settings["eval_every"] == 10
-    # s3prl's sox chain is on (tests/test_asv_reference_audio.py); the waveform crop is
-    # not reproduced yet: the result says so in its label
+    # s3prl's sox chain and waveform crops are on (tests/test_asv_reference_audio.py)
     assert resolved.task_options["audio"] == "sox"
+    assert resolved.task_options["training_crops"] == "waveform"
     assert any("silence 1 0.1 0.1% -1 0.1 0.1%" in step for step in resolved.data_handling)
-    assert any("crop" in step for step in resolved.not_reproduced)
-    assert resolved.label("weighted") == "reference (approximate)"
+    assert resolved.label("weighted") == "reference"
 
 
 @pytest.mark.parametrize("task", sorted(set(REFERENCE) & set(TASKS.names())))

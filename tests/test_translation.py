@@ -226,6 +226,16 @@ def test_beam_one_is_greedy_decoding():
         assert beam_search(head, frames, lengths, recipe, beam=1) == expected
 
 
+def test_a_batch_is_searched_as_its_utterances_one_by_one():
+    recipe = dataclasses.replace(TINY, max_len_b=10)
+    head = _random_head(seed=3)
+    frames, lengths = _frames([18, 7, 25], seed=3)
+    together = beam_search(head, frames, lengths, recipe, beam=3)
+    for row, length in enumerate(lengths.tolist()):
+        alone = beam_search(head, frames[row : row + 1, :length], lengths[row : row + 1], recipe, 3)
+        assert together[row] == alone[0]
+
+
 class MarkovDecoder:
     """A decoder whose next-token distribution depends on the last token only."""
 
@@ -354,3 +364,61 @@ def test_the_head_loss_drops_on_a_toy_translation():
         losses.append(float(loss.detach()))
     assert losses[-1] < 0.3 * losses[0], losses[::10]
     assert all(math.isfinite(x) for x in losses)
+
+
+# -- the sweep: lock-step probes, resume -------------------------------------------------------
+
+
+def _toy_run(lr_grid, checkpoints=None, max_steps=12):
+    splits = {"train": toy_corpus(12, 0), "dev": toy_corpus(4, 1), "test": toy_corpus(4, 2)}
+    data = TaskData(splits=splits)
+
+    class Toy(SpeechTranslationTask):
+        metadata = TaskMetadata("toy.st", "", "", "", main_metric="bleu")
+        schedule = Schedule(lr_grid=lr_grid)
+        translation_recipe = dataclasses.replace(TINY, warmup_steps=4, beam=2, dropout=0.1)
+
+    settings = ProbeSettings(
+        lr_grid=lr_grid, seeds=(0,), batch_size=200, max_steps=max_steps, eval_every=4,
+        patience=10, progress=False,
+    )  # fmt: skip
+    upstream = UpstreamInfo("toy", num_layers=1, hidden_size=8, frame_rate=50.0)
+    protocol = SpeechTranslation()
+    if checkpoints is not None:
+        protocol.use_checkpoints(checkpoints)
+    return protocol.run(Toy(None), data, WordFrames(data.all_items()), upstream, settings)
+
+
+def _curves(outcome):
+    return {(t["lr"], t["seed"]): t["curve"] for t in outcome.trials}
+
+
+def test_probes_in_lock_step_train_as_they_would_alone():
+    together = _curves(_toy_run((1e-2, 3e-3)))
+    alone = _curves(_toy_run((3e-3,)))
+    assert together[3e-3, 0] == alone[3e-3, 0]
+    assert together[1e-2, 0] != together[3e-3, 0]
+
+
+def test_a_killed_sweep_resumes_at_its_last_evaluation(tmp_path, monkeypatch):
+    from bench.frames.checkpoint import SweepCheckpoints
+    from bench.protocols import translation
+
+    expected = _toy_run((1e-2, 3e-3))
+    checkpoints = SweepCheckpoints(tmp_path / "checkpoints", {"run": 1})
+    update = translation._LockStepSweep.update
+
+    def killed(self, probes, step):
+        if step == 7:  # after the evaluation at step 4 was saved
+            raise KeyboardInterrupt
+        update(self, probes, step)
+
+    monkeypatch.setattr(translation._LockStepSweep, "update", killed)
+    with pytest.raises(KeyboardInterrupt):
+        _toy_run((1e-2, 3e-3), checkpoints)
+    assert list((tmp_path / "checkpoints").glob("*.pt"))
+    monkeypatch.setattr(translation._LockStepSweep, "update", update)
+    resumed = _toy_run((1e-2, 3e-3), checkpoints)
+    assert _curves(resumed) == _curves(expected)
+    assert resumed.metrics["test"]["bleu"].values == expected.metrics["test"]["bleu"].values
+    assert not (tmp_path / "checkpoints").exists()  # cleared once the sweep finished

@@ -17,22 +17,28 @@ prepare it (``bench.tasks.corpora.covost2``). Then, as s3prl and fairseq do:
   s3prl's warm-up / inverse-square-root factor, the gradient norm clipped; an update whose
   gradient norm is not finite is skipped, as s3prl's runner skips it (counted in the trial);
 - dev is translated every ``eval_every`` updates with the recipe's beam search and scored
-  with corpus BLEU (sacrebleu); the best state is kept and test is translated with it; the
+  with corpus BLEU (sacrebleu); the best state is kept and test is translated with it (the
+  selected learning rate's probes together, each batch read once); the
   learning rate with the best mean dev BLEU is selected.
 
-Probes of the sweep train one at a time (or ``workers`` in threads), each reading its
-batches from the frame source (cache or encoder stream: a stream runs the encoder once per
-batch per probe). Each probe checkpoints at every evaluation (``bench.frames.checkpoint``)
-and resumes after a kill. Evaluation translates several utterances at once: the head is
-padding-invariant, so this equals s3prl's batches.
+The probes of the sweep (learning rates x seeds) train in lock-step on the same batch
+sequence (its order from the first seed; the seeds vary the initialisation and dropout):
+each batch is read once, from the cache or from the encoder stream (the next batch's audio
+read while this one trains), and fed to every probe still training; dev is read once per
+evaluation for all of them. The sweep checkpoints at every evaluation
+(``bench.frames.checkpoint``) and resumes after a kill. Evaluation translates several
+utterances at once: the head is padding-invariant, so this equals s3prl's batches.
+``precision: bf16`` runs the head under bfloat16 autocast on a GPU (loss and log-probabilities
+in float32).
 """
 
 from __future__ import annotations
 
 import copy
+import itertools
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +51,7 @@ from bench.frames.checkpoint import SweepCheckpoints
 from bench.frames.sources import FrameSource, as_frame_source
 from bench.parallel import raise_if_cancelled
 from bench.probe import TrainResult, is_better, make_optimizer, seeded
+from bench.progress import progress_bar
 from bench.protocols.base import (
     PROTOCOLS,
     FeatureStore,
@@ -53,8 +60,8 @@ from bench.protocols.base import (
     ProbeSettings,
     UpstreamInfo,
 )
-from bench.protocols.ctc import length_batches
-from bench.protocols.sweep import run_sweep, sweep_outcome
+from bench.protocols.ctc import autocast, length_batches
+from bench.protocols.sweep import Trial, select_lr, sweep_outcome
 from bench.task import Task
 from bench.translation.bleu import corpus_bleu
 from bench.translation.losses import sentence_loss
@@ -68,8 +75,9 @@ from bench.translation.vocabulary import (
 
 log = logging.getLogger(__name__)
 
-#: padded input frames per evaluation batch (each utterance decodes ``beam`` hypotheses)
-EVAL_FRAMES = 4_000
+#: padded input frames per evaluation batch (each utterance decodes ``beam`` hypotheses,
+#: whose attention caches grow with every token): on a CPU, on a GPU
+EVAL_FRAMES = {"cpu": 4_000, "cuda": 16_000}
 
 
 @dataclass
@@ -128,31 +136,44 @@ def collate_targets(targets: Sequence[Sequence[int]]) -> tuple[Tensor, Tensor]:
 
 
 def translate(
-    head: nn.Module, split: TranslationSplit, recipe: TranslationRecipe, device: str
-) -> list[list[int]]:
-    """Beam-search hypotheses (token ids) of every item of ``split``."""
-    hypotheses: list[list[int]] = [[] for _ in split.items]
-    batches = length_batches(split.lengths, EVAL_FRAMES)
+    heads: Sequence[nn.Module],
+    split: TranslationSplit,
+    recipe: TranslationRecipe,
+    settings: ProbeSettings,
+) -> list[list[list[int]]]:
+    """Beam-search hypotheses (token ids) of every item of ``split`` by each head; each batch
+    of frames is read once for all of them."""
+    hypotheses: list[list[list[int]]] = [[[] for _ in split.items] for _ in heads]
+    budget = EVAL_FRAMES.get(torch.device(settings.device).type, EVAL_FRAMES["cpu"])
+    batches = length_batches(split.lengths, budget)
     frames_of = split.source.iterate([split.items[i] for i in index] for index in batches)
-    head.eval()
+    for head in heads:
+        head.eval()
     with torch.no_grad():
         for index, (frames, lengths) in zip(batches, frames_of, strict=True):
-            decoded = beam_search(head, frames.to(device), lengths.to(device), recipe)
-            for position, ids in zip(index, decoded, strict=True):
-                hypotheses[position] = ids
+            frames, lengths = frames.to(settings.device), lengths.to(settings.device)
+            for head, found in zip(heads, hypotheses, strict=True):
+                with autocast(settings):
+                    decoded = beam_search(head, frames, lengths, recipe)
+                for position, ids in zip(index, decoded, strict=True):
+                    found[position] = ids
     return hypotheses
 
 
 def score_split(
-    head: nn.Module,
+    heads: Sequence[nn.Module],
     split: TranslationSplit,
     vocabulary: Vocabulary,
     recipe: TranslationRecipe,
-    device: str,
-) -> float:
-    """Corpus BLEU of the head's translations of ``split``."""
-    hypotheses = [vocabulary.decode(ids) for ids in translate(head, split, recipe, device)]
-    return corpus_bleu(hypotheses, split.references, recipe.bleu_tokenize)
+    settings: ProbeSettings,
+) -> list[float]:
+    """Corpus BLEU of each head's translations of ``split``."""
+    return [
+        corpus_bleu(
+            [vocabulary.decode(ids) for ids in found], split.references, recipe.bleu_tokenize
+        )
+        for found in translate(heads, split, recipe, settings)
+    ]
 
 
 class SpeechTranslation(ProbeProtocol):
@@ -200,25 +221,29 @@ class SpeechTranslation(ProbeProtocol):
         schedule = BatchSchedule(
             token_batches(train.lengths, settings.batch_size), settings.seeds[0]
         )
-        trainer = _Trainer(
+        sweep = _LockStepSweep(
             train, scored["dev"], schedule, recipe, vocabulary, upstream, settings, self.checkpoints
         )
-        trials = run_sweep(trainer.train_one, settings, 1, desc=f"probe {name}")
+        trials = sweep.train(f"probe {name}")
         if all(math.isnan(t.result.best_score) for t in trials):
             raise ValueError(f"{name}: no probe has a dev BLEU (every evaluation failed)")
-        results = {id(t.model): t.result for t in trials}
+        # the selected learning rate's probes translate each scored split together (one read)
+        selected = [t for t in trials if t.lr == select_lr(trials, higher_is_better=True)]
+        scores: dict[int, dict[str, dict[str, float]]] = {
+            id(t.model): {"dev": {metric: t.result.best_score}} for t in selected
+        }
+        for split_name, split in scored.items():
+            if split_name != "dev":
+                heads = [t.model for t in selected]
+                values = score_split(heads, split, vocabulary, recipe, settings)
+                for head, value in zip(heads, values, strict=True):
+                    scores[id(head)][split_name] = {metric: value}
 
-        def score(head: nn.Module, _fold: int) -> dict[str, dict[str, float]]:
-            scores = {"dev": {metric: results[id(head)].best_score}}
-            for split_name, split in scored.items():
-                if split_name != "dev":
-                    value = score_split(head, split, vocabulary, recipe, settings.device)
-                    scores[split_name] = {metric: value}
-            return scores
-
-        outcome = sweep_outcome(trials, score, metric, [fold.name], higher_is_better=True)
+        outcome = sweep_outcome(
+            trials, lambda head, _fold: scores[id(head)], metric, [fold.name], higher_is_better=True
+        )
         for record, trial in zip(outcome.trials, trials, strict=True):
-            record["skipped_updates"] = trainer.skipped.get((trial.lr, trial.seed), 0)
+            record["skipped_updates"] = sweep.skipped[trial.lr, trial.seed]
         outcome.selected["frame_source"] = source.kind
         outcome.selected["vocabulary"] = vocabulary.describe()
         outcome.selected["beam"] = recipe.beam
@@ -231,10 +256,26 @@ class SpeechTranslation(ProbeProtocol):
 
 
 @dataclass
-class _Trainer:
-    """Trains one probe of the sweep (``train_one``), checkpointing every evaluation."""
+class _Probe:
+    """One (learning rate, seed) of the sweep and where its training stands."""
 
-    train: TranslationSplit
+    lr: float
+    seed: int
+    head: nn.Module
+    optimizer: torch.optim.Optimizer
+    result: TrainResult
+    since_best: int = 0
+    skipped: int = 0
+    finished: bool = False
+
+
+@dataclass
+class _LockStepSweep:
+    """Every probe of the sweep trained in lock-step on the same batches: each batch is read
+    once (from the cache or the encoder stream) and fed to every probe still training; dev is
+    read once per evaluation for all of them. The sweep checkpoints at every evaluation."""
+
+    train_split: TranslationSplit
     dev: TranslationSplit
     schedule: BatchSchedule
     recipe: TranslationRecipe
@@ -246,6 +287,8 @@ class _Trainer:
     def __post_init__(self) -> None:
         #: (lr, seed) -> updates skipped for a non-finite gradient norm
         self.skipped: dict[tuple[float, int], int] = {}
+        self._next: int | None = None
+        self._batches: Iterator[tuple[Tensor, Tensor]] | None = None
 
     def build_head(self, seed: int) -> nn.Module:
         device = self.settings.device
@@ -261,103 +304,145 @@ class _Trainer:
         head.seed(seed, device)
         return head
 
-    def batch(self, k: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """Frames, lengths, decoder inputs and targets of training batch ``k``."""
-        index = self.schedule.batch(k)
-        frames, lengths = self.train.source.batch([self.train.items[i] for i in index])
-        inputs, targets = collate_targets([self.train.targets[i] for i in index])
-        device = self.settings.device
-        return frames.to(device), lengths.to(device), inputs.to(device), targets.to(device)
-
-    def update(
-        self, head: nn.Module, optimizer: torch.optim.Optimizer, lr: float, step: int
-    ) -> bool:
-        """One update (``step``, from 1) of ``accumulate`` batches; False when skipped."""
-        recipe = self.recipe
-        for group in optimizer.param_groups:
-            group["lr"] = lr * recipe.lr_factor(step - 1)  # LambdaLR steps after the update
-        head.train()
-        optimizer.zero_grad(set_to_none=True)
-        for part in range(recipe.accumulate):
-            frames, lengths, inputs, targets = self.batch((step - 1) * recipe.accumulate + part)
-            logits = head(frames, lengths, inputs)
-            loss = sentence_loss(logits, targets, recipe.label_smoothing) / recipe.accumulate
-            loss.backward()
-        norm = nn.utils.clip_grad_norm_(head.parameters(), recipe.grad_clip)
-        if not math.isfinite(float(norm)):
-            optimizer.zero_grad(set_to_none=True)
-            return False
-        optimizer.step()
-        return True
-
-    def train_one(self, lr: float, seed: int, _fold: int) -> tuple[nn.Module, TrainResult]:
+    def _probe(self, lr: float, seed: int) -> _Probe:
         settings = self.settings
         head = self.build_head(seed)
         optimizer = make_optimizer(settings.optimizer, head.parameters(), lr, settings.weight_decay)
         result = TrainResult(math.nan, 0, 0, copy.deepcopy(head.state_dict()))
-        progress = {"since_best": 0, "skipped": 0, "finished": False}
-        group = f"lr{lr:g}-seed{seed}"
-        saved = self.checkpoints.load(group) if self.checkpoints is not None else None
-        if saved is not None:
-            _restore(saved, head, optimizer, result, progress)
-        while not progress["finished"] and result.steps < settings.max_steps:
-            raise_if_cancelled()
-            step = result.steps + 1
-            if not self.update(head, optimizer, lr, step):
-                progress["skipped"] += 1
-            result.steps = step
-            if step % settings.eval_every and step != settings.max_steps:
-                continue
-            score = score_split(head, self.dev, self.vocabulary, self.recipe, settings.device)
+        return _Probe(lr, seed, head, optimizer, result)
+
+    def batch(self, k: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Frames, lengths, decoder inputs and targets of training batch ``k``; from a stream
+        through ``iterate``, so that the next batch's audio is read while this one trains."""
+        split, device = self.train_split, self.settings.device
+        index = self.schedule.batch(k)
+        if split.source.kind != "stream":
+            frames, lengths = split.source.batch([split.items[i] for i in index])
+        else:
+            if self._next != k or self._batches is None:
+                upcoming = (
+                    [split.items[i] for i in self.schedule.batch(j)] for j in itertools.count(k)
+                )
+                self._batches = split.source.iterate(upcoming)
+            frames, lengths = next(self._batches)
+            self._next = k + 1
+        inputs, targets = collate_targets([split.targets[i] for i in index])
+        return frames.to(device), lengths.to(device), inputs.to(device), targets.to(device)
+
+    def update(self, probes: Sequence[_Probe], step: int) -> None:
+        """Update ``step`` (from 1) of every probe: ``accumulate`` batches, each read once."""
+        recipe = self.recipe
+        for probe in probes:
+            for group in probe.optimizer.param_groups:
+                group["lr"] = probe.lr * recipe.lr_factor(step - 1)  # LambdaLR: after the update
+            probe.head.train()
+            probe.optimizer.zero_grad(set_to_none=True)
+        for part in range(recipe.accumulate):
+            frames, lengths, inputs, targets = self.batch((step - 1) * recipe.accumulate + part)
+            for probe in probes:
+                with autocast(self.settings):
+                    logits = probe.head(frames, lengths, inputs)
+                loss = sentence_loss(logits, targets, recipe.label_smoothing) / recipe.accumulate
+                loss.backward()
+        for probe in probes:
+            norm = nn.utils.clip_grad_norm_(probe.head.parameters(), recipe.grad_clip)
+            if math.isfinite(float(norm)):
+                probe.optimizer.step()
+            else:  # s3prl's runner skips the update
+                probe.skipped += 1
+            probe.result.steps = step
+
+    def evaluate(self, probes: Sequence[_Probe], step: int) -> None:
+        scores = score_split(
+            [p.head for p in probes], self.dev, self.vocabulary, self.recipe, self.settings
+        )
+        settings = self.settings
+        for probe, score in zip(probes, scores, strict=True):
+            result = probe.result
             result.curve.append((step, score))
             if is_better(score, result.best_score, True):
                 result.best_score, result.best_step = score, step
-                result.state = copy.deepcopy(head.state_dict())
-                progress["since_best"] = 0
+                result.state = copy.deepcopy(probe.head.state_dict())
+                probe.since_best = 0
             else:
-                progress["since_best"] += 1
-                if settings.early_stopping and progress["since_best"] >= settings.patience:
-                    progress["finished"] = True
-            if self.checkpoints is not None:
-                self.checkpoints.save(group, _state(head, optimizer, result, progress))
-        self.skipped[lr, seed] = int(progress["skipped"])
-        head.load_state_dict(result.state)
-        return head, result
+                probe.since_best += 1
+                if settings.early_stopping and probe.since_best >= settings.patience:
+                    probe.finished = True
+
+    def train(self, desc: str) -> list[Trial]:
+        settings = self.settings
+        probes = [self._probe(lr, seed) for lr in settings.lr_grid for seed in settings.seeds]
+        step = self._restore(probes)
+        with progress_bar(
+            total=settings.max_steps, desc=desc, unit="update", enabled=settings.progress
+        ) as bar:
+            bar.update(step)
+            while step < settings.max_steps and not all(p.finished for p in probes):
+                raise_if_cancelled()
+                step += 1
+                active = [p for p in probes if not p.finished]
+                self.update(active, step)
+                bar.update(1)
+                if step % settings.eval_every and step != settings.max_steps:
+                    continue
+                self.evaluate(active, step)
+                if self.checkpoints is not None:
+                    self.checkpoints.save("sweep", _state(probes, step))
+        trials = []
+        for probe in probes:
+            self.skipped[probe.lr, probe.seed] = probe.skipped
+            probe.head.load_state_dict(probe.result.state)
+            trials.append(Trial(probe.lr, probe.seed, 0, probe.head, probe.result))
+        return trials
+
+    def _restore(self, probes: Sequence[_Probe]) -> int:
+        """The step of the saved sweep (0 without one), its probes restored."""
+        saved = self.checkpoints.load("sweep") if self.checkpoints is not None else None
+        if saved is None:
+            return 0
+        for probe, state in zip(probes, saved["probes"], strict=True):
+            probe.head.load_state_dict(state["model"])
+            probe.optimizer.load_state_dict(state["optimizer"])
+            result = probe.result
+            result.state = state["best_state"]
+            result.best_score, result.best_step = (
+                float(state["best_score"]),
+                int(state["best_step"]),
+            )
+            result.steps = int(state["steps"])
+            result.curve = [(int(s), float(v)) for s, v in state["curve"]]
+            probe.since_best, probe.skipped = int(state["since_best"]), int(state["skipped"])
+            probe.finished = bool(state["finished"])
+            generator = probe.head.dropout.generator
+            if state["generator"] is not None and generator is not None:
+                generator.set_state(state["generator"])
+        return int(saved["step"])
 
 
-def _state(
-    head: nn.Module, optimizer: torch.optim.Optimizer, result: TrainResult, progress: dict
-) -> dict[str, Any]:
-    generator = head.dropout.generator
-    return {
-        "model": head.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "best_state": result.state,
-        "best_score": result.best_score,
-        "best_step": result.best_step,
-        "steps": result.steps,
-        "curve": [list(point) for point in result.curve],
-        "progress": dict(progress),
-        "generator": None if generator is None else generator.get_state(),
-    }
-
-
-def _restore(
-    saved: dict[str, Any],
-    head: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    result: TrainResult,
-    progress: dict,
-) -> None:
-    head.load_state_dict(saved["model"])
-    optimizer.load_state_dict(saved["optimizer"])
-    result.state = saved["best_state"]
-    result.best_score, result.best_step = float(saved["best_score"]), int(saved["best_step"])
-    result.steps = int(saved["steps"])
-    result.curve = [(int(step), float(value)) for step, value in saved["curve"]]
-    progress.update(saved["progress"])
-    if saved["generator"] is not None and head.dropout.generator is not None:
-        head.dropout.generator.set_state(saved["generator"])
+def _state(probes: Sequence[_Probe], step: int) -> dict[str, Any]:
+    """What resumes the sweep: every probe's parameters, optimizer, best state, curve,
+    stopping state and dropout generator, and the step (tensors and plain containers)."""
+    listed = []
+    for probe in probes:
+        result, generator = probe.result, probe.head.dropout.generator
+        listed.append(
+            {
+                "lr": probe.lr,
+                "seed": probe.seed,
+                "model": probe.head.state_dict(),
+                "optimizer": probe.optimizer.state_dict(),
+                "best_state": result.state,
+                "best_score": result.best_score,
+                "best_step": result.best_step,
+                "steps": result.steps,
+                "curve": [list(point) for point in result.curve],
+                "since_best": probe.since_best,
+                "skipped": probe.skipped,
+                "finished": probe.finished,
+                "generator": None if generator is None else generator.get_state(),
+            }
+        )
+    return {"step": step, "probes": listed}
 
 
 PROTOCOLS.register("speech_translation", SpeechTranslation)

@@ -199,9 +199,8 @@ class DecoderState:
         self.position = 0
 
     def reorder(self, index: Tensor) -> None:
-        """Keep rows ``index`` (beam search: each survivor's parent)."""
-        self.memory = [(k.index_select(0, index), v.index_select(0, index)) for k, v in self.memory]
-        self.blocked = self.blocked.index_select(0, index)
+        """Keep cache rows ``index`` (beam search: each survivor's parent). The encoder memory
+        stays: a row's parent is a hypothesis of the same utterance, with the same memory."""
         for cache in self.caches:
             for name in cache:
                 cache[name] = cache[name].index_select(0, index)

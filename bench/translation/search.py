@@ -7,7 +7,8 @@ among the first ``beam`` is finished, its score divided by its length (tokens in
 ``</s>``) to the power ``len_penalty``; the first ``beam`` other candidates go on. A sentence
 is done once it has ``beam`` finished hypotheses, or at ``max_length`` tokens, where ``</s>``
 is forced; the best finished score wins (the first on ties). ``<pad>`` is never chosen and
-``</s>`` not before ``min_len`` tokens. With ``beam`` 1 this is greedy decoding.
+``</s>`` not before ``min_len`` tokens. With ``beam`` 1 this is greedy decoding. A survivor's
+parent is always a hypothesis of the same utterance (``reorder`` keeps the encoder memory).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """CoVoST 2 speech translation over Common Voice clips, as SUPERB-SG ST reads it.
 
-Layout: two licence-gated downloads bench cannot make for you (see ``HOW_TO_GET``)::
+Layout: two manual downloads that bench does not make (``HOW_TO_GET`` says how)::
 
     <covost_dir>/covost_v2.en_de.{train,dev,test}.tsv   CoVoST's split lists
     <clips_dir>/<path>                                   Common Voice 4 English clips (mp3)
@@ -32,7 +32,7 @@ COLUMNS = ("path", "sentence", "translation")
 #: s3prl's ``prepare_clean_paired_corpus.py --min 1 --ratio 5``
 MIN_WORDS, MAX_RATIO = 1, 5.0
 HOW_TO_GET = (
-    "CoVoST 2 and Common Voice are licence-gated downloads bench cannot make. (1) Download "
+    "CoVoST 2 and Common Voice are manual downloads that bench does not make. (1) Download "
     "Common Voice Corpus 4 English from commonvoice.mozilla.org/datasets (CC0; the download "
     "asks for an e-mail address) and unpack it: its en/clips/ holds the audio, en/validated.tsv "
     "the transcripts. (2) Download covost_v2.en_de.tsv.tar.gz (CoVoST 2's translations, CC0) "

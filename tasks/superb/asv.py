@@ -24,6 +24,15 @@ feature cache: the chain is part of the key), and training utterances of at most
 and kept in the corpus manifest (about 30 ms per 8 s utterance on one core: on the order
 of an hour for VoxCeleb1's 153,516 files, once), as s3prl keeps them in ``.wav_lengths``.
 
+Training crops (option ``training_crops``): ``frames`` (``fast``) crops random 8 s windows
+of the cached frames, computed with the whole utterance as context; ``waveform`` (the
+reference profile's) is s3prl's: every training read takes a fresh random window of at
+most 128,000 samples of the (effected) waveform and the encoder runs on it in the training
+loop (``bench.protocols.verification.WaveformCrops``), so it sees only the window. That
+costs an encoder forward of up to 50 x 8 s of audio per update (s3prl's cost: about 22,000
+h of encoder input over 200,000 updates); the test trials are still embedded from the cache
+of whole utterances, as s3prl embeds whole utterances.
+
 Protocol (s3prl 0.4.18 ``problem/asv/superb_asv.py`` and ``nn/speaker_model.py``; the
 protocol itself is ``bench.protocols.verification``): x-vector on the weighted sum of
 frames, AM-softmax (s = 30, m = 0.4), random 8 s training crops, AdamW lr 1e-4 (torch's
@@ -84,6 +93,9 @@ from bench.tasks.superb.sid import VOXCELEB_LICENSE, VoxCeleb1Options, VoxCeleb1
 SELECTIONS = ("test", "dev_speakers")
 #: option ``audio``: bench's float gain, or s3prl's sox chain (module doc)
 AUDIO_CHOICES = ("gain", "sox")
+#: option ``training_crops``: random 8 s windows of cached frames, or of the waveform
+#: before the encoder (module doc)
+TRAINING_CROPS = ("frames", "waveform")
 #: the rate s3prl's chain runs at (its ``rate 16000``): the post-chain lengths' unit
 EFFECTS_RATE = 16_000
 #: Each probe trains an x-vector for up to 200k steps: three rates around s3prl's 1e-4.
@@ -145,13 +157,15 @@ class SpeakerVerification(VoxCeleb1Task):
     @dataclass(frozen=True)
     class Options(VoxCeleb1Options):
         """trial_list; checkpoint_selection: test (SUPERB) | dev_speakers; dev_speakers;
-        min_seconds: shortest training utterance kept; audio: gain | sox (module doc)."""
+        min_seconds: shortest training utterance kept; audio: gain | sox; training_crops:
+        frames | waveform (module doc)."""
 
         trial_list: str = TRIAL_LIST
         checkpoint_selection: str = "test"
         dev_speakers: int = 40
         min_seconds: float = 2.0
         audio: str = "gain"
+        training_crops: str = "frames"
 
     def audio_effects(self) -> tuple[tuple[str, ...], ...]:
         return SUPERB_ASV_EFFECTS if self.options.audio == "sox" else ()
@@ -161,6 +175,11 @@ class SpeakerVerification(VoxCeleb1Task):
             raise DataError(
                 f"{self.metadata.name}: audio must be one of {', '.join(AUDIO_CHOICES)}, "
                 f"got {self.options.audio!r}"
+            )
+        if self.options.training_crops not in TRAINING_CROPS:
+            raise DataError(
+                f"{self.metadata.name}: training_crops must be one of {', '.join(TRAINING_CROPS)}, "
+                f"got {self.options.training_crops!r}"
             )
         if self.options.checkpoint_selection == "dev_speakers" and self.options.dev_speakers < 2:
             raise DataError(f"{self.metadata.name}: dev trials need dev_speakers >= 2")

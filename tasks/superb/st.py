@@ -3,7 +3,7 @@
 Data (``--data-root DIR``): CoVoST 2's en-de split lists ``covost_v2.en_de.{train,dev,test}.tsv``
 in ``DIR/covost_v2/`` (or ``DIR`` itself, or the task option ``covost_dir``) and Common Voice
 4's English clips in ``DIR/cv-corpus-4-2019-12-10/en/clips/`` (or ``clips_dir``); both are
-licence-gated manual downloads (``bench.tasks.corpora.covost2``: how to get them, and s3prl's
+manual downloads bench does not make (``bench.tasks.corpora.covost2``: how to get them, and s3prl's
 cleaning and target normalisation, applied to every split).
 
 Protocol (``speech_translation``, ``bench.protocols.translation``), s3prl's
