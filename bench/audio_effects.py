@@ -44,8 +44,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+import soxr
+
+from bench.audio import AudioError, AudioLoader
 
 #: s3prl 0.4.18 ``downstream/speech_commands/dataset.py`` ``EFFECTS``
 SUPERB_KS_EFFECTS: tuple[tuple[str, ...], ...] = (
@@ -466,3 +470,67 @@ def apply_sox_effects(
         else:
             raise SoxEffectError(f"sox effect {name!r} is not reproduced")
     return from_sox_samples(samples)
+
+
+# -- reading audio through a chain -----------------------------------------------------------
+
+EffectChain = tuple[tuple[str, ...], ...]
+
+
+def chain_name(effects: Sequence[Sequence[str]]) -> str:
+    """A chain as sox's command line writes it: ``gain -3.0, silence 1 0.1 0.1% ...``."""
+    return ", ".join(" ".join(effect) for effect in effects)
+
+
+def chain_rate(effects: Sequence[Sequence[str]]) -> int | None:
+    """The rate a chain's ``rate`` effect sets (the rate its later effects run at)."""
+    rates = [int(float(args[0])) for name, *args in effects if name == "rate" and args]
+    return rates[-1] if rates else None
+
+
+class EffectsLoader:
+    """``bench.audio.AudioLoader`` with a sox chain applied to every read: the file read at
+    the chain's rate (soxr where the file is at another; the SUPERB corpora are not), the
+    chain run (``apply_sox_effects``), then resampled to ``target_rate`` if that differs.
+    The reference loaders apply the chain to the file before anything else, so a segment
+    read here gets the chain applied to the segment: exact for point-wise chains (gain),
+    not for ``silence`` (whose tasks read whole files)."""
+
+    def __init__(self, target_rate: int, effects: Sequence[Sequence[str]]):
+        self.effects: EffectChain = tuple(tuple(effect) for effect in effects)
+        self.target_rate = int(target_rate)
+        self.rate = chain_rate(self.effects) or self.target_rate
+        self._loader = AudioLoader(self.rate)
+
+    def load_at_chain_rate(
+        self, path: Path | str, start: float = 0.0, end: float | None = None
+    ) -> np.ndarray:
+        """The effected audio at the chain's rate (its length is what s3prl filters on)."""
+        wave = self._loader.load(path, start, end)
+        try:
+            return apply_sox_effects(wave, self.rate, self.effects)
+        except SoxEffectError as error:
+            raise AudioError(f"{path}: {error}") from None
+
+    def load(self, path: Path | str, start: float = 0.0, end: float | None = None) -> np.ndarray:
+        wave = self.load_at_chain_rate(path, start, end)
+        if len(wave) == 0:
+            raise AudioError(
+                f"{path}: no audio is left after the sox effects {chain_name(self.effects)}"
+            )
+        if self.rate != self.target_rate:
+            wave = soxr.resample(wave, self.rate, self.target_rate, quality="HQ").astype(np.float32)
+        return wave
+
+    def summary(self) -> str | None:
+        return self._loader.summary()
+
+
+def audio_loader(
+    target_rate: int, effects: Sequence[Sequence[str]] | None = None
+) -> AudioLoader | EffectsLoader:
+    """The loader extraction reads a cache's audio with: ``EffectsLoader`` for a chain,
+    else ``bench.audio.AudioLoader``."""
+    if effects:
+        return EffectsLoader(target_rate, effects)
+    return AudioLoader(target_rate)

@@ -31,7 +31,7 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -81,11 +81,16 @@ class CacheKey:
     format_version: int = CACHE_FORMAT_VERSION
     #: the layers a sequence cache holds, in order (None: every layer)
     layers: tuple[int, ...] | None = None
+    #: a sox chain every read goes through (``bench.audio_effects``; it holds the gain, so
+    #: ``gain_db`` is 0 then); None: none
+    effects: tuple[tuple[str, ...], ...] | None = None
 
     def digest(self) -> str:
         fields = asdict(self)
         if fields["layers"] is None:  # every layer: the key caches had before layer subsets
             del fields["layers"]
+        if fields["effects"] is None:  # the key caches had before sox chains
+            del fields["effects"]
         return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
 
 
@@ -160,9 +165,16 @@ class FeatureCache:
 
     @classmethod
     def open(
-        cls, root: Path, key_fields: dict[str, Any], items: Sequence[Item], shard_seconds: float
+        cls,
+        root: Path,
+        key_fields: dict[str, Any],
+        items: Sequence[Item],
+        shard_seconds: float,
+        durations: Mapping[AudioRef, float] | None = None,
     ) -> FeatureCache:
-        """The cache for ``items``; plans it (reading audio headers) the first time only."""
+        """The cache for ``items``; plans it (reading audio headers) the first time only.
+        ``durations``: the seconds each ref lasts as the encoder gets it, where that is not
+        the file's (a sox chain that removes silence); it must cover every ref."""
         refs = unique_refs(items)
         if not refs:
             raise CacheError("no audio to extract (the task has no items)")
@@ -172,10 +184,10 @@ class FeatureCache:
         plan_file = directory / "plan.json"
         shards = _read_plan(plan_file, refs)
         if shards is None:
-            durations = _durations(refs)
+            seconds = _durations(refs) if durations is None else [durations[r] for r in refs]
             if key.clip_seconds is not None:
-                durations = [key.clip_seconds] * len(refs)
-            shards = plan_shards(refs, durations, shard_seconds)
+                seconds = [key.clip_seconds] * len(refs)
+            shards = plan_shards(refs, seconds, shard_seconds)
             directory.mkdir(parents=True, exist_ok=True)
             atomic_write_text(directory / "key.json", json.dumps(asdict(key), indent=1))
             atomic_write_text(plan_file, json.dumps(_plan_content(shards)))
@@ -191,6 +203,8 @@ class FeatureCache:
             fields["hidden_sizes"] = tuple(fields["hidden_sizes"])
             if fields.get("layers") is not None:
                 fields["layers"] = tuple(fields["layers"])
+            if fields.get("effects") is not None:
+                fields["effects"] = tuple(tuple(effect) for effect in fields["effects"])
             key = CacheKey(**fields)
             shards = _shards_of(json.loads((directory / "plan.json").read_text()))
         except (OSError, ValueError, TypeError, KeyError) as error:

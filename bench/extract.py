@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from bench.audio import AudioLoader
+from bench.audio_effects import EffectsLoader, audio_loader
 from bench.cache import AudioRef, FeatureCache, Shard
 from bench.progress import progress_bar
 from bench.upstreams.base import Upstream, UpstreamOutput
@@ -219,7 +220,8 @@ class Extractor:
         if not missing:
             log.info("features of %s are cached (%s)", label or self.name, cache.directory)
             return stats
-        loader = AudioLoader(self.upstream.sample_rate)
+        # a sox chain in the key (bench.audio_effects) is applied as the audio is read
+        loader = audio_loader(self.upstream.sample_rate, cache.key.effects)
         total = sum(shard.seconds for shard in missing)
         with (
             progress_bar(
@@ -251,7 +253,8 @@ class Extractor:
             stats.forward_seconds += time.perf_counter() - began
             seconds = sum(len(w) for w in waves) / self.upstream.sample_rate
             stats.seconds_of_audio += seconds
-            bar.update(seconds)
+            # the total is from the files' headers; resampled lengths round up a little
+            bar.update(min(seconds, max(bar.total - bar.n, 0.0)))
         if kind != "sequence":
             cache.write_shard(shard, np.concatenate(pooled))
         else:
@@ -290,7 +293,7 @@ class Extractor:
         return pooled_means(output) if kind == "pooled" else frame_sequences(output, self.layers)
 
     def _batches_with_audio(
-        self, shard: Shard, loader: AudioLoader, reader: ThreadPoolExecutor
+        self, shard: Shard, loader: AudioLoader | EffectsLoader, reader: ThreadPoolExecutor
     ) -> Iterator[tuple[list[AudioRef], list[np.ndarray]]]:
         """Batches of the shard in order, each batch's audio read while the previous one runs."""
         batches = make_batches(

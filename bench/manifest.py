@@ -45,6 +45,11 @@ class CorpusManifest:
             remove_stale_temporaries(file.parent)  # of runs killed while writing one
         self._stored: dict[str, Any] = self._read(file) if file is not None else {}
         self._durations: dict[str, list[float | int]] = dict(self._stored.get("audio", {}))
+        #: per sox chain (``bench.audio_effects.chain_name``): each file's length in samples
+        #: after it, as [size, mtime, samples]
+        self._effected: dict[str, dict[str, list[int]]] = {
+            chain: dict(lengths) for chain, lengths in self._stored.get("effects", {}).items()
+        }
 
     @staticmethod
     def _read(file: Path) -> dict[str, Any]:
@@ -70,6 +75,30 @@ class CorpusManifest:
             durations[Path(path)] = float(known[2])
         return durations
 
+    def effected_samples(
+        self, paths: Sequence[Path], effects: Sequence[Sequence[str]]
+    ) -> dict[Path, int]:
+        """Each file's length in samples (at the chain's rate) after the sox chain
+        ``effects`` (``bench.audio_effects``); the chain runs only for new or changed files
+        (s3prl's ASV loader keeps the same lengths, in its ``.wav_lengths`` cache)."""
+        from bench.audio_effects import EffectsLoader, chain_name, chain_rate
+
+        rate = chain_rate(effects)
+        if rate is None:
+            raise ValueError(f"the sox chain {chain_name(effects)!r} names no rate")
+        loader = EffectsLoader(rate, effects)
+        known_lengths = self._effected.setdefault(chain_name(effects), {})
+        lengths = {}
+        for path in paths:
+            stat = os.stat(path)
+            stamp = [stat.st_size, stat.st_mtime_ns]
+            known = known_lengths.get(str(path))
+            if known is None or known[:2] != stamp:
+                known = [*stamp, len(loader.load_at_chain_rate(path))]
+                known_lengths[str(path)] = known
+            lengths[Path(path)] = int(known[2])
+        return lengths
+
     def save(self, report: CorpusReport) -> None:
         """Write the manifest when its content changed (never when it has no file)."""
         if self.file is None:
@@ -79,6 +108,12 @@ class CorpusManifest:
             "corpus_report": report.to_dict(),
             "audio": dict(sorted(self._durations.items())),
         }
+        if any(self._effected.values()):
+            content["effects"] = {
+                chain: dict(sorted(lengths.items()))
+                for chain, lengths in sorted(self._effected.items())
+                if lengths
+            }
         if content != self._stored:
             atomic_write_text(self.file, json.dumps(content, indent=0))
             self._stored = content

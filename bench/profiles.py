@@ -98,6 +98,10 @@ def _s3prl(
     )
 
 
+#: random 1 s ``_silence_`` training crops per noise file under KS's reference profile
+#: (tasks/superb/ks.py: s3prl takes a fresh one at every read)
+KS_SILENCE_CROPS = 1_000
+
 REFERENCE: dict[str, ReferenceProtocol] = {
     "superb.ks": dataclasses.replace(
         _s3prl(
@@ -106,12 +110,17 @@ REFERENCE: dict[str, ReferenceProtocol] = {
             5_000,
             1e-4,
             "train/dev split by the SHA-1 speaker hash",
+            "sox gain -3.0 on int32 samples",
+            "dev accuracy on one class-balanced resample of dev (selection on it)",
+            "_silence_: every noise file in train and dev, random 1 s crops (dev: one per file)",
             split="hash",
+            audio="sox",
+            dev="resample",
+            silence_crops=KS_SILENCE_CROPS,
         ),
         not_reproduced=(
-            "a fresh random 1 s crop of a background-noise file at every read of _silence_",
-            "dev accuracy on one class-balanced resample of dev",
-            "sox gain -3.0 on int32 samples",
+            "a fresh random 1 s crop of a background-noise file at every read of _silence_ "
+            f"(bench: one of {KS_SILENCE_CROPS:,} random crops per file)",
         ),
     ),
     "superb.ic": _s3prl("fluent_commands", 200_000, 5_000, 1e-4),
@@ -138,17 +147,18 @@ REFERENCE: dict[str, ReferenceProtocol] = {
             1e-4,
             "trial list voxceleb1_test_v2.txt (37,720 trials)",
             "test scored at every 20,000th update, the best of the 10 reported",
+            "sox gain -3.0 + silence 1 0.1 0.1% -1 0.1 0.1% on every read, train and test",
+            "training utterances of at most 32,000 samples after the effects dropped",
+            "a fresh random 8 s waveform crop (after the effects) at every training read, "
+            "the encoder run on it in the training loop",
             trial_list="voxceleb1_test_v2.txt",
             checkpoint_selection="test",
+            audio="sox",
+            training_crops="waveform",
         ),
         selection="test_best_of_checkpoints",
         source="s3prl 0.4.18 downstream/sv_voxceleb1/configs/amsoftmax.yaml, test_expdir.sh",
         checkpoints=tuple(range(20_000, 200_001, 20_000)),
-        not_reproduced=(
-            "sox gain -3.0 + silence 1 0.1 0.1% -1 0.1 0.1%, train and test",
-            "training utterances of at most 32,000 samples after the effects dropped",
-            "a fresh random 8 s waveform crop (after the effects) at every read",
-        ),
     ),
     "superb.pr": _s3prl("ctc (libriphone.yaml)", 100_000, 1_000, 1e-2),
     "superb.asr": _s3prl("asr", 200_000, 2_000, 1e-4),
@@ -163,6 +173,15 @@ REFERENCE: dict[str, ReferenceProtocol] = {
     "superb.ss": dataclasses.replace(
         _s3prl("separation_stft (cfg.yaml)", 150_000, 2_000, 1e-4),
         task_options={"recipe": "separation_stft"},
+    ),
+    # fairseq's s2t_transformer, reimplemented (bench.translation.recipe)
+    "superb.st": dataclasses.replace(
+        _s3prl("speech_translation", 32_000, 2_000, 1e-3),
+        not_reproduced=(
+            "fairseq's subsampler convolutions read the batch's padding past an utterance's "
+            "end (bench zeroes it, so an utterance's output does not depend on its batch)",
+            "the waveform cut to 6,000 upstream frames before the encoder (bench cuts frames)",
+        ),
     ),
     # QbE trains nothing: its reference is the default (docs/protocols.md lists the rest)
     "superb.qbe": ReferenceProtocol(

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.fileio import atomic_write_text, safe_name
+from bench.fileio import atomic_write_text, remove_stale_temporaries, safe_name
 from bench.identity import RecordIdentity, describe_result
 from bench.profiles import DEFAULT_PROFILE, WEIGHTED, protocol_label
 
@@ -199,6 +199,7 @@ class RecordStore:
         folder = self.identity_dir(record.upstream, record.task, record.digest)
         stamp = datetime.fromisoformat(record.created_at).strftime("%Y%m%dT%H%M%SZ")
         path = folder / f"{stamp}-{uuid.uuid4().hex[:8]}.json"
+        remove_stale_temporaries(folder)  # of runs killed while writing a record here
         atomic_write_text(path, record.to_json() + "\n")
         atomic_write_text(folder / LATEST_POINTER, path.name + "\n")
         return path

@@ -43,7 +43,7 @@ from bench.profiles import (
 )
 from bench.quick import QuickLimits, limit_items
 from bench.records import RecordStore, ResultRecord, StoredRecord, result_affecting, versions
-from bench.task import TASKS, Task, TaskRun
+from bench.task import EFFECTED_DURATIONS, TASKS, Task, TaskRun
 
 log = logging.getLogger(__name__)
 
@@ -271,12 +271,17 @@ def audio_record(task: Task) -> dict[str, str]:
     import soundfile
     import soxr
 
-    gain = float(task.audio_gain_db)
+    from bench.audio_effects import chain_name
+
+    gain, chain = float(task.audio_gain_db), task.audio_effects()
+    effects = f"gain {gain:g} dB as a float multiply" if gain else "none"
+    if chain:
+        effects = f"sox {chain_name(chain)} (bench.audio_effects, sample for sample)"
     return {
         "decoder": f"soundfile {soundfile.__version__} "
         f"(libsndfile {soundfile.__libsndfile_version__})",
         "resampler": f"soxr {soxr.__version__} HQ, for audio not at the upstream's rate",
-        "effects": f"gain {gain:g} dB as a float multiply" if gain else "none",
+        "effects": effects,
     }
 
 
@@ -515,11 +520,14 @@ class Runner:
                     "frame_rate": float(model.frame_rate),
                     "sample_rate": int(model.sample_rate),
                     "kind": kind,
-                    "gain_db": float(task.audio_gain_db),
+                    # a sox chain holds its own gain (bench.audio_effects)
+                    "gain_db": 0.0 if task.audio_effects() else float(task.audio_gain_db),
+                    "effects": task.audio_effects() or None,
                     "clip_seconds": clip_seconds,
                 },
                 data.all_items(),
                 config.extract.shard_seconds,
+                durations=data.extras.get(EFFECTED_DURATIONS),
             )
         with stage("applying the protocol profile", None):
             settings = probe_settings(task, config, self.quick, profile)
@@ -852,11 +860,30 @@ class Stage:
 def upstream_error_message(typed: str, error: BaseException) -> str:
     """One line for an upstream that would not build (the loaders' messages name the files)."""
     text = str(error).strip() or type(error).__name__
+    if isinstance(error, OSError) and (lacking := _lacking_weights(typed)):
+        return lacking  # not "not in the hub cache": say what the folder has and lacks
+    if type(error).__name__ == "SafetensorError":  # its message names no file
+        weights = Path(typed.removeprefix("hf:")).expanduser() / "model.safetensors"
+        where = f"{weights.resolve()}" if weights.is_file() else f"the weights of '{typed}'"
+        return (
+            f"upstream '{typed}': {where} is not a readable safetensors file ({text}); "
+            "it is damaged or incomplete: copy or download it again"
+        )
     if isinstance(error, UpstreamLoadError) or is_expected(error) or _written_for_users(error):
         return text
     if missing := missing_package_message(error):
         return f"upstream '{typed}': {missing}"
     return f"cannot load upstream '{typed}': {type(error).__name__}: {text}"
+
+
+def _lacking_weights(typed: str) -> str | None:
+    """For a checkpoint folder without a weights file: what it holds and what it lacks."""
+    from bench.upstreams import WEIGHT_FILES, describe_unrecognised
+
+    path = Path(typed.removeprefix("hf:")).expanduser()
+    if not path.is_dir() or any((path / weights).is_file() for weights in WEIGHT_FILES):
+        return None
+    return describe_unrecognised(typed, path)
 
 
 def _written_for_users(error: BaseException) -> bool:

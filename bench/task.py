@@ -69,6 +69,11 @@ class Schedule:
     weight_decay: float = 0.0
 
 
+#: ``TaskData.extras`` key: ``{Item.audio_ref: seconds}`` of the audio as the encoder gets
+#: it, for a task whose ``audio_effects`` change lengths (the cache plans with them)
+EFFECTED_DURATIONS = "effected_durations"
+
+
 class Task:
     """Base class of every task; see the module docstring."""
 
@@ -89,6 +94,9 @@ class Task:
     #: whether ``prepare`` may create missing data (generated tasks); the runner allows it
     #: only at the task's default data root or when asked (``data.generate``)
     may_create_data: bool = True
+    #: why bench cannot run this task (it needs assets bench cannot provide); ``bench list``
+    #: marks such a task, a suite run skips it and says why, ``--task`` fails with this
+    unavailable: ClassVar[str | None] = None
 
     @dataclass(frozen=True)
     class Options:
@@ -120,6 +128,12 @@ class Task:
                 f"it should hold {self.metadata.data_layout}"
             )
         return self.data_root
+
+    def audio_effects(self) -> tuple[tuple[str, ...], ...]:
+        """A sox chain every read of the audio goes through instead of ``audio_gain_db``
+        (``bench.audio_effects``; the reference profile's exact loaders of KS and ASV).
+        A chain that changes lengths comes with ``TaskData.extras[EFFECTED_DURATIONS]``."""
+        return ()
 
     def prepare(self) -> None:
         """Make the data ready (verify it, or generate it); idempotent. Default: nothing."""

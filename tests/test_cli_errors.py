@@ -53,6 +53,18 @@ def test_expected_errors_are_one_message_and_exit_2(extra, message, isolated, ca
     assert message in one_error_line(capsys.readouterr().err)
 
 
+def test_a_transformers_folder_without_weights_says_what_it_lacks(tmp_path, isolated, capsys):
+    """Not "not in the Hugging Face cache": the folder exists, its weights file does not."""
+    pytest.importorskip("transformers")
+    folder = tmp_path / "ckpt"
+    folder.mkdir()
+    (folder / "config.json").write_text('{"model_type": "wavlm"}')
+    assert main(["run", "--task", "demo.keywords", "-u", str(folder), *isolated]) == EXIT_USAGE
+    line = one_error_line(capsys.readouterr().err)
+    assert "found config.json; config.json declares model_type 'wavlm'" in line
+    assert "but no weights file (model.safetensors" in line and "hf download" not in line
+
+
 def test_a_bad_configuration_file_is_one_message(tmp_path, isolated, capsys):
     argv = ["run", "--suite", "demo", "--config", bad_yaml(tmp_path), *isolated]
     assert main(argv) == EXIT_USAGE
@@ -135,3 +147,54 @@ def test_task_dir_without_the_hear_task_is_a_usage_error(tmp_path, isolated, cap
     argv = ["run", "--task", "demo.keywords", "--task-dir", str(tmp_path), *isolated]
     assert main(argv) == EXIT_USAGE
     assert "--task-dir is for --task hear" in one_error_line(capsys.readouterr().err)
+
+
+def test_tasks_of_one_suite_take_its_default_upstream():
+    import argparse
+
+    from bench.cli.run import resolve_task_runs
+
+    def default(*tasks: str) -> str | None:
+        args = argparse.Namespace(task=list(tasks), suite=None, task_dir=None, data_root=None)
+        return resolve_task_runs(args)[1]
+
+    assert default("demo.keywords") == default("demo.events", "demo.digits") == "fbank_no_cmvn"
+    assert default("demo.keywords", "superb.ks") is None  # two suites: name the upstream
+    assert default("hear") is None
+
+
+def test_an_unknown_option_is_one_message_naming_the_commands_help(capsys):
+    with pytest.raises(SystemExit) as stopped:
+        main(["run", "--task", "demo.keywords", "--bogus", "probe.seeds=[0]"])
+    assert stopped.value.code == EXIT_USAGE
+    stderr = capsys.readouterr().err
+    assert len(stderr.splitlines()) == 2  # the usage line and the error
+    line = one_error_line(stderr)
+    assert "unrecognized arguments: --bogus (`bench run --help` lists the options)" in line
+
+
+def test_damaged_safetensors_weights_name_the_file(tmp_path, isolated, capsys):
+    import shutil
+
+    checkpoint = tmp_path / "ckpt"
+    shutil.copytree(FIXTURES / "spear" / "tiny", checkpoint)
+    weights = checkpoint / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])  # a download cut short
+    argv = ["run", "--task", "demo.keywords", "-u", str(checkpoint), *isolated]
+    assert main(argv) == EXIT_USAGE
+    line = one_error_line(capsys.readouterr().err)
+    assert f"{weights.resolve()} is not a readable safetensors file" in line
+    assert "copy or download it again" in line
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["run", "--task", "demo.keywords", "--upstream"], ["baseline", "save", "--upstream", "x"]],
+)
+def test_command_line_errors_of_every_command_start_with_bench_error(argv, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        main(argv)
+    assert stopped.value.code == EXIT_USAGE
+    stderr = capsys.readouterr().err
+    assert stderr.splitlines()[0].startswith(f"usage: bench {argv[0]}")  # the command's usage
+    one_error_line(stderr)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 from _records import make_record
@@ -74,6 +75,27 @@ def test_every_run_is_kept_and_the_latest_of_an_identity_is_pointed_at(tmp_path)
     (paths[1].parent / "latest").write_text(paths[1].name + "\n")
     removed = store.remove_others(store.latest("u", "superb.ks", first.digest))
     assert removed == [paths[0]] and len(store.runs()) == 2
+
+
+def test_writing_a_record_removes_temporaries_of_dead_processes_only(tmp_path):
+    import subprocess
+    import sys
+
+    store = RecordStore(tmp_path)
+    record = make_record("u", "superb.ks", [90.0])
+    folder = store.identity_dir("u", "superb.ks", record.digest)
+    folder.mkdir(parents=True)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        text=True,
+        capture_output=True,
+        check=True,
+    ).stdout.strip()
+    stale, live = folder / f".x.json.tmp-{dead}", folder / f".y.json.tmp-{os.getpid()}"
+    for path in (stale, live):
+        path.write_text("{")
+    store.write(record)
+    assert not stale.exists() and live.exists()  # a running writer's temporary stays
 
 
 def test_records_of_schema_1_are_still_read(tmp_path):
@@ -148,6 +170,20 @@ def test_baseline_save_warns_when_it_mixes_seed_counts(tmp_path, capsys):
     assert "mixes seed counts (superb.ic 1, superb.ks 3)" in capsys.readouterr().err
 
 
+def test_baseline_save_warns_when_it_mixes_protocols_or_layer_selection(tmp_path, capsys):
+    records = tmp_path / "workspace" / "records"
+    write_record(records, make_record("ref", "superb.ks", [50.0, 52.0, 56.0]))
+    reference = make_record("ref", "superb.ic", [70.0, 71.0, 72.0])
+    reference.protocol = {"label": "reference"}
+    reference.probe = {**reference.probe, "layers": "last"}
+    write_record(records, reference)
+    save = ["baseline", "save", "--upstream", "ref", "--out", str(tmp_path / "b.json")]
+    assert main([*save, f"paths.workspace={tmp_path / 'workspace'}"]) == 0
+    err = capsys.readouterr().err
+    assert "the baseline mixes protocols (fast, reference)" in err
+    assert "the baseline mixes probe.layers values (last, weighted)" in err
+
+
 def test_report_finds_a_checkpoint_by_any_spelling_of_its_path(tmp_path, monkeypatch):
     checkpoint = tmp_path / "tests" / "fixtures" / "tiny"
     checkpoint.mkdir(parents=True)
@@ -157,7 +193,8 @@ def test_report_finds_a_checkpoint_by_any_spelling_of_its_path(tmp_path, monkeyp
     out = tmp_path / "report"
     argv = ["report", "--out", str(out), "--format", "md", f"paths.workspace={records.parent}"]
     assert main([*argv, "--upstreams", "tests/fixtures/tiny"]) == 0
-    assert "70.50" in (out / "leaderboard.md").read_text()
+    board = (out / "leaderboard.md").read_text()
+    assert "70.50" in board and "no results" not in board  # one row, not an empty second
 
 
 def test_the_gate_checks_the_result_made_with_the_baselines_settings():

@@ -43,9 +43,11 @@ def test_asv_reference_scores_ten_checkpoints_on_test():
     assert resolved.task_options["trial_list"] == "voxceleb1_test_v2.txt"
     # 10 test evaluations over the whole run: every checkpoint s3prl's test_expdir.sh scores
     assert resolved.settings["max_steps"] // resolved.settings["eval_every"] == 10
-    # the sox chain is not reproduced yet: the result says so in its label
-    assert any("silence 1 0.1 0.1% -1 0.1 0.1%" in step for step in resolved.not_reproduced)
-    assert resolved.label("weighted") == "reference (approximate)"
+    # s3prl's sox chain and waveform crops are on (tests/test_asv_reference_audio.py)
+    assert resolved.task_options["audio"] == "sox"
+    assert resolved.task_options["training_crops"] == "waveform"
+    assert any("silence 1 0.1 0.1% -1 0.1 0.1%" in step for step in resolved.data_handling)
+    assert resolved.label("weighted") == "reference"
 
 
 @pytest.mark.parametrize("task", sorted(set(REFERENCE) & set(TASKS.names())))
@@ -68,7 +70,12 @@ def test_labels_keep_protocols_apart():
 
 
 def test_every_superb_task_bench_registers_has_a_reference():
-    registered = {name for name in TASKS.names() if name.startswith("superb.")}
+    # a task bench cannot run (superb.vc) has no protocol to reproduce
+    registered = {
+        name
+        for name in TASKS.names()
+        if name.startswith("superb.") and not TASKS.get(name).unavailable
+    }
     utterance = {"superb.ks", "superb.ic", "superb.sid", "superb.er", "superb.asv"}
     assert utterance <= registered
     assert registered <= set(REFERENCE)

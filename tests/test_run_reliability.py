@@ -91,7 +91,9 @@ def test_a_store_that_cannot_be_used_keeps_the_record_and_bench_log_logs_it(
     broken = f"tracking.uri=sqlite:///{blocker / 'mlflow.db'}"
     workspace = tmp_path / "workspace"
     assert run_demo(demo_root, workspace, broken, task="demo.keywords") == 0
-    assert "the task runs untracked" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "the task runs untracked" in out and "`bench log` logs it" in out
+    assert "next: `bench report` for the leaderboard; `bench log` once MLflow works" in out
     (record,) = read_records(workspace / "records")
     assert record.mlflow is None and record.score["mean"] is not None
 

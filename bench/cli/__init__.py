@@ -43,10 +43,19 @@ regression); 2 nothing was done (bad command line, configuration, name or upstre
 """
 
 
+class BenchParser(argparse.ArgumentParser):
+    """Command-line errors start with ``bench: error:`` in every command (as bench's own
+    errors do), after the command's usage; exit status 2."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        self.exit(2, f"bench: error: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from bench import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = BenchParser(
         prog="bench",
         description="Benchmark speech and audio SSL encoders on SUPERB and HEAR with cached frozen-encoder probes.",
         epilog=EPILOG,
@@ -75,7 +84,10 @@ def main(argv: list[str] | None = None) -> int:
     # --debug is accepted after the command too
     debug = "--debug" in argv
     argv = [word for word in argv if word != "--debug"]
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        where = f"`bench {args.command} --help`" if args.command else "`bench --help`"
+        parser.error(f"unrecognized arguments: {' '.join(unknown)} ({where} lists the options)")
     args.debug = debug
     if hasattr(args, "overrides"):
         args.overrides = [*args.overrides, *overrides]

@@ -133,6 +133,7 @@ def print_table(
     """
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(title=title, title_justify="left", header_style="bold", min_width=len(title))
     for column in columns:
@@ -141,7 +142,8 @@ def print_table(
         else:
             table.add_column(column, no_wrap=True, overflow="ignore")
     for row in rows:
-        table.add_row(*(str(cell) for cell in row))
+        # Text, not str: rich would read "[remote code]" or "[0]" in a cell as markup
+        table.add_row(*(Text(str(cell)) for cell in row))
     # Off a terminal (CI logs, pipes) rich would wrap at 80 columns; tables read better whole.
     console = Console(width=None if sys.stdout.isatty() else 200)
     needed = _natural_width(columns, rows, wrap)

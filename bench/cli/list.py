@@ -6,6 +6,9 @@ import argparse
 
 from bench.cli.common import print_table
 
+#: marks a task bench cannot run here (``Task.unavailable``): suites skip it
+NEEDS_ASSETS_MARK = "NEEDS EXTERNAL ASSETS, not run by bench (see its docs):"
+
 EXAMPLES = """\
 examples:
   bench list tasks
@@ -37,10 +40,13 @@ def list_tasks(args: argparse.Namespace) -> None:
 
     rows = []
     for name in TASKS.names():
-        metadata = TASKS.get(name).metadata
+        task_cls = TASKS.get(name)
+        metadata = task_cls.metadata
         if args.suite and metadata.suite != args.suite:
             continue
-        rows.append([name, metadata.main_metric, TASKS.get(name).protocol, metadata.data_layout])
+        # like [remote code] for upstreams: a task that needs what bench cannot provide
+        mark = f"{NEEDS_ASSETS_MARK} " if task_cls.unavailable else ""
+        rows.append([name, metadata.main_metric, task_cls.protocol, mark + metadata.data_layout])
     print_table(
         "tasks",
         ["task", "metric", "protocol", "--data-root holds"],

@@ -106,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
     from bench.config import tracking_uri
+    from bench.identity import canonical_upstream_arg
     from bench.report import ReportError
     from bench.report.leaderboard import build_leaderboard
     from bench.report.outputs import parse_formats, write_report
@@ -114,6 +115,8 @@ def run(args: argparse.Namespace) -> int:
     from bench.report.results import collect, select
 
     config = load_config(args)
+    # rows are named as recorded: `./ckpt` is the row of the checkpoint's resolved path
+    upstreams = [canonical_upstream_arg(u) for u in args.upstreams] if args.upstreams else None
     formats = parse_formats(args.format)
     source = resolve_source(args)
     records_dir = args.records or Path(config.paths.records)
@@ -125,11 +128,11 @@ def run(args: argparse.Namespace) -> int:
         identities=args.identity,
         include_quick=args.include_quick,
     )
-    results = select(collected.results, args.upstreams, args.tasks)
+    results = select(collected.results, upstreams, args.tasks)
     inputs = _inputs(source, records_dir, uri)
-    if not results and not args.upstreams:
+    if not results and not upstreams:
         raise ReportError(f"no results in {' or '.join(inputs)}; run `bench run` first")
-    board = build_leaderboard(results, load_references(args.references), args.upstreams, args.tasks)
+    board = build_leaderboard(results, load_references(args.references), upstreams, args.tasks)
     board.notes += collected.notes
     context = ReportContext(
         generated_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), inputs=tuple(inputs)

@@ -44,7 +44,9 @@ A run whose settings, data and weights match a complete earlier record reuses it
 is trained or logged again); --rerun trains again and keeps both, --overwrite replaces it.
 
 exit status: 0 every task done; 1 some task failed (the summary lists why); 2 nothing ran
-(bad command line, configuration, name, or an upstream that cannot be loaded).
+(bad command line, configuration, name, or an upstream that cannot be loaded). A suite skips
+the tasks bench cannot run (`bench list tasks` marks them, e.g. superb.vc) and says so;
+asked for with --task, such a task fails.
 """
 
 
@@ -148,10 +150,10 @@ def resolve_task_runs(args: argparse.Namespace) -> tuple[list, str | None]:
                 args.task_dir if (args.task_dir is not None and name == "hear") else args.data_root
             )
             runs.append(TaskRun(name, root))
-        default = None
-        if len(args.task) == 1 and "." in args.task[0]:
-            suite = args.task[0].split(".", 1)[0]
-            default = SUITES.get(suite).default_upstream if suite in SUITES else None
+        # tasks of one suite (demo.keywords, demo.events) take its default upstream
+        suites = {name.split(".", 1)[0] if "." in name else None for name in args.task}
+        suite = suites.pop() if len(suites) == 1 else None
+        default = SUITES.get(suite).default_upstream if suite in SUITES else None
         return runs, default
     suite = SUITES.get(args.suite)
     if suite.discover:
@@ -164,6 +166,21 @@ def resolve_task_runs(args: argparse.Namespace) -> tuple[list, str | None]:
             args.data_root
         ), suite.default_upstream
     return [TaskRun(name, args.data_root) for name in suite.tasks], suite.default_upstream
+
+
+def skip_unavailable(task_runs: list) -> tuple[list, dict[str, str]]:
+    """A suite's tasks that bench can run, and the others (``Task.unavailable``) -> why: a
+    suite run skips those and says so; a task asked for by name runs and fails instead."""
+    from bench.task import TASKS
+
+    runnable, skipped = [], {}
+    for task_run in task_runs:
+        reason = TASKS.get(task_run.task).unavailable
+        if reason:
+            skipped[task_run.task] = reason
+        else:
+            runnable.append(task_run)
+    return runnable, skipped
 
 
 def run(args: argparse.Namespace) -> int:
@@ -182,6 +199,9 @@ def run(args: argparse.Namespace) -> int:
         extra.append(f"quick.items_per_split={args.limit}")
     config = load_config(args, extra)
     task_runs, default_upstream = resolve_task_runs(args)
+    skipped: dict[str, str] = {}
+    if args.suite:
+        task_runs, skipped = skip_unavailable(task_runs)
     upstreams = split_upstreams(args.upstream) or ([default_upstream] if default_upstream else [])
     if not upstreams:
         raise UsageError("bench run: --upstream is required (see `bench list upstreams`)")
@@ -190,8 +210,11 @@ def run(args: argparse.Namespace) -> int:
     if not task_runs:
         raise UsageError(
             f"bench run: no tasks found for suite '{args.suite}' under {args.data_root}"
+            + (f" that bench can run (not run: {', '.join(skipped)})" if skipped else "")
         )
-    outcomes = run_tasks(config, task_runs, upstreams, existing=args.existing, name=args.name)
+    outcomes = run_tasks(
+        config, task_runs, upstreams, existing=args.existing, name=args.name, skipped=skipped
+    )
     return EXIT_OK if all(outcome.error is None for outcome in outcomes) else EXIT_FAILED
 
 
@@ -207,9 +230,11 @@ def run_tasks(
     upstreams: list[str],
     existing: str = "reuse",
     name: str | None = None,
+    skipped: dict[str, str] | None = None,
 ) -> list[TaskOutcome]:
     """Run ``task_runs`` for every upstream on ``config.executor`` and print a summary;
-    one TaskOutcome per (upstream, task) (a failed task carries its error). Shared with
+    one TaskOutcome per (upstream, task) (a failed task carries its error). ``skipped``:
+    a suite's tasks bench cannot run -> why (the summary lists them). Shared with
     ``bench check --run``."""
     check_names(task_runs, upstreams)
 
@@ -222,7 +247,7 @@ def run_tasks(
     configure_threads(config.runtime.threads)
     executor = make_executor(config, existing=existing, name=name)  # type: ignore[arg-type]
     outcomes = executor.run(upstreams, task_runs)
-    print_summary(outcomes, config)
+    print_summary(outcomes, config, skipped)
     return outcomes
 
 
@@ -245,7 +270,11 @@ def format_score(score: dict, metric: str) -> str:
     return format_stat(score["mean"], score.get("std"), n, metric)
 
 
-def print_summary(outcomes: list[TaskOutcome], config: DictConfig | None = None) -> None:
+def print_summary(
+    outcomes: list[TaskOutcome],
+    config: DictConfig | None = None,
+    skipped: dict[str, str] | None = None,
+) -> None:
     from bench.report.units import unit_of
 
     rows = []
@@ -280,9 +309,11 @@ def print_summary(outcomes: list[TaskOutcome], config: DictConfig | None = None)
             print(f"FAILED {outcome.task} on {outcome.upstream}: {outcome.error}")
         for warning in dict.fromkeys(outcome.warnings):
             print(f"note: {outcome.task} on {outcome.upstream}: {warning}")
+    for task, reason in (skipped or {}).items():
+        print(f"NOT RUN {task}: {reason}")
     if any(o.record is not None and o.record.quick for o in outcomes):
         print("QUICK results are smoke tests: bench report and bench check leave them out.")
-    _print_next_steps(outcomes, config)
+    _print_next_steps(outcomes, config, skipped or {})
 
 
 def _shown(path: Path | None) -> str:
@@ -295,13 +326,20 @@ def _shown(path: Path | None) -> str:
         return str(path)
 
 
-def _print_next_steps(outcomes: list[TaskOutcome], config: DictConfig | None) -> None:
+def _print_next_steps(
+    outcomes: list[TaskOutcome], config: DictConfig | None, skipped: dict[str, str]
+) -> None:
     done = [o for o in outcomes if o.record is not None]
     failed = len(outcomes) - len(done)
     print(
         f"{len(done)} of {len(outcomes)} tasks done"
         + (f", {failed} failed" if failed else "")
         + (f" ({sum(o.reused for o in done)} reused)" if any(o.reused for o in done) else "")
+        + (
+            f"; not run, bench cannot run them: {', '.join(skipped)} (see NOT RUN above)"
+            if skipped
+            else ""
+        )
         + "."
     )
     if not done or config is None:
@@ -316,5 +354,8 @@ def _print_next_steps(outcomes: list[TaskOutcome], config: DictConfig | None) ->
         ui = f"`mlflow ui --backend-store-uri {uri}` to browse runs"
         if importlib.util.find_spec("flask") is None:  # mlflow-skinny logs; the UI needs mlflow
             ui += " (after pip install 'bench-ssl[ui]')"
+        unlogged = [o for o in done if (o.record.mlflow or {}).get("status") != "logged"]
+        if unlogged:  # the store failed: browsing it would not show these
+            ui = f"`bench log` once MLflow works ({len(unlogged)} record(s) not logged)"
         print(f"; {ui}", end="")
     print()

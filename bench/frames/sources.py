@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from bench.audio import AudioLoader
+from bench.audio_effects import audio_loader
 from bench.cache import AudioRef, FeatureCache
 from bench.data import Item
 from bench.extract import _check_output, make_batches, pad_batch
@@ -151,7 +151,7 @@ class StreamedFrames:
         self.max_padding = max_padding
         self.gain = np.float32(10.0 ** (gain_db / 20.0))
         self._durations = _durations_by_ref(cache_plan)
-        self._loader = AudioLoader(upstream.sample_rate)
+        self._loader = audio_loader(upstream.sample_rate, cache_plan.key.effects)
         #: the encoder's threads: the training loop runs single-threaded (``bench.stacking``),
         #: but a stream trains every probe in one stack, so its forward may take them all
         self.threads = torch.get_num_threads()

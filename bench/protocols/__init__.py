@@ -15,4 +15,5 @@ PROTOCOL_MODULES = (
     "bench.protocols.dtw",
     "bench.protocols.diarization",
     "bench.protocols.enhancement",
+    "bench.protocols.translation",
 )

@@ -9,9 +9,13 @@ speakers (scale 30, margin 0.4; ``s3prl/nn/speaker_loss.py``).
 
 Training reads the sequence cache: every step draws utterances uniformly and crops each
 to at most 8 s of frames at a random position (s3prl crops the waveform; here the frames
-were computed with the whole utterance as context). Scoring: cosine similarity of the
-embeddings of whole utterances over a trial list; EER in percent and minDCF
-(``bench.metrics``).
+were computed with the whole utterance as context). With the task option
+``training_crops: waveform`` (the reference profile's) training is s3prl's instead: every
+read takes a fresh random window of at most 8 s of the waveform (after the task's sox
+chain, ``Task.audio_effects``) and the encoder runs on it in the training loop
+(``WaveformCrops``; the upstream comes from ``bind_upstream``), so the encoder sees only
+the window. Scoring: cosine similarity of the embeddings of whole utterances (from the
+cache) over a trial list; EER in percent and minDCF (``bench.metrics``).
 
 Checkpoint and learning-rate selection, recorded in ``ProbeOutcome.selected``:
 
@@ -25,8 +29,10 @@ Checkpoint and learning-rate selection, recorded in ``ProbeOutcome.selected``:
 from __future__ import annotations
 
 import statistics
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -167,6 +173,78 @@ class Utterances:
         return padded, lengths
 
 
+class WaveformCrops:
+    """Training utterances as s3prl's ASV loader reads them: each read loads the audio
+    (through the task's sox chain), takes a random window of ``crop_samples`` when it is
+    longer (offset uniform over ``0 ... len - crop``, as ``random.randint``) and runs the
+    encoder on it. Crops of equal length are encoded together, so no encoder ever sees
+    padding; frames are rounded to float16 as the cache stores them."""
+
+    def __init__(
+        self,
+        items: Sequence[Item],
+        upstream: Any,
+        effects: Sequence[Sequence[str]],
+        device: str = "cpu",
+        crop_seconds: float = CROP_SECONDS,
+    ):
+        from bench.audio_effects import audio_loader
+
+        self.items = list(items)
+        self.device = torch.device(device)  # the probe's: s3prl runs both on one device
+        self.upstream = upstream.to(self.device).eval()
+        self.crop_samples = round(crop_seconds * upstream.sample_rate)
+        self.loader = audio_loader(upstream.sample_rate, effects)
+        self.threads = torch.get_num_threads()
+        #: seconds spent reading and encoding crops
+        self.seconds = 0.0
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def crop(self, wave: np.ndarray, generator: torch.Generator | None) -> np.ndarray:
+        if len(wave) <= self.crop_samples:
+            return wave
+        start = int(torch.randint(len(wave) - self.crop_samples + 1, (1,), generator=generator))
+        return wave[start : start + self.crop_samples]
+
+    def batch(
+        self,
+        index: Sequence[int],
+        max_frames: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        """``Utterances.batch``'s output for fresh crops (``max_frames`` is not used: the
+        waveform is what is cropped)."""
+        from bench.extract import _check_output, pad_batch
+        from bench.frames.sources import _threads
+
+        began = time.perf_counter()
+        waves = [self.crop(self.loader.load(*self.items[i].audio_ref), generator) for i in index]
+        frames: list[Tensor | None] = [None] * len(waves)
+        by_length: dict[int, list[int]] = {}
+        for row, wave in enumerate(waves):
+            by_length.setdefault(len(wave), []).append(row)
+        for rows in by_length.values():
+            wavs, lengths = pad_batch([waves[row] for row in rows])
+            with torch.inference_mode(), _threads(self.threads):
+                output = self.upstream(wavs.to(self.device), lengths.to(self.device))
+            _check_output(output, [self.items[index[row]].audio_ref for row in rows], "upstream")
+            stacked = torch.stack([h.to(torch.float16) for h in output.hidden_states], dim=2)
+            for position, (row, length) in enumerate(
+                zip(rows, output.lengths.tolist(), strict=True)
+            ):
+                frames[row] = stacked[position, :length].float().cpu()
+        self.seconds += time.perf_counter() - began
+        lengths = torch.tensor([len(f) for f in frames if f is not None])
+        longest = max(int(lengths.max()), TDNN_REDUCTION + 1)
+        padded = torch.zeros(len(frames), longest, *frames[0].shape[1:], dtype=torch.float32)  # type: ignore[union-attr]
+        for row, crop in enumerate(frames):
+            assert crop is not None
+            padded[row, : len(crop)] = crop
+        return padded, lengths
+
+
 def embed_all(model: XVector, utterances: Utterances) -> Tensor:
     """L2-normalised embeddings of whole utterances, batched by similar length."""
     order = np.argsort(utterances.lengths(), kind="stable")
@@ -213,6 +291,31 @@ class SpeakerVerification(ProbeProtocol):
     feature_kind = "sequence"
     pooling = "mean and standard deviation over the TDNN output's valid frames"
 
+    def __init__(self) -> None:
+        self.upstream: Any = None
+
+    def bind_upstream(self, upstream: Any) -> None:
+        """The runner hands over the built upstream (for ``training_crops: waveform``)."""
+        self.upstream = upstream
+
+    def training_utterances(
+        self, task: Task, items: Sequence[Item], features: FeatureStore, device: str = "cpu"
+    ) -> Utterances | WaveformCrops:
+        """The cache's frames, or fresh waveform crops (task option ``training_crops``)."""
+        crops = getattr(task.options, "training_crops", "frames")
+        if crops == "frames":
+            return Utterances(features.sequences(items))
+        if crops != "waveform":
+            raise DataError(
+                f"{task.metadata.name}: training_crops must be frames or waveform, got {crops!r}"
+            )
+        if self.upstream is None:
+            raise DataError(
+                f"{task.metadata.name}: training_crops=waveform runs the encoder while "
+                "training, and no upstream was handed over (bind_upstream)"
+            )
+        return WaveformCrops(items, self.upstream, task.audio_effects(), device)
+
     def run(
         self,
         task: Task,
@@ -230,7 +333,7 @@ class SpeakerVerification(ProbeProtocol):
         train_items = data.items(fold.train)
         speakers = {name: i for i, name in enumerate(data.vocabulary["label"])}
         labels = torch.tensor([speakers[item.label] for item in train_items])
-        train = Utterances(features.sequences(train_items))
+        train = self.training_utterances(task, train_items, features, settings.device)
         evaluation = {
             split: trial_set(data.items(names), trial_lists[split], features)
             for split, names in (("dev", fold.dev), ("test", fold.test))

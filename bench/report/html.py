@@ -9,6 +9,8 @@ from bench.fileio import atomic_write_text
 from bench.report.leaderboard import Leaderboard
 from bench.report.plots import layer_heatmap_svg, layer_weights, task_bars_svg
 from bench.report.render import TITLE, ReportContext, explanation
+from bench.report.superb15 import JOIN, has_view, superb15_notes, superb15_table
+from bench.report.superb15 import TITLE as SUPERB15_TITLE
 from bench.report.tables import DisplayTable, leaderboard_table, references_table
 
 STYLE = """
@@ -60,6 +62,7 @@ def to_html(board: Leaderboard, context: ReportContext) -> str:
         "</section>",
         _task_plots(board),
         _layer_plots(board),
+        _superb15(board),
         '<section id="references"><h2>Published references</h2>',
         "<p>As published (not measured by bench); SUPERB score over the paper's tasks each "
         "source reports.</p>",
@@ -73,6 +76,17 @@ def to_html(board: Leaderboard, context: ReportContext) -> str:
         f"<title>{escape(TITLE)}</title><style>{STYLE}</style></head>\n<body>\n"
         + "\n".join(body)
         + "\n</body></html>\n"
+    )
+
+
+def _superb15(board: Leaderboard) -> str:
+    """The "SUPERB (15 tasks)" view, when the table has one of its tasks."""
+    if not (board.upstreams and has_view(board)):
+        return ""
+    notes = "".join(f"<li>{escape(line)}</li>" for line in superb15_notes(board))
+    return (
+        f'<section id="superb15"><h2>{escape(SUPERB15_TITLE)}</h2>'
+        f'{_table(superb15_table(board), "superb15")}<ul class="notes">{notes}</ul></section>'
     )
 
 
@@ -105,7 +119,10 @@ def _table(table: DisplayTable, css_class: str) -> str:
 
 
 def _cell(text: str) -> str:
-    """A number over its spread or qualifier (``92.17`` over ``± 1.04``): narrow columns."""
+    """A number over its spread or qualifier (``92.17`` over ``± 1.04``): narrow columns.
+    A column of several tasks (OOD-ASR's ``a / b / c``) has one value a line."""
+    if JOIN in text:
+        return "<br>".join(escape(part) for part in text.split(JOIN))
     for separator in (" ± ", " ("):
         head, found, tail = text.partition(separator)
         if found:

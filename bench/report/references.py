@@ -55,7 +55,8 @@ SUPERB_COLUMNS: dict[str, SuperbColumn] = {
     "SD_der": SuperbColumn("superb.sd", "der"),
     "ST_bleu": SuperbColumn("superb.st", "bleu"),
     "SE_pesq": SuperbColumn("superb.se", "pesq"),
-    "SE_stoi": SuperbColumn("superb.se", "stoi"),
+    # The leaderboard prints STOI x 100; bench keeps pystoi's 0-1 value (as s3prl does).
+    "SE_stoi": SuperbColumn("superb.se", "stoi", scale=100.0),
     "SS_si_sdri": SuperbColumn("superb.ss", "si_sdri"),
 }
 """Published column (``<TASK>_<metric>`` as in the CSVs) -> bench task and metric."""

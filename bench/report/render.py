@@ -10,6 +10,8 @@ import pandas as pd
 from bench.fileio import atomic_write_text
 from bench.report.leaderboard import Leaderboard
 from bench.report.markdown import markdown_table
+from bench.report.superb15 import TITLE as SUPERB15_TITLE
+from bench.report.superb15 import has_view, superb15_notes, superb15_table
 from bench.report.tables import (
     NINETEEN_TASKS_MARK,
     PARTIAL_MARK,
@@ -56,6 +58,12 @@ def to_markdown(board: Leaderboard, context: ReportContext) -> str:
     table = leaderboard_table(board)
     sections.append(frame_markdown(table.frame) if board.upstreams else "No measured results.")
     sections.append("\n".join(f"- {line}" for line in explanation(board)))
+    if board.upstreams and has_view(board):
+        sections += [
+            f"## {SUPERB15_TITLE}",
+            frame_markdown(superb15_table(board).frame),
+            "\n".join(f"- {line}" for line in superb15_notes(board)),
+        ]
     sections += [
         "## Published references",
         "As published (not measured by bench); SUPERB score over the paper's tasks each source "

@@ -43,12 +43,13 @@ _SUPERB_UNITS = {
     "slot_cer": PERCENT,
     "frame_f1": PERCENT,
     "frame_accuracy": PERCENT,
-    "stoi": PERCENT,
+    "stoi": FRACTION,  # pystoi's 0-1, as s3prl reports it (the leaderboard prints x 100)
     "bleu": Unit("BLEU", 2),
     "min_dcf": Unit("", 4),
     "mtwv": Unit("", 4),
     "pesq": Unit("", 2),
     "si_sdri": DECIBEL,
+    "mcd": DECIBEL,
 }
 _HEAR_UNITS = {name: UNITLESS if name == "d_prime" else FRACTION for name in HEAR_METRICS}
 

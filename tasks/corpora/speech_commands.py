@@ -32,6 +32,14 @@ items, so bench cuts crops:
 - ``hash``: as s3prl, every noise file in train and in dev: N evenly spaced 1 s crops of
   each file (N the shortest file's whole seconds, so that each file weighs the same, as
   each is one item of s3prl's class-balanced sampler), the same crops in both.
+- ``random_crops=M`` (``read_train_dev``; KS option ``silence_crops``), s3prl's
+  distribution: every noise file in train and in dev, as s3prl has them; for training M
+  random 1 s crops of each file (offsets uniform over ``0 ... len - 1 s`` in samples, as
+  ``randint(0, len(wav) - 16000)``), grouped by file so that the class-balanced draw weighs
+  each file as one item and a read takes a uniformly random crop of it; for dev one random
+  crop of each file (s3prl reseeds before every evaluation, so its dev crops are one fixed
+  draw too). Seeded, so the same tree gives the same crops. A read is then one of M crops
+  per file, not a fresh one.
 
 Every folder and file is listed with ``bench.corpus_files``: a folder that cannot be read
 is an error naming it, never skipped, and ``*.WAV`` counts as ``*.wav``.
@@ -45,6 +53,8 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
+
+import numpy as np
 
 from bench.audio import audio_info
 from bench.corpus_check import CorpusReport
@@ -67,6 +77,8 @@ SPLIT_RULES: dict[str, str] = {
 MAX_NUM_WAVS_PER_CLASS = 2**27 - 1
 VALIDATION_PERCENT = TESTING_PERCENT = 10.0
 _SPEAKER_SUFFIX = re.compile(r"_nohash_.*$")
+#: seeds the random ``_silence_`` crops (s3prl's ``--seed``)
+SILENCE_CROP_SEED = 1337
 
 # Totals of the published v0.01 archives.
 WORD_CLIPS, NOISE_FILES = 64_721, 6  # 64,727 wav files in the train archive
@@ -129,7 +141,7 @@ def word_clips(train_root: Path) -> list[tuple[str, Path, str]]:
 
 
 def read_train_dev(
-    train_root: Path, rule: str = "lists", dev_every: int = 10
+    train_root: Path, rule: str = "lists", dev_every: int = 10, random_crops: int = 0
 ) -> tuple[list[Item], list[Item]]:
     if not train_root.is_dir():
         raise DataError(f"{train_root} does not exist: expected the unpacked {TRAIN_DIR} archive")
@@ -138,7 +150,11 @@ def read_train_dev(
     for relative, path, label in word_clips(train_root):
         splits[assign(relative)].append(Item(key=relative, path=path, label=label))
     noise_files = list_files(train_root / BACKGROUND_DIR, WAV)
-    if rule == "hash":
+    if random_crops:
+        train, dev = _random_crops(noise_files, random_crops)
+        splits["train"] += train
+        splits["dev"] += dev
+    elif rule == "hash":
         crops = _even_crops(noise_files)
         splits["train"] += crops
         splits["dev"] += [_renamed(crop, f"dev/{crop.key}") for crop in crops]
@@ -163,6 +179,32 @@ def _even_crops(noise_files: list[Path]) -> list[Item]:
         step = (duration - 1.0) / (count - 1) if count > 1 else 0.0
         crops += [_crop(noise, k, round(k * step, 3)) for k in range(count)]
     return crops
+
+
+def _random_crops(noise_files: list[Path], per_file: int) -> tuple[list[Item], list[Item]]:
+    """``per_file`` random 1 s training crops of each noise file (grouped by file) and one
+    random dev crop of each (module doc)."""
+    rng = np.random.default_rng(SILENCE_CROP_SEED)
+    train, dev = [], []
+    for noise in noise_files:
+        info = audio_info(noise)
+        if info.frames < info.sample_rate:
+            raise DataError(f"{noise}: background noise shorter than the 1 s crops of _silence_")
+        offsets = rng.integers(0, info.frames - info.sample_rate, per_file + 1, endpoint=True)
+        crops = [
+            Item(
+                key=f"{BACKGROUND_DIR}/{noise.name}#r{k}",
+                path=noise,
+                label=SILENCE,
+                start=int(offset) / info.sample_rate,
+                end=(int(offset) + info.sample_rate) / info.sample_rate,
+                group=f"{BACKGROUND_DIR}/{noise.name}",
+            )
+            for k, offset in enumerate(offsets)
+        ]
+        train += crops[:-1]
+        dev.append(_renamed(crops[-1], f"dev/{crops[-1].key}"))
+    return train, dev
 
 
 def _crop(noise: Path, index: int, start: float) -> Item:
@@ -196,10 +238,14 @@ def read_test(test_root: Path) -> list[Item]:
 
 
 def read_speech_commands(
-    train_root: Path, test_root: Path, rule: str = "lists", dev_every: int = 10
+    train_root: Path,
+    test_root: Path,
+    rule: str = "lists",
+    dev_every: int = 10,
+    random_crops: int = 0,
 ) -> TaskData:
     """``extras["split_rule"]`` names the rule that made train and dev."""
-    train, dev = read_train_dev(train_root, rule, dev_every)
+    train, dev = read_train_dev(train_root, rule, dev_every, random_crops)
     return TaskData(
         splits={"train": train, "dev": dev, "test": read_test(test_root)},
         vocabulary={"label": list(CLASSES)},

@@ -1,8 +1,8 @@
 """SUPERB's tasks on the real corpora: the paper's ten (PR, ASR, KS, QbE, SF, IC, SID, ASV, SD, ER),
-and SUPERB-SG's OOD-ASR, SE and SS.
+and SUPERB-SG's OOD-ASR, SE, SS and ST.
 
 One module per task, mostly metadata (``pr``, ``asr``, ``ks``, ``qbe``, ``sf``, ``ic``, ``sid``,
-``asv``, ``sd``, ``er``, ``ood_asr``, ``se``, ``ss``); the corpus readers and their checks live
+``asv``, ``sd``, ``er``, ``ood_asr``, ``se``, ``ss``, ``st``); the corpus readers and their checks live
 in ``bench.tasks.corpora``. Each task's docstring says what ``--data-root`` must hold, how the
 corpus is split and labelled, and where each protocol fact comes from in s3prl.
 """
@@ -22,6 +22,8 @@ from bench.tasks.superb import (  # noqa: F401
     sf,
     sid,
     ss,
+    st,
+    vc,
 )
 
 register_suite(
@@ -64,8 +66,8 @@ register_suite(
 register_suite(
     Suite(
         name="superb-sg",
-        description="SUPERB-SG tasks bench runs: OOD-ASR (Common Voice es, zh-CN, ar; SBCSAE), "
-        "SE, SS",
+        description="SUPERB-SG tasks: OOD-ASR (Common Voice es, zh-CN, ar; SBCSAE), SE, SS, ST; "
+        "VC is listed but skipped (it needs a pretrained vocoder and evaluators)",
         tasks=(
             "superb.ood_asr.es",
             "superb.ood_asr.zh",
@@ -73,6 +75,8 @@ register_suite(
             "superb.ood_asr.sbcsae",
             "superb.se",
             "superb.ss",
+            "superb.st",
+            "superb.vc",
         ),
         default_upstream=None,
     )

@@ -10,10 +10,28 @@ The trial list is ``veri_test2.txt``, VoxCeleb1-O cleaned (37,611 trials); optio
 ``trial_list: veri_test.txt`` gives the original list (37,720 trials, a few with label
 errors). s3prl's ``voxceleb1_test_v2.txt`` is *not* the cleaned list: it has the original
 list's 37,720 trials (18,860 target) over 4,715 utterances, and it is what SUPERB scores
-(docs/protocols.md, ASV). s3prl drops training utterances of at most 32,000 samples after
-its sox effects (gain -3 dB, silence removal); bench drops those shorter than
-``min_seconds`` (2.0) as recorded, without silence removal (no VoxCeleb1 utterance is under
-4 s, so none is dropped on the real corpus).
+(docs/protocols.md, ASV).
+
+Audio (option ``audio``): ``gain`` (bench's ``fast``) is -3 dB as a float multiply, and
+training utterances shorter than ``min_seconds`` (2.0) as recorded are dropped (no
+VoxCeleb1 utterance is under 4 s, so none is on the real corpus). ``sox`` (the reference
+profile's) is s3prl's loader: every read, train and test, goes through its sox chain
+``gain -3.0, silence 1 0.1 0.1% -1 0.1 0.1%`` (``bench.audio_effects.SUPERB_ASV_EFFECTS``,
+sample for sample), so the encoder sees the audio with its silences removed (its own
+feature cache: the chain is part of the key), and training utterances of at most
+``min_seconds`` x 16,000 = 32,000 samples *after* the chain are dropped (s3prl:
+``length > vad_config.min_sec`` kept). The post-chain lengths are computed once per file
+and kept in the corpus manifest (about 30 ms per 8 s utterance on one core: on the order
+of an hour for VoxCeleb1's 153,516 files, once), as s3prl keeps them in ``.wav_lengths``.
+
+Training crops (option ``training_crops``): ``frames`` (``fast``) crops random 8 s windows
+of the cached frames, computed with the whole utterance as context; ``waveform`` (the
+reference profile's) is s3prl's: every training read takes a fresh random window of at
+most 128,000 samples of the (effected) waveform and the encoder runs on it in the training
+loop (``bench.protocols.verification.WaveformCrops``), so it sees only the window. That
+costs an encoder forward of up to 50 x 8 s of audio per update (s3prl's cost: about 22,000
+h of encoder input over 200,000 updates); the test trials are still embedded from the cache
+of whole utterances, as s3prl embeds whole utterances.
 
 Protocol (s3prl 0.4.18 ``problem/asv/superb_asv.py`` and ``nn/speaker_model.py``; the
 protocol itself is ``bench.protocols.verification``): x-vector on the weighted sum of
@@ -51,11 +69,14 @@ from __future__ import annotations
 import hashlib
 import random
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
+from bench.audio_effects import SUPERB_ASV_EFFECTS
 from bench.corpus_check import CorpusReport
 from bench.data import DataError, Fold, Item, TaskData
-from bench.task import Schedule, TaskMetadata, register_task
+from bench.task import EFFECTED_DURATIONS, Schedule, TaskMetadata, register_task
 from bench.tasks.corpora.voxceleb1 import (
     CORPUS_DIR,
     TRIAL_LIST,
@@ -70,6 +91,13 @@ from bench.tasks.superb.common import CITATION, HOMEPAGE
 from bench.tasks.superb.sid import VOXCELEB_LICENSE, VoxCeleb1Options, VoxCeleb1Task
 
 SELECTIONS = ("test", "dev_speakers")
+#: option ``audio``: bench's float gain, or s3prl's sox chain (module doc)
+AUDIO_CHOICES = ("gain", "sox")
+#: option ``training_crops``: random 8 s windows of cached frames, or of the waveform
+#: before the encoder (module doc)
+TRAINING_CROPS = ("frames", "waveform")
+#: the rate s3prl's chain runs at (its ``rate 16000``): the post-chain lengths' unit
+EFFECTS_RATE = 16_000
 #: Each probe trains an x-vector for up to 200k steps: three rates around s3prl's 1e-4.
 ASV_LR_GRID = (1e-5, 1e-4, 1e-3)
 
@@ -129,14 +157,30 @@ class SpeakerVerification(VoxCeleb1Task):
     @dataclass(frozen=True)
     class Options(VoxCeleb1Options):
         """trial_list; checkpoint_selection: test (SUPERB) | dev_speakers; dev_speakers;
-        min_seconds: shortest training utterance kept."""
+        min_seconds: shortest training utterance kept; audio: gain | sox; training_crops:
+        frames | waveform (module doc)."""
 
         trial_list: str = TRIAL_LIST
         checkpoint_selection: str = "test"
         dev_speakers: int = 40
         min_seconds: float = 2.0
+        audio: str = "gain"
+        training_crops: str = "frames"
+
+    def audio_effects(self) -> tuple[tuple[str, ...], ...]:
+        return SUPERB_ASV_EFFECTS if self.options.audio == "sox" else ()
 
     def verify(self) -> CorpusReport:
+        if self.options.audio not in AUDIO_CHOICES:
+            raise DataError(
+                f"{self.metadata.name}: audio must be one of {', '.join(AUDIO_CHOICES)}, "
+                f"got {self.options.audio!r}"
+            )
+        if self.options.training_crops not in TRAINING_CROPS:
+            raise DataError(
+                f"{self.metadata.name}: training_crops must be one of {', '.join(TRAINING_CROPS)}, "
+                f"got {self.options.training_crops!r}"
+            )
         if self.options.checkpoint_selection == "dev_speakers" and self.options.dev_speakers < 2:
             raise DataError(f"{self.metadata.name}: dev trials need dev_speakers >= 2")
         if self.options.checkpoint_selection not in SELECTIONS:
@@ -161,8 +205,13 @@ class SpeakerVerification(VoxCeleb1Task):
 
     def load(self) -> TaskData:
         data = self.read()
-        durations = self.durations(item.path for item in data.splits["train"])
-        train = [i for i in data.splits["train"] if durations[i.path] >= self.options.min_seconds]
+        if self.audio_effects():
+            train = self._effected(data)
+        else:
+            durations = self.durations(item.path for item in data.splits["train"])
+            train = [
+                i for i in data.splits["train"] if durations[i.path] >= self.options.min_seconds
+            ]
         fold = Fold("main", ("train",), (), ("test",))
         if self.options.checkpoint_selection == "dev_speakers":
             held_out = held_out_speakers({i.label for i in train}, self.options.dev_speakers)
@@ -175,3 +224,29 @@ class SpeakerVerification(VoxCeleb1Task):
         data.vocabulary = {"label": sorted({i.label for i in train})}
         data.folds = (fold,)
         return data
+
+    def _effected(self, data: TaskData) -> list[Item]:
+        """The training items s3prl keeps after its sox chain (more than ``min_seconds`` x
+        16,000 samples); every item's post-chain duration goes to the data's extras."""
+        items = data.all_items()
+        lengths = self.effected_samples(item.path for item in items)
+        empty = sorted(str(i.path) for i in data.splits["test"] if lengths[i.path] == 0)
+        if empty:
+            raise DataError(
+                f"{self.metadata.name}: {len(empty)} test utterance(s) have no audio left after "
+                f"the sox chain (silence removal), e.g. {empty[0]}"
+            )
+        data.extras[EFFECTED_DURATIONS] = {
+            item.audio_ref: lengths[item.path] / EFFECTS_RATE for item in items
+        }
+        minimum = round(self.options.min_seconds * EFFECTS_RATE)
+        return [i for i in data.splits["train"] if lengths[i.path] > minimum]
+
+    def effected_samples(self, paths: Iterable[Path]) -> dict[Path, int]:
+        """Each file's length in samples after ``audio_effects``, from the corpus manifest
+        (the chain runs once per file; the manifest is saved when ``prepare`` ran)."""
+        manifest = self._manifest()
+        lengths = manifest.effected_samples(sorted(set(paths)), self.audio_effects())
+        if self.corpus_report is not None:
+            manifest.save(self.corpus_report)
+        return lengths

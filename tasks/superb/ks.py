@@ -20,6 +20,27 @@ the ``split`` option's rule:
 
 The rule is recorded with the result (``data.split_rule``).
 
+Two more options switch on s3prl's own handling (the reference profile sets both):
+
+- ``audio``: ``gain`` (default) multiplies by 10^(-3/20) in float32; ``sox`` is s3prl's
+  loader, sox ``gain -3.0`` on int32 samples (``bench.audio_effects.SUPERB_KS_EFFECTS``,
+  sample for sample). The chain is part of the feature cache's key, so the two never share
+  features.
+- ``dev``: ``all`` (default) scores all of dev and selects on its balanced accuracy;
+  ``resample`` scores what s3prl's ``_get_balanced_dev_dataloader`` does: one draw of
+  len(dev) items with replacement, each with weight len(dev) / its class's count
+  (``WeightedRandomSampler``; s3prl reseeds before every evaluation, so it is the same draw
+  each time), and selects on its plain accuracy. bench's draw is ``torch.multinomial``
+  from a generator seeded 1337 (s3prl's seed): the same distribution, not s3prl's very
+  draw (its global generator's state also depends on its data loaders). A drawn item is
+  the original under the key ``<key>#<n>`` (n-th draw), sharing its cached features.
+- ``silence_crops``: 0 (default) keeps the split rule's fixed ``_silence_`` crops; M > 0
+  is s3prl's random crops, drawn once (``bench.tasks.corpora.speech_commands``): every
+  noise file in train and dev, M random 1 s crops of each for training (a read takes one
+  at random), one random crop of each for dev. The reference profile uses M = 1,000
+  (6,000 s of noise crops to extract, about a tenth of KS's training audio); s3prl takes a
+  fresh crop at every read (about 89,000 reads per file over 200,000 updates).
+
 Protocol, from s3prl's ``downstream/speech_commands`` (config.yaml, dataset.py,
 expert.py): head Linear(D, 256) -> mean pool -> Linear(12), cross-entropy; Adam, lr 1e-4,
 batch 32, 200,000 steps, gradient clipping 1; training batches class-balanced (a
@@ -32,11 +53,16 @@ early: dev every 1,000 steps, after 10 evaluations without improvement.
 
 from __future__ import annotations
 
+import dataclasses
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from bench.audio_effects import SUPERB_KS_EFFECTS
 from bench.corpus_check import CorpusReport
-from bench.data import TaskData
+from bench.data import DataError, Item, TaskData
 from bench.task import Schedule, TaskMetadata, register_task
 from bench.tasks.corpora.speech_commands import (
     SILENCE,
@@ -47,6 +73,11 @@ from bench.tasks.corpora.speech_commands import (
     verify_speech_commands,
 )
 from bench.tasks.superb.common import CITATION, HOMEPAGE, SUPERB_LR_GRID, SuperbTask
+
+#: option ``audio``: bench's float gain, or s3prl's sox chain; option ``dev`` (module doc)
+AUDIO_CHOICES, DEV_CHOICES = ("gain", "sox"), ("all", "resample")
+#: s3prl's ``--seed``, with which it reseeds before every evaluation
+S3PRL_SEED = 1337
 
 
 class KeywordSpottingProtocol:
@@ -79,11 +110,24 @@ class KeywordSpotting(KeywordSpottingProtocol, SuperbTask):
     @dataclass(frozen=True)
     class Options:
         """train_dir, test_dir: the two unpacked archives, when not under --data-root.
-        split: how train and dev are made, ``lists`` or ``hash`` (s3prl's; see above)."""
+        split: how train and dev are made, ``lists`` or ``hash`` (s3prl's; see above).
+        audio: ``gain`` or ``sox``; dev: ``all`` or ``resample`` (s3prl's; see above);
+        silence_crops: 0 (the split rule's fixed crops) or M random crops per noise file."""
 
         train_dir: str | None = None
         test_dir: str | None = None
         split: SplitRule = "lists"
+        audio: str = "gain"
+        dev: str = "all"
+        silence_crops: int = 0
+
+    def __init__(self, data_root: Path | None, options: Mapping[str, Any] | None = None):
+        super().__init__(data_root, options)
+        if self.options.dev == "resample":  # s3prl's dev-best is on plain accuracy
+            self.selection_metric = "accuracy"  # type: ignore[misc]
+
+    def audio_effects(self) -> tuple[tuple[str, ...], ...]:
+        return SUPERB_KS_EFFECTS if self.options.audio == "sox" else ()
 
     def train_root(self) -> Path:
         return self.corpus_dir(
@@ -101,7 +145,41 @@ class KeywordSpotting(KeywordSpottingProtocol, SuperbTask):
         return [self.train_root(), self.test_root()]
 
     def verify(self) -> CorpusReport:
+        for name, choices in (("audio", AUDIO_CHOICES), ("dev", DEV_CHOICES)):
+            if getattr(self.options, name) not in choices:
+                raise DataError(
+                    f"{self.metadata.name}: {name} must be one of {', '.join(choices)}, "
+                    f"got {getattr(self.options, name)!r}"
+                )
+        if self.options.silence_crops < 0:
+            raise DataError(f"{self.metadata.name}: silence_crops must be 0 or more")
         return verify_speech_commands(self.train_root(), self.test_root(), self.options.split)
 
     def read(self) -> TaskData:
-        return read_speech_commands(self.train_root(), self.test_root(), self.options.split)
+        return read_speech_commands(
+            self.train_root(),
+            self.test_root(),
+            self.options.split,
+            random_crops=self.options.silence_crops,
+        )
+
+    def load(self) -> TaskData:
+        data = self.read()
+        if self.options.dev == "resample":
+            data.splits["dev"] = balanced_resample(data.splits["dev"], S3PRL_SEED)
+        return data
+
+
+def balanced_resample(items: Sequence[Item], seed: int) -> list[Item]:
+    """One class-balanced draw of ``len(items)`` with replacement, as s3prl's
+    ``WeightedRandomSampler(weights = N / class count, N)`` (module doc)."""
+    import torch
+
+    counts = Counter(item.label for item in items)
+    weights = torch.tensor([len(items) / counts[item.label] for item in items], dtype=torch.double)
+    generator = torch.Generator().manual_seed(seed)
+    drawn = torch.multinomial(weights, len(items), replacement=True, generator=generator)
+    return [
+        dataclasses.replace(items[index], key=f"{items[index].key}#{n}")
+        for n, index in enumerate(drawn.tolist())
+    ]
