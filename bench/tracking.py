@@ -467,13 +467,14 @@ def _log_into(client: Any, run_id: str, stored: StoredRecord, config_yaml: str) 
     with tempfile.TemporaryDirectory(prefix="bench-artifacts-") as folder:
         for path in _artifacts(record, config_yaml, Path(folder)):
             client.log_artifact(run_id, str(path))
-    _log_trials(client, run_id, record)
-    end = datetime.fromisoformat(record.created_at).timestamp()
-    client.set_terminated(run_id, status="FINISHED", end_time=max(int(end * 1000), now))
+    end = max(int(datetime.fromisoformat(record.created_at).timestamp() * 1000), now)
+    _log_trials(client, run_id, record, end)
+    client.set_terminated(run_id, status="FINISHED", end_time=end)
 
 
-def _log_trials(client: Any, parent_id: str, record: ResultRecord) -> None:
-    """One nested run per trained probe: its settings, scores and dev curve."""
+def _log_trials(client: Any, parent_id: str, record: ResultRecord, end: int) -> None:
+    """One nested run per trained probe: its settings, scores and dev curve; each spans
+    its task's run (``end``: the parent's end time, ms), in which it trained."""
     from mlflow.entities import Metric, Param
 
     parent = client.get_run(parent_id)
@@ -507,7 +508,7 @@ def _log_trials(client: Any, parent_id: str, record: ResultRecord) -> None:
                 metrics=metrics[start : start + BATCH],
                 params=params if start == 0 else [],
             )
-        client.set_terminated(child.info.run_id, status="FINISHED")
+        client.set_terminated(child.info.run_id, status="FINISHED", end_time=end)
 
 
 def _curve_metrics(trial: dict[str, Any], now: int) -> list[Any]:

@@ -137,3 +137,28 @@ def test_speech_translation_end_to_end(tmp_path, fast_overrides, monkeypatch):
     assert record.selected["frame_source"] == "cache"
     vocabularies = tmp_path / "workspace" / "data" / "manifests" / "vocabularies"
     assert len(list(vocabularies.glob("superb.st-*.model"))) == 1
+
+
+@pytest.mark.slow
+def test_cache_and_stream_train_the_same_translation_probes(tmp_path, mlflow_uri, monkeypatch):
+    # filterbanks do not depend on batching: the same frames, so the same probes
+    build_covost2(tmp_path / "data", {"train": 6, "dev": 2, "test": 2})
+    monkeypatch.setattr(
+        SpeechTranslation, "translation_recipe", dataclasses.replace(TranslationRecipe(), **TINY)
+    )
+    records = {}
+    for source in ("cache", "stream"):
+        workspace = tmp_path / source
+        argv = ["run", "--task", "superb.st", "--upstream", "fbank_no_cmvn"]
+        argv += ["--data-root", str(tmp_path / "data"), f"paths.workspace={workspace}"]
+        argv += [f"tracking.uri={mlflow_uri}", "runtime.progress=false", "probe.seeds=[0]"]
+        argv += ["probe.lr_grid=[0.001,0.01]", "probe.max_steps=4", "probe.eval_every=2"]
+        argv += ["probe.batch_size=300", f"extract.sequence_source={source}"]
+        assert main(argv) == 0
+        (records[source],) = read_records(workspace / "records")
+    cached, streamed = records["cache"], records["stream"]
+    assert (
+        streamed.selected["frame_source"] == "stream" and cached.selected["frame_source"] == "cache"
+    )
+    assert cached.metrics == streamed.metrics
+    assert [t["curve"] for t in cached.trials] == [t["curve"] for t in streamed.trials]

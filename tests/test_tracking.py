@@ -161,3 +161,8 @@ def test_trials_become_nested_runs_with_their_dev_curves(tmp_path):
     assert [(m.step, m.value) for m in history] == [(10, 50.0), (20, 80.0)]
     assert client.get_metric_history(by_lr["0.01"].info.run_id, "dev_accuracy_curve") == []
     assert by_lr["0.01"].data.metrics["dev_accuracy"] == 70.0
+    # a probe trained within its task's run: never ending after it
+    parent = client.get_run(link["run_id"])
+    for child in children:
+        assert child.info.start_time == parent.info.start_time
+        assert child.info.end_time == parent.info.end_time

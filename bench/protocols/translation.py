@@ -17,7 +17,8 @@ prepare it (``bench.tasks.corpora.covost2``). Then, as s3prl and fairseq do:
   s3prl's warm-up / inverse-square-root factor, the gradient norm clipped; an update whose
   gradient norm is not finite is skipped, as s3prl's runner skips it (counted in the trial);
 - dev is translated every ``eval_every`` updates with the recipe's beam search and scored
-  with corpus BLEU (sacrebleu); the best state is kept and test is translated with it; the
+  with corpus BLEU (sacrebleu); the best state is kept and test is translated with it (the
+  selected learning rate's probes together, each batch read once); the
   learning rate with the best mean dev BLEU is selected.
 
 The probes of the sweep (learning rates x seeds) train in lock-step on the same batch
@@ -60,7 +61,7 @@ from bench.protocols.base import (
     UpstreamInfo,
 )
 from bench.protocols.ctc import autocast, length_batches
-from bench.protocols.sweep import Trial, sweep_outcome
+from bench.protocols.sweep import Trial, select_lr, sweep_outcome
 from bench.task import Task
 from bench.translation.bleu import corpus_bleu
 from bench.translation.losses import sentence_loss
@@ -226,17 +227,21 @@ class SpeechTranslation(ProbeProtocol):
         trials = sweep.train(f"probe {name}")
         if all(math.isnan(t.result.best_score) for t in trials):
             raise ValueError(f"{name}: no probe has a dev BLEU (every evaluation failed)")
-        results = {id(t.model): t.result for t in trials}
+        # the selected learning rate's probes translate each scored split together (one read)
+        selected = [t for t in trials if t.lr == select_lr(trials, higher_is_better=True)]
+        scores: dict[int, dict[str, dict[str, float]]] = {
+            id(t.model): {"dev": {metric: t.result.best_score}} for t in selected
+        }
+        for split_name, split in scored.items():
+            if split_name != "dev":
+                heads = [t.model for t in selected]
+                values = score_split(heads, split, vocabulary, recipe, settings)
+                for head, value in zip(heads, values, strict=True):
+                    scores[id(head)][split_name] = {metric: value}
 
-        def score(head: nn.Module, _fold: int) -> dict[str, dict[str, float]]:
-            scores = {"dev": {metric: results[id(head)].best_score}}
-            for split_name, split in scored.items():
-                if split_name != "dev":
-                    (value,) = score_split([head], split, vocabulary, recipe, settings)
-                    scores[split_name] = {metric: value}
-            return scores
-
-        outcome = sweep_outcome(trials, score, metric, [fold.name], higher_is_better=True)
+        outcome = sweep_outcome(
+            trials, lambda head, _fold: scores[id(head)], metric, [fold.name], higher_is_better=True
+        )
         for record, trial in zip(outcome.trials, trials, strict=True):
             record["skipped_updates"] = sweep.skipped[trial.lr, trial.seed]
         outcome.selected["frame_source"] = source.kind
