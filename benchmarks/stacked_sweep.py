@@ -66,10 +66,13 @@ def run_probes(
             f"paths.workspace={workspace}",
             "tracking.enabled=false",
             "runtime.progress=false",
+            "data.generate=true",  # the demo tasks' data under the scratch data root
             *overrides,
         ]
     )
-    runner = Runner(config)
+    # every configuration trains: probe.stack and probe.workers are not part of the run's
+    # identity, so the default ("reuse") would hand back the first configuration's record
+    runner = Runner(config, existing="rerun")
     runner.load_upstream(upstream)
     cpu = time.process_time()
     outcome = runner.run(task, upstream)
@@ -100,7 +103,10 @@ def measure(workspace: Path, upstream: str, task: TaskRun) -> None:
     )
     if "seed" not in longest or "steps" not in longest:
         return  # HEAR: the grid is the protocol; no single-probe yardstick
-    for name, lr in (("selected lr", selected), ("longest lr", longest["lr"])):
+    yardsticks = {"selected lr": selected}
+    if longest["lr"] != selected:
+        yardsticks["longest lr"] = longest["lr"]
+    for name, lr in yardsticks.items():
         one = [f"probe.lr_grid=[{lr}]", "probe.seeds=[0]"]
         wall, cpu, _ = run_probes(workspace, upstream, task, one)
         print(
@@ -120,7 +126,11 @@ def main() -> None:
     args = parser.parse_args()
     setup_logging("WARNING")
     threads = configure_threads(args.threads)
-    print(f"torch {torch.__version__}, {threads} threads, upstream {args.upstream}")
+    print(
+        f"torch {torch.__version__}, {threads} threads, upstream {args.upstream}; "
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs",
+        flush=True,
+    )
     with tempfile.TemporaryDirectory(prefix="bench-stacked-") as folder:
         scratch = Path(folder)
         upstream = args.upstream
@@ -133,6 +143,7 @@ def main() -> None:
             elif name.startswith("demo."):
                 data_root = scratch / "data" / "demo"
             measure(scratch / "workspace", upstream, TaskRun(name, data_root))
+            print(f"  (load average {os.getloadavg()[0]:.1f})", flush=True)
 
 
 if __name__ == "__main__":
