@@ -266,3 +266,18 @@ def test_waveform_crops_are_fresh_windows_of_the_effected_audio(corpus, tmp_path
     spread = [o for values in offsets.values() for o in values]
     assert kstest(spread, "uniform").pvalue > 1e-3
     assert len(set(spread)) > 0.9 * len(spread)
+
+
+def test_only_waveform_crops_need_the_upstream_in_training(corpus):
+    """A distributed run loads the model for probes whose protocol binds it: the frame-crop
+    protocol (fast) does not, the waveform-crop one (reference) does."""
+    from bench.protocols.base import PROTOCOLS
+
+    fast = TASKS.get("superb.asv")(corpus)
+    reference = TASKS.get("superb.asv")(corpus, {"training_crops": "waveform"})
+    assert fast.protocol == "speaker_verification"
+    assert reference.protocol == "speaker_verification.waveform_crops"
+    assert not hasattr(PROTOCOLS.get(fast.protocol)(), "bind_upstream")
+    assert hasattr(PROTOCOLS.get(reference.protocol)(), "bind_upstream")
+    with pytest.raises(Exception, match="training_crops must be one of frames, waveform"):
+        TASKS.get("superb.asv")(corpus, {"training_crops": "audio"}).verify()

@@ -57,6 +57,8 @@ from bench.protocols.sweep import Trial, run_sweep, score_trials, select_lr
 from bench.task import Task
 
 CROP_SECONDS = 8.0
+#: the protocol of superb.asv with ``training_crops: waveform``
+WAVEFORM_CROPS_PROTOCOL = "speaker_verification.waveform_crops"
 AM_SOFTMAX_SCALE, AM_SOFTMAX_MARGIN = 30.0, 0.4
 #: s3prl's ``superb_asv.py`` clips gradients at 1e3 (effectively never)
 GRAD_CLIP = 1000.0
@@ -291,30 +293,12 @@ class SpeakerVerification(ProbeProtocol):
     feature_kind = "sequence"
     pooling = "mean and standard deviation over the TDNN output's valid frames"
 
-    def __init__(self) -> None:
-        self.upstream: Any = None
-
-    def bind_upstream(self, upstream: Any) -> None:
-        """The runner hands over the built upstream (for ``training_crops: waveform``)."""
-        self.upstream = upstream
-
     def training_utterances(
         self, task: Task, items: Sequence[Item], features: FeatureStore, device: str = "cpu"
     ) -> Utterances | WaveformCrops:
-        """The cache's frames, or fresh waveform crops (task option ``training_crops``)."""
-        crops = getattr(task.options, "training_crops", "frames")
-        if crops == "frames":
-            return Utterances(features.sequences(items))
-        if crops != "waveform":
-            raise DataError(
-                f"{task.metadata.name}: training_crops must be frames or waveform, got {crops!r}"
-            )
-        if self.upstream is None:
-            raise DataError(
-                f"{task.metadata.name}: training_crops=waveform runs the encoder while "
-                "training, and no upstream was handed over (bind_upstream)"
-            )
-        return WaveformCrops(items, self.upstream, task.audio_effects(), device)
+        """Training crops of the cache's frames (``SpeakerVerificationOnWaveformCrops``:
+        of the waveform)."""
+        return Utterances(features.sequences(items))
 
     def run(
         self,
@@ -414,4 +398,29 @@ class SpeakerVerification(ProbeProtocol):
         )
 
 
+class SpeakerVerificationOnWaveformCrops(SpeakerVerification):
+    """``SpeakerVerification`` trained on fresh random waveform crops, the encoder run in
+    the training loop (``WaveformCrops``; superb.asv's ``training_crops: waveform``). A
+    protocol of its own because it needs the upstream (``bind_upstream``: a distributed
+    run loads the model for its probes), which the frame-crop protocol does not."""
+
+    def __init__(self) -> None:
+        self.upstream: Any = None
+
+    def bind_upstream(self, upstream: Any) -> None:
+        """The runner hands over the built upstream."""
+        self.upstream = upstream
+
+    def training_utterances(
+        self, task: Task, items: Sequence[Item], features: FeatureStore, device: str = "cpu"
+    ) -> Utterances | WaveformCrops:
+        if self.upstream is None:
+            raise DataError(
+                f"{task.metadata.name}: training on waveform crops runs the encoder while "
+                "training, and no upstream was handed over (bind_upstream)"
+            )
+        return WaveformCrops(items, self.upstream, task.audio_effects(), device)
+
+
 PROTOCOLS.register("speaker_verification", SpeakerVerification)
+PROTOCOLS.register(WAVEFORM_CROPS_PROTOCOL, SpeakerVerificationOnWaveformCrops)

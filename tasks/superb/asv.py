@@ -69,13 +69,15 @@ from __future__ import annotations
 import hashlib
 import random
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bench.audio_effects import SUPERB_ASV_EFFECTS
 from bench.corpus_check import CorpusReport
 from bench.data import DataError, Fold, Item, TaskData
+from bench.protocols.verification import WAVEFORM_CROPS_PROTOCOL
 from bench.task import EFFECTED_DURATIONS, Schedule, TaskMetadata, register_task
 from bench.tasks.corpora.voxceleb1 import (
     CORPUS_DIR,
@@ -166,6 +168,11 @@ class SpeakerVerification(VoxCeleb1Task):
         min_seconds: float = 2.0
         audio: str = "gain"
         training_crops: str = "frames"
+
+    def __init__(self, data_root: Path | None, options: Mapping[str, Any] | None = None):
+        super().__init__(data_root, options)
+        if self.options.training_crops == "waveform":  # the encoder in the training loop
+            self.protocol = WAVEFORM_CROPS_PROTOCOL  # type: ignore[misc]
 
     def audio_effects(self) -> tuple[tuple[str, ...], ...]:
         return SUPERB_ASV_EFFECTS if self.options.audio == "sox" else ()
