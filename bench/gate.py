@@ -221,8 +221,10 @@ def compare(
     policy: TolerancePolicy,
     missing_reasons: Mapping[str, str] | None = None,
     notes: Sequence[str] = (),
+    upstream: str | None = None,
 ) -> GateResult:
-    """Check ``records`` (task -> the new checkpoint's record) against ``baseline``."""
+    """Check ``records`` (task -> the new checkpoint's record) against ``baseline``;
+    ``upstream`` names the checkpoint when no record does (none was found)."""
     check_policy(baseline, policy)
     verdicts = [
         _verdict(task, expected, records.get(task), policy.for_task(task), missing_reasons or {})
@@ -230,7 +232,7 @@ def compare(
     ]
     upstreams = {record.upstream for record in records.values()}
     return GateResult(
-        upstream=", ".join(sorted(upstreams)) or "?",
+        upstream=", ".join(sorted(upstreams)) or upstream or "?",
         baseline=baseline,
         verdicts=verdicts,
         notes=[*notes, *_notes(baseline, records, verdicts)],

@@ -130,7 +130,8 @@ def measure(
             f"{label:>10} {group:>9} tasks: audio {audio_seconds:7.0f} s | bare forward {bare:7.1f} s "
             f"| full run {full:7.1f} s | ratio {full / bare:6.2f} "
             f"(of which extraction {timings['extract_s']:.1f} s, probes {timings['probe_s']:.1f} s) "
-            f"| {scores}"
+            f"| {scores} | load average {os.getloadavg()[0]:.1f}",
+            flush=True,
         )
 
 
@@ -144,7 +145,11 @@ def main() -> None:
     args = parser.parse_args()
     setup_logging("WARNING")
     threads = configure_threads(args.threads)
-    print(f"torch {torch.__version__}, {threads} threads; demo data generated once, not timed")
+    print(
+        f"torch {torch.__version__}, {threads} threads; demo data generated once, not timed; "
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs",
+        flush=True,
+    )
     with tempfile.TemporaryDirectory(prefix="bench-overhead-") as folder:
         scratch = Path(folder)
         data_root = scratch / "demo-data"

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import os
 import statistics
 import subprocess
 import sys
@@ -144,6 +145,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-executors-") as folder:
         root = Path(folder)
+        print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
         print(f"scheduling overhead ({args.units} empty units together, then one alone):")
         for engine in args.engines.split(","):
             if engine == "slurm" and not slurm_is_up():

@@ -183,7 +183,8 @@ def main() -> None:
     print(
         f"torch {torch.__version__}, {threads} threads; {len(lrs)} learning rates x 1 seed, "
         f"{args.steps} steps of 2 x {args.batch} utterances, {args.items} utterances per split; "
-        "HuBERT-Base-size random encoder",
+        f"HuBERT-Base-size random encoder; load average {os.getloadavg()[0]:.1f} "
+        f"on {os.cpu_count()} CPUs",
         flush=True,
     )
     with tempfile.TemporaryDirectory(prefix="bench-frames-") as folder:

@@ -81,3 +81,23 @@ def test_killed_sweep_resumes_at_its_last_evaluation(tmp_path):
     assert after_kill.metrics == reference.metrics
     assert after_kill.trials == reference.trials
     assert after_kill.layer_weights == reference.layer_weights
+
+
+def test_opening_sweep_checkpoints_removes_a_killed_writers_temporary(tmp_path):
+    from bench.fileio import _HOST
+    from bench.frames.checkpoint import SweepCheckpoints
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], **CAPTURE)
+    directory = tmp_path / "checkpoints"
+    directory.mkdir()
+    stale = directory / f".fold0.pt.tmp-{int(dead.stdout)}@{_HOST}"
+    live = directory / f".fold1.pt.tmp-{os.getpid()}@{_HOST}"
+    stale.write_bytes(b"half a model")
+    live.write_bytes(b"being written")
+    checkpoints = SweepCheckpoints(directory, {"run": "toy"})
+    assert not stale.exists() and live.exists()
+    checkpoints.save("fold0", {"step": 1})
+    assert checkpoints.load("fold0") == {"step": 1}
+
+
+CAPTURE = {"capture_output": True, "text": True}

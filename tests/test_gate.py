@@ -143,6 +143,13 @@ def test_missing_task_cannot_be_evaluated(baseline):
     assert verdicts(result)["superb.asv"].reason == "no record at somewhere"
 
 
+def test_a_checkpoint_without_records_is_named_in_the_verdict(baseline):
+    reasons = {task: "no record" for task in baseline.tasks}
+    result = compare(baseline, {}, parse_tolerances([]), reasons, upstream="./ckpt")
+    assert result.exit_code == 2
+    assert "Checkpoint `./ckpt` against baseline" in verdict_markdown(result)
+
+
 def test_regression_wins_over_missing(baseline):
     assert check(baseline, [accuracy("n", [50.0] * 3)]).exit_code == 1
 

@@ -162,3 +162,13 @@ def test_cache_and_stream_train_the_same_translation_probes(tmp_path, mlflow_uri
     )
     assert cached.metrics == streamed.metrics
     assert [t["curve"] for t in cached.trials] == [t["curve"] for t in streamed.trials]
+
+
+def test_the_reference_profile_is_s3prls_schedule_and_labelled_approximate():
+    from bench.profiles import resolve_profile
+
+    reference = resolve_profile("superb.st", "speech_translation", "reference")
+    assert reference.settings["lr_grid"] == (1e-3,) and reference.settings["seeds"] == (1337,)
+    assert reference.settings["max_steps"] == 32_000 and reference.settings["eval_every"] == 2_000
+    assert reference.label("weighted") == "reference (approximate)"
+    assert resolve_profile("superb.st", "speech_translation").label("weighted") == "fast"

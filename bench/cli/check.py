@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
         records, reasons, notes = _read_records(
             args.records or Path(config.paths.records), args.upstream, baseline
         )
-    result = compare(baseline, records, policy, reasons, notes)
+    result = compare(baseline, records, policy, reasons, notes, upstream=args.upstream)
     text = verdict_markdown(result)
     print(text, end="")
     if args.markdown:

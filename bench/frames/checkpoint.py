@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from bench.fileio import atomic_write
+from bench.fileio import atomic_write, remove_stale_temporaries
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,7 @@ class SweepCheckpoints:
     def __init__(self, directory: Path, key: dict[str, Any]):
         self.directory = Path(directory)
         self.key = {"format": FORMAT, **key}
+        remove_stale_temporaries(self.directory)  # a killed writer's: a whole model each
 
     def _file(self, group: str) -> Path:
         return self.directory / f"{group}.pt"

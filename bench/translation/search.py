@@ -31,7 +31,8 @@ class Decoder(Protocol):
 
 
 def constrain(log_probs: Tensor, step: int, max_length: int, min_len: int) -> Tensor:
-    """fairseq's rules on the next token's log-probabilities (in place)."""
+    """fairseq's rules on the next token's log-probabilities (in place; NaN counts as -inf)."""
+    log_probs.masked_fill_(torch.isnan(log_probs), -math.inf)
     log_probs[:, PAD] = -math.inf
     if step >= max_length:
         log_probs[:, :EOS] = -math.inf
