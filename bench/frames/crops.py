@@ -4,7 +4,8 @@ s3prl's SID and ASV loaders crop every training read: an utterance longer than
 ``max_timestep`` (128,000 samples, 8 s) is cut to a random window (``random.randint(0,
 length - max_timestep)``) and the upstream sees only the window. A feature cache cannot
 hold a fresh window per read, so ``WaveformCrops`` reads and encodes them as a probe asks:
-the audio through the task's sox chain (``bench.audio_effects``; ASV's), the offset drawn
+the audio through the task's sox chain (``bench.audio_effects``) or its float gain, as
+extraction reads it, the offset drawn
 from the caller's generator (one per probe, so stacked probes stay independent), crops
 of equal length encoded together (so no encoder ever sees padding). It gives the frames
 (rounded to float16 as the sequence cache stores them) or the per-layer means (as the
@@ -41,8 +42,14 @@ class WaveformCrops:
         effects: Sequence[Sequence[str]] = (),
         device: str = "cpu",
         crop_seconds: float = CROP_SECONDS,
+        cropped: Sequence[bool] | None = None,
+        gain_db: float = 0.0,
     ):
         self.items = list(items)
+        #: the task's float gain where it has no sox chain, as extraction applies it
+        self.gain = np.float32(10.0 ** (gain_db / 20.0))
+        #: which items are cropped (None: all longer than a crop; KS crops only _silence_)
+        self.cropped = None if cropped is None else list(cropped)
         self.device = torch.device(device)  # the probe's: s3prl runs both on one device
         self.upstream = upstream.to(self.device).eval()
         self.crop_samples = round(crop_seconds * upstream.sample_rate)
@@ -67,10 +74,13 @@ class WaveformCrops:
         """The crops of ``items[index]`` (row r's offset from ``generators[r]``) through the
         encoder: (rows, output) per group of equal-length crops."""
         began = time.perf_counter()
-        waves = [
-            self.crop(self.loader.load(*self.items[i].audio_ref), generator)
-            for i, generator in zip(index, generators, strict=True)
-        ]
+        waves = []
+        for i, generator in zip(index, generators, strict=True):
+            wave = self.loader.load(*self.items[i].audio_ref)
+            wave = wave if self.gain == 1.0 else wave * self.gain
+            waves.append(
+                wave if self.cropped and not self.cropped[i] else self.crop(wave, generator)
+            )
         by_length: dict[int, list[int]] = {}
         for row, wave in enumerate(waves):
             by_length.setdefault(len(wave), []).append(row)

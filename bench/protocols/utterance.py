@@ -316,6 +316,7 @@ class UtteranceClassificationOnWaveformCrops(UtteranceClassification):
         from bench.frames.crops import CROP_SECONDS, WaveformCrops
 
         seconds = float(getattr(task.options, "crop_seconds", CROP_SECONDS))
+        crops_item = getattr(task, "crops_item", None)  # which items a read crops
 
         if self.upstream is None:
             raise DataError(
@@ -329,6 +330,8 @@ class UtteranceClassificationOnWaveformCrops(UtteranceClassification):
                 task.audio_effects(),
                 settings.device,
                 seconds,
+                None if crops_item is None else [crops_item(i) for i in data.items(fold.train)],
+                0.0 if task.audio_effects() else task.audio_gain_db,
             )
             for fold in data.folds
         ]

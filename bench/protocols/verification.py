@@ -368,7 +368,9 @@ class SpeakerVerificationOnWaveformCrops(SpeakerVerification):
                 f"{task.metadata.name}: training on waveform crops runs the encoder while "
                 "training, and no upstream was handed over (bind_upstream)"
             )
-        return WaveformCrops(items, self.upstream, task.audio_effects(), device)
+        effects = task.audio_effects()
+        gain = 0.0 if effects else task.audio_gain_db  # as extraction reads the audio
+        return WaveformCrops(items, self.upstream, effects, device, gain_db=gain)
 
 
 PROTOCOLS.register("speaker_verification", SpeakerVerification)
