@@ -70,6 +70,14 @@ EXTRA_OF_MODULE = {
     "s3prl": "s3prl",
     "praatio": "units",
     "flask": "ui",
+    "ray": "ray",
+    "submitit": "slurm",
+    "pyannote": "diarization",
+    "pesq": "enhancement",
+    "pystoi": "enhancement",
+    "sentencepiece": "translation",
+    "sacrebleu": "translation",
+    "sacremoses": "translation",
 }
 
 

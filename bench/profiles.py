@@ -98,37 +98,33 @@ def _s3prl(
     )
 
 
-#: random 1 s ``_silence_`` training crops per noise file under KS's reference profile
-#: (tasks/superb/ks.py: s3prl takes a fresh one at every read)
-KS_SILENCE_CROPS = 1_000
-
 REFERENCE: dict[str, ReferenceProtocol] = {
-    "superb.ks": dataclasses.replace(
-        _s3prl(
-            "speech_commands",
-            200_000,
-            5_000,
-            1e-4,
-            "train/dev split by the SHA-1 speaker hash",
-            "sox gain -3.0 on int32 samples",
-            "dev accuracy on one class-balanced resample of dev (selection on it)",
-            "_silence_: every noise file in train and dev, random 1 s crops (dev: one per file)",
-            split="hash",
-            audio="sox",
-            dev="resample",
-            silence_crops=KS_SILENCE_CROPS,
-        ),
-        not_reproduced=(
-            "a fresh random 1 s crop of a background-noise file at every read of _silence_ "
-            f"(bench: one of {KS_SILENCE_CROPS:,} random crops per file)",
-        ),
+    "superb.ks": _s3prl(
+        "speech_commands",
+        200_000,
+        5_000,
+        1e-4,
+        "train/dev split by the SHA-1 speaker hash",
+        "sox gain -3.0 on int32 samples",
+        "dev accuracy on one class-balanced resample of dev (selection on it)",
+        "_silence_: every noise file one item of train and dev; a fresh random 1 s crop "
+        "at every training read, encoded in the training loop (dev: one random crop)",
+        split="hash",
+        audio="sox",
+        dev="resample",
+        training_crops="waveform",
+        crop_seconds=1.0,
     ),
     "superb.ic": _s3prl("fluent_commands", 200_000, 5_000, 1e-4),
-    "superb.sid": dataclasses.replace(
-        _s3prl("voxceleb1", 200_000, 5_000, 1e-4),
-        not_reproduced=(
-            "a fresh random 8 s waveform crop of every training utterance at every read",
-        ),
+    "superb.sid": _s3prl(
+        "voxceleb1",
+        200_000,
+        5_000,
+        1e-4,
+        "a fresh random 8 s waveform crop of every training utterance at every read, the "
+        "encoder run on it in the training loop",
+        training_crops="waveform",
+        crop_seconds=8.0,  # max_timestep: 128000
     ),
     # needs s3prl's meta_data folder (task_options.superb.er.s3prl_meta_data)
     "superb.er": _s3prl(

@@ -18,7 +18,7 @@ from bench.audio_effects import SUPERB_KS_EFFECTS, apply_sox_effects
 from bench.cache import FeatureCache
 from bench.data import DataError
 from bench.extract import Extractor
-from bench.profiles import KS_SILENCE_CROPS, S3PRL_SEED, reference_for
+from bench.profiles import S3PRL_SEED, reference_for
 from bench.task import TASKS
 
 RATE = 16_000
@@ -116,15 +116,14 @@ def test_sox_gain_reaches_the_encoder_and_has_its_own_cache(corpus, tmp_path):
         np.testing.assert_array_equal(fast.seen[want[:64].tobytes()], want)
 
 
-def test_the_reference_profile_switches_both_on_and_its_label_loses_them():
+def test_the_reference_profile_switches_them_on_and_has_the_plain_label():
     resolved = reference_for("superb.ks", "utterance_classification")
     assert resolved.task_options == {
-        "split": "hash", "audio": "sox", "dev": "resample", "silence_crops": KS_SILENCE_CROPS
+        "split": "hash", "audio": "sox", "dev": "resample",
+        "training_crops": "waveform", "crop_seconds": 1.0,
     }  # fmt: skip
-    # only the freshness of the _silence_ crops is left
-    (left,) = resolved.not_reproduced
-    assert left.startswith("a fresh random 1 s crop") and "1,000 random crops per file" in left
-    assert resolved.label("weighted") == "reference (approximate)"
+    assert resolved.not_reproduced == ()
+    assert resolved.label("weighted") == "reference"
 
 
 def test_random_silence_crops_are_uniform_one_file_one_item_and_read_exactly(tmp_path):
@@ -173,3 +172,76 @@ def test_random_silence_crops_are_uniform_one_file_one_item_and_read_exactly(tmp
     assert [(i.key, i.start) for i in again] == [(i.key, i.start) for i in items]  # seeded
     with pytest.raises(DataError, match="silence_crops must be 0 or more"):
         make(root, silence_crops=-1)
+
+
+def test_fresh_silence_crops_read_whole_noise_files_and_crop_only_them(corpus, tmp_path):
+    from bench.frames.crops import WaveformCrops
+    from bench.tasks.corpora.speech_commands import SILENCE
+
+    task = make(corpus, split="hash", training_crops="waveform", audio="sox")
+    assert task.protocol == "utterance_classification.waveform_crops"
+    data = task.load()
+    train = data.splits["train"]
+    noise = sorted((corpus / "speech_commands_v0.01" / "_background_noise_").glob("*.wav"))
+    silence = [i for i in train if i.label == SILENCE]
+    assert sorted(i.path for i in silence) == noise and all(i.end is None for i in silence)
+    dev = [i for i in data.splits["dev"] if i.label == SILENCE]
+    assert [round((i.end - i.start) * RATE) for i in dev] == [RATE] * len(noise)
+    upstream = Recording()
+    crops = WaveformCrops(
+        train, upstream, task.audio_effects(), crop_seconds=1.0,
+        cropped=[task.crops_item(i) for i in train],
+    )  # fmt: skip
+    generator = torch.Generator().manual_seed(0)
+    position = train.index(silence[0])
+    clip = next(i for i, item in enumerate(train) if item.label != SILENCE)
+    whole = apply_sox_effects(
+        soundfile.read(silence[0].path, dtype="float32")[0], RATE, SUPERB_KS_EFFECTS
+    )
+    for _ in range(20):
+        crops.pooled([position, clip], [generator, generator])
+    windows = [w for w in upstream.seen.values() if len(w) == RATE]
+    starts = set()
+    for window in windows:  # each a window of the effected noise file
+        (start,) = [
+            s for s in range(len(whole) - RATE + 1)
+            if whole[s] == window[0] and np.array_equal(whole[s : s + RATE], window)
+        ]  # fmt: skip
+        starts.add(start)
+    assert len(starts) > 15  # a fresh crop at (nearly) every read
+    clip_wave = apply_sox_effects(
+        soundfile.read(train[clip].path, dtype="float32")[0], RATE, SUPERB_KS_EFFECTS
+    )
+    np.testing.assert_array_equal(upstream.seen[clip_wave[:64].tobytes()], clip_wave)  # whole
+
+
+def test_a_reference_run_has_the_plain_label(corpus, tmp_path):
+    import json
+
+    from bench.cli import main
+    from bench.records import read_records
+
+    workspace = tmp_path / "workspace"
+    argv = ["run", "--task", "superb.ks", "--upstream", "fbank_no_cmvn"]
+    argv += ["--data-root", str(corpus), f"paths.workspace={workspace}", "--quick"]
+    argv += ["tracking.enabled=false", "runtime.progress=false", "protocol.profile=reference"]
+    argv += ["probe.max_steps=6", "probe.eval_every=3", "probe.batch_size=8"]
+    assert main(argv) == 0
+    (record,) = read_records(workspace / "records")
+    assert record.protocol["not_reproduced"] == []
+    assert record.protocol["label"] == "reference (modified: max_steps, batch_size, eval_every)"
+    (stored,) = (workspace / "records").rglob("*.json")
+    identity = json.loads(stored.read_text())["identity"]
+    assert identity["settings"]["protocol"] == "utterance_classification.waveform_crops"
+
+
+def test_crops_without_a_chain_get_the_tasks_float_gain_as_extraction_does(corpus):
+    from bench.frames.crops import WaveformCrops
+
+    task = make(corpus, training_crops="waveform")  # audio: gain
+    train = task.load().splits["train"]
+    upstream = Recording()
+    crops = WaveformCrops(train, upstream, task.audio_effects(), gain_db=task.audio_gain_db)
+    crops.pooled([0], [None])
+    want = soundfile.read(train[0].path, dtype="float32")[0] * np.float32(10 ** (-3 / 20))
+    np.testing.assert_array_equal(upstream.seen[want[:64].tobytes()], want)

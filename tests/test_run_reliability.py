@@ -6,11 +6,12 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import closing, contextmanager, suppress
 from pathlib import Path
 
 import pytest
@@ -205,17 +206,15 @@ def _terminate_in_training(process: subprocess.Popen, uri: str) -> str:
     """SIGTERM once the task's MLflow run is RUNNING; the process's stderr."""
 
     def running() -> list:
-        if not Path(uri.removeprefix("sqlite:///")).is_file():
+        # Read-only SQL, not an MlflowClient: a client opened while bench creates the store
+        # would create (or migrate) it too, and the two would race.
+        path = Path(uri.removeprefix("sqlite:///"))
+        if not path.is_file():
             return []
-        from mlflow.tracking import MlflowClient
-
         try:
-            client = MlflowClient(tracking_uri=uri)
-            return client.search_runs(
-                [e.experiment_id for e in client.search_experiments()],
-                filter_string="attributes.status = 'RUNNING'",
-            )
-        except Exception:  # the store is being created
+            with closing(sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)) as db:
+                return db.execute("SELECT run_uuid FROM runs WHERE status = 'RUNNING'").fetchall()
+        except sqlite3.Error:  # the store is being created
             return []
 
     wait_for(running, process, "RUNNING MLflow run")

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -174,11 +175,23 @@ class UtteranceClassification(ProbeProtocol):
                 for split in ("dev", "test")
             }
 
-        sweep = _UtteranceSweep(folds, encoder, upstream, settings, selection_metric)
+        sweep = self._sweep(task, data, folds, encoder, upstream, settings, selection_metric)
         trials = run_stacked_sweep(
             sweep, settings, len(folds), f"probe {task.metadata.name}", f"dev {selection_metric}"
         )
         return sweep_outcome(trials, score, selection_metric, [fold.name for fold in data.folds])
+
+    def _sweep(
+        self,
+        task: Task,
+        data: TaskData,
+        folds: list[dict[str, SplitArrays]],
+        encoder: LabelEncoder,
+        upstream: UpstreamInfo,
+        settings: ProbeSettings,
+        selection_metric: str,
+    ) -> _UtteranceSweep:
+        return _UtteranceSweep(folds, encoder, upstream, settings, selection_metric)
 
     def _fold_arrays(
         self,
@@ -249,4 +262,84 @@ class _UtteranceSweep:
         return [classification_metrics(probe, labels)[self.selection_metric] for probe in predicted]
 
 
+@dataclass
+class _WaveformCropSweep(_UtteranceSweep):
+    """``_UtteranceSweep`` whose training batches are fresh random waveform crops of the
+    drawn items, encoded per step (``bench.frames.crops``); each probe's crops are drawn
+    from its own generator. Dev and test stay the pooled cache's whole utterances."""
+
+    crops: list[Any] = field(default_factory=list)  # one WaveformCrops per fold
+
+    def step_loss(self, fold: int, group: nn.Module, active: ActiveProbes) -> Tensor:
+        train = self.folds[fold]["train"]
+        assert train.sample_weights is not None
+        size = self.settings.batch_size
+        index = torch.stack(
+            [
+                torch.multinomial(train.sample_weights, size, replacement=True, generator=g)
+                for g in active.generators
+            ]
+        )
+        generators = [g for g in active.generators for _ in range(size)]
+        features = self.crops[fold].pooled(
+            index.flatten().tolist(), generators, self.settings.layer_norm
+        )
+        features = features.to(train.features.device)
+        logits = group(features.view(len(active), size, *features.shape[1:]))
+        return classification_loss(
+            logits, train.labels[index.to(train.labels.device)], self.encoder.sizes
+        )
+
+
+class UtteranceClassificationOnWaveformCrops(UtteranceClassification):
+    """``UtteranceClassification`` trained on s3prl's fresh random waveform crops, the
+    encoder run in the training loop (superb.sid's ``training_crops: waveform``). A protocol
+    of its own because it needs the upstream (``bind_upstream``)."""
+
+    def __init__(self) -> None:
+        self.upstream: Any = None
+
+    def bind_upstream(self, upstream: Any) -> None:
+        """The runner hands over the built upstream."""
+        self.upstream = upstream
+
+    def _sweep(
+        self,
+        task: Task,
+        data: TaskData,
+        folds: list[dict[str, SplitArrays]],
+        encoder: LabelEncoder,
+        upstream: UpstreamInfo,
+        settings: ProbeSettings,
+        selection_metric: str,
+    ) -> _UtteranceSweep:
+        from bench.frames.crops import CROP_SECONDS, WaveformCrops
+
+        seconds = float(getattr(task.options, "crop_seconds", CROP_SECONDS))
+        crops_item = getattr(task, "crops_item", None)  # which items a read crops
+
+        if self.upstream is None:
+            raise DataError(
+                f"{task.metadata.name}: training on waveform crops runs the encoder while "
+                "training, and no upstream was handed over (bind_upstream)"
+            )
+        crops = [
+            WaveformCrops(
+                data.items(fold.train),
+                self.upstream,
+                task.audio_effects(),
+                settings.device,
+                seconds,
+                None if crops_item is None else [crops_item(i) for i in data.items(fold.train)],
+                0.0 if task.audio_effects() else task.audio_gain_db,
+            )
+            for fold in data.folds
+        ]
+        return _WaveformCropSweep(folds, encoder, upstream, settings, selection_metric, crops)
+
+
+#: the protocol of a task whose training crops are fresh waveform windows (superb.sid)
+WAVEFORM_CROPS_PROTOCOL = "utterance_classification.waveform_crops"
+
 PROTOCOLS.register("utterance_classification", UtteranceClassification)
+PROTOCOLS.register(WAVEFORM_CROPS_PROTOCOL, UtteranceClassificationOnWaveformCrops)

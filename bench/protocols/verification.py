@@ -29,7 +29,6 @@ Checkpoint and learning-rate selection, recorded in ``ProbeOutcome.selected``:
 from __future__ import annotations
 
 import statistics
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +40,8 @@ from torch import Tensor, nn
 
 from bench.data import DataError, Item, TaskData
 from bench.featurizer import WeightedSum
+from bench.frames.crops import CROP_SECONDS
+from bench.frames.crops import WaveformCrops as FreshCrops
 from bench.heads import frame_mask
 from bench.metrics.verification import equal_error_rate, min_dcf
 from bench.probe import TrainResult, seeded, train_probe
@@ -56,7 +57,6 @@ from bench.protocols.base import (
 from bench.protocols.sweep import Trial, run_sweep, score_trials, select_lr
 from bench.task import Task
 
-CROP_SECONDS = 8.0
 #: the protocol of superb.asv with ``training_crops: waveform``
 WAVEFORM_CROPS_PROTOCOL = "speaker_verification.waveform_crops"
 AM_SOFTMAX_SCALE, AM_SOFTMAX_MARGIN = 30.0, 0.4
@@ -175,40 +175,10 @@ class Utterances:
         return padded, lengths
 
 
-class WaveformCrops:
-    """Training utterances as s3prl's ASV loader reads them: each read loads the audio
-    (through the task's sox chain), takes a random window of ``crop_samples`` when it is
-    longer (offset uniform over ``0 ... len - crop``, as ``random.randint``) and runs the
-    encoder on it. Crops of equal length are encoded together, so no encoder ever sees
-    padding; frames are rounded to float16 as the cache stores them."""
-
-    def __init__(
-        self,
-        items: Sequence[Item],
-        upstream: Any,
-        effects: Sequence[Sequence[str]],
-        device: str = "cpu",
-        crop_seconds: float = CROP_SECONDS,
-    ):
-        from bench.audio_effects import audio_loader
-
-        self.items = list(items)
-        self.device = torch.device(device)  # the probe's: s3prl runs both on one device
-        self.upstream = upstream.to(self.device).eval()
-        self.crop_samples = round(crop_seconds * upstream.sample_rate)
-        self.loader = audio_loader(upstream.sample_rate, effects)
-        self.threads = torch.get_num_threads()
-        #: seconds spent reading and encoding crops
-        self.seconds = 0.0
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def crop(self, wave: np.ndarray, generator: torch.Generator | None) -> np.ndarray:
-        if len(wave) <= self.crop_samples:
-            return wave
-        start = int(torch.randint(len(wave) - self.crop_samples + 1, (1,), generator=generator))
-        return wave[start : start + self.crop_samples]
+class WaveformCrops(FreshCrops):
+    """Training utterances as s3prl's ASV loader reads them (``bench.frames.crops``): each
+    read a fresh random window of the (effected) waveform, encoded; ``Utterances.batch``'s
+    output for them."""
 
     def batch(
         self,
@@ -216,33 +186,12 @@ class WaveformCrops:
         max_frames: int | None = None,
         generator: torch.Generator | None = None,
     ) -> tuple[Tensor, Tensor]:
-        """``Utterances.batch``'s output for fresh crops (``max_frames`` is not used: the
-        waveform is what is cropped)."""
-        from bench.extract import _check_output, pad_batch
-        from bench.frames.sources import _threads
-
-        began = time.perf_counter()
-        waves = [self.crop(self.loader.load(*self.items[i].audio_ref), generator) for i in index]
-        frames: list[Tensor | None] = [None] * len(waves)
-        by_length: dict[int, list[int]] = {}
-        for row, wave in enumerate(waves):
-            by_length.setdefault(len(wave), []).append(row)
-        for rows in by_length.values():
-            wavs, lengths = pad_batch([waves[row] for row in rows])
-            with torch.inference_mode(), _threads(self.threads):
-                output = self.upstream(wavs.to(self.device), lengths.to(self.device))
-            _check_output(output, [self.items[index[row]].audio_ref for row in rows], "upstream")
-            stacked = torch.stack([h.to(torch.float16) for h in output.hidden_states], dim=2)
-            for position, (row, length) in enumerate(
-                zip(rows, output.lengths.tolist(), strict=True)
-            ):
-                frames[row] = stacked[position, :length].float().cpu()
-        self.seconds += time.perf_counter() - began
-        lengths = torch.tensor([len(f) for f in frames if f is not None])
+        """``max_frames`` is not used: the waveform is what is cropped."""
+        frames = self.frames(index, [generator] * len(index))
+        lengths = torch.tensor([len(f) for f in frames])
         longest = max(int(lengths.max()), TDNN_REDUCTION + 1)
-        padded = torch.zeros(len(frames), longest, *frames[0].shape[1:], dtype=torch.float32)  # type: ignore[union-attr]
+        padded = torch.zeros(len(frames), longest, *frames[0].shape[1:], dtype=torch.float32)
         for row, crop in enumerate(frames):
-            assert crop is not None
             padded[row, : len(crop)] = crop
         return padded, lengths
 
@@ -419,7 +368,9 @@ class SpeakerVerificationOnWaveformCrops(SpeakerVerification):
                 f"{task.metadata.name}: training on waveform crops runs the encoder while "
                 "training, and no upstream was handed over (bind_upstream)"
             )
-        return WaveformCrops(items, self.upstream, task.audio_effects(), device)
+        effects = task.audio_effects()
+        gain = 0.0 if effects else task.audio_gain_db  # as extraction reads the audio
+        return WaveformCrops(items, self.upstream, effects, device, gain_db=gain)
 
 
 PROTOCOLS.register("speaker_verification", SpeakerVerification)

@@ -40,6 +40,9 @@ items, so bench cuts crops:
   crop of each file (s3prl reseeds before every evaluation, so its dev crops are one fixed
   draw too). Seeded, so the same tree gives the same crops. A read is then one of M crops
   per file, not a fresh one.
+- ``whole_noise``: s3prl's items exactly: each noise file one whole training item (the
+  task's protocol then takes a fresh random 1 s crop at every read, ``bench.frames.crops``)
+  and, for dev, one random crop of each file as above.
 
 Every folder and file is listed with ``bench.corpus_files``: a folder that cannot be read
 is an error naming it, never skipped, and ``*.WAV`` counts as ``*.wav``.
@@ -141,7 +144,11 @@ def word_clips(train_root: Path) -> list[tuple[str, Path, str]]:
 
 
 def read_train_dev(
-    train_root: Path, rule: str = "lists", dev_every: int = 10, random_crops: int = 0
+    train_root: Path,
+    rule: str = "lists",
+    dev_every: int = 10,
+    random_crops: int = 0,
+    whole_noise: bool = False,
 ) -> tuple[list[Item], list[Item]]:
     if not train_root.is_dir():
         raise DataError(f"{train_root} does not exist: expected the unpacked {TRAIN_DIR} archive")
@@ -150,7 +157,14 @@ def read_train_dev(
     for relative, path, label in word_clips(train_root):
         splits[assign(relative)].append(Item(key=relative, path=path, label=label))
     noise_files = list_files(train_root / BACKGROUND_DIR, WAV)
-    if random_crops:
+    if whole_noise:
+        _, dev = _random_crops(noise_files, 0)
+        splits["train"] += [
+            Item(key=f"{BACKGROUND_DIR}/{noise.name}", path=noise, label=SILENCE)
+            for noise in noise_files
+        ]
+        splits["dev"] += dev
+    elif random_crops:
         train, dev = _random_crops(noise_files, random_crops)
         splits["train"] += train
         splits["dev"] += dev
@@ -243,9 +257,10 @@ def read_speech_commands(
     rule: str = "lists",
     dev_every: int = 10,
     random_crops: int = 0,
+    whole_noise: bool = False,
 ) -> TaskData:
     """``extras["split_rule"]`` names the rule that made train and dev."""
-    train, dev = read_train_dev(train_root, rule, dev_every, random_crops)
+    train, dev = read_train_dev(train_root, rule, dev_every, random_crops, whole_noise)
     return TaskData(
         splits={"train": train, "dev": dev, "test": read_test(test_root)},
         vocabulary={"label": list(CLASSES)},

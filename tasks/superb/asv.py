@@ -60,8 +60,9 @@ Sequence cache: the x-vector reads frames, so ASV fills the frame-level cache (f
 every layer). For VoxCeleb1 (about 352 h) that is about 20 GB for FBANK but about 1.3 TB
 for a 13-layer, 768-dimensional model (HuBERT/WavLM Base), far over
 ``extract.max_sequence_cache_gb`` (50 GB); bench refuses such a run rather than fill the
-disk. Raise the limit on a machine with the disk for it; online extraction or caching fewer
-layers is not implemented.
+disk. Raise the limit on a machine with the disk for it; caching fewer layers is not
+implemented, and ``training_crops: waveform`` encodes training reads online but the cache
+still holds every utterance (only the test trials would need theirs).
 """
 
 from __future__ import annotations

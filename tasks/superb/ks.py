@@ -37,9 +37,17 @@ Two more options switch on s3prl's own handling (the reference profile sets both
 - ``silence_crops``: 0 (default) keeps the split rule's fixed ``_silence_`` crops; M > 0
   is s3prl's random crops, drawn once (``bench.tasks.corpora.speech_commands``): every
   noise file in train and dev, M random 1 s crops of each for training (a read takes one
-  at random), one random crop of each for dev. The reference profile uses M = 1,000
-  (6,000 s of noise crops to extract, about a tenth of KS's training audio); s3prl takes a
-  fresh crop at every read (about 89,000 reads per file over 200,000 updates).
+  at random), one random crop of each for dev: a cheap approximation of s3prl, which takes
+  a fresh crop at every read (about 89,000 reads per file over 200,000 updates); M = 1,000
+  is 6,000 s of noise crops to extract, about a tenth of KS's training audio.
+- ``training_crops``: ``cached`` (default) trains on the feature cache; ``waveform`` is
+  s3prl exactly (the reference profile's): each noise file is one whole training item and
+  every training read is encoded in the training loop (protocol
+  ``utterance_classification.waveform_crops``, ``bench.frames.crops``), a ``_silence_``
+  read as a fresh random ``crop_seconds`` (1 s) window, the clips whole; dev (one random
+  crop per noise file, as ``silence_crops``) and test come from the cache. Its price is
+  s3prl's: an encoder forward of 32 x 1 s per update, about 1,800 h of encoder input over
+  200,000 updates (about 125 passes over KS's training set).
 
 Protocol, from s3prl's ``downstream/speech_commands`` (config.yaml, dataset.py,
 expert.py): head Linear(D, 256) -> mean pool -> Linear(12), cross-entropy; Adam, lr 1e-4,
@@ -63,6 +71,7 @@ from typing import Any
 from bench.audio_effects import SUPERB_KS_EFFECTS
 from bench.corpus_check import CorpusReport
 from bench.data import DataError, Item, TaskData
+from bench.protocols.utterance import WAVEFORM_CROPS_PROTOCOL
 from bench.task import Schedule, TaskMetadata, register_task
 from bench.tasks.corpora.speech_commands import (
     SILENCE,
@@ -76,6 +85,8 @@ from bench.tasks.superb.common import CITATION, HOMEPAGE, SUPERB_LR_GRID, Superb
 
 #: option ``audio``: bench's float gain, or s3prl's sox chain; option ``dev`` (module doc)
 AUDIO_CHOICES, DEV_CHOICES = ("gain", "sox"), ("all", "resample")
+#: option ``training_crops``: training items from the cache, or read in the training loop
+CROPS = ("cached", "waveform")
 #: s3prl's ``--seed``, with which it reseeds before every evaluation
 S3PRL_SEED = 1337
 
@@ -112,7 +123,8 @@ class KeywordSpotting(KeywordSpottingProtocol, SuperbTask):
         """train_dir, test_dir: the two unpacked archives, when not under --data-root.
         split: how train and dev are made, ``lists`` or ``hash`` (s3prl's; see above).
         audio: ``gain`` or ``sox``; dev: ``all`` or ``resample`` (s3prl's; see above);
-        silence_crops: 0 (the split rule's fixed crops) or M random crops per noise file."""
+        silence_crops: 0 (the split rule's fixed crops) or M random crops per noise file;
+        training_crops: cached | waveform; crop_seconds (module doc)."""
 
         train_dir: str | None = None
         test_dir: str | None = None
@@ -120,11 +132,21 @@ class KeywordSpotting(KeywordSpottingProtocol, SuperbTask):
         audio: str = "gain"
         dev: str = "all"
         silence_crops: int = 0
+        training_crops: str = "cached"
+        #: the fresh _silence_ crops' length (``training_crops: waveform``; s3prl: 1 s)
+        crop_seconds: float = 1.0
 
     def __init__(self, data_root: Path | None, options: Mapping[str, Any] | None = None):
         super().__init__(data_root, options)
         if self.options.dev == "resample":  # s3prl's dev-best is on plain accuracy
             self.selection_metric = "accuracy"  # type: ignore[misc]
+        if self.options.training_crops == "waveform":  # the encoder in the training loop
+            self.protocol = WAVEFORM_CROPS_PROTOCOL  # type: ignore[misc]
+
+    def crops_item(self, item: Item) -> bool:
+        """Which training reads ``training_crops: waveform`` crops: s3prl crops only
+        ``_silence_`` (its other clips are at most 1 s and read whole)."""
+        return item.label == SILENCE
 
     def audio_effects(self) -> tuple[tuple[str, ...], ...]:
         return SUPERB_KS_EFFECTS if self.options.audio == "sox" else ()
@@ -145,7 +167,8 @@ class KeywordSpotting(KeywordSpottingProtocol, SuperbTask):
         return [self.train_root(), self.test_root()]
 
     def verify(self) -> CorpusReport:
-        for name, choices in (("audio", AUDIO_CHOICES), ("dev", DEV_CHOICES)):
+        options = (("audio", AUDIO_CHOICES), ("dev", DEV_CHOICES), ("training_crops", CROPS))
+        for name, choices in options:
             if getattr(self.options, name) not in choices:
                 raise DataError(
                     f"{self.metadata.name}: {name} must be one of {', '.join(choices)}, "
@@ -161,6 +184,7 @@ class KeywordSpotting(KeywordSpottingProtocol, SuperbTask):
             self.test_root(),
             self.options.split,
             random_crops=self.options.silence_crops,
+            whole_noise=self.options.training_crops == "waveform",
         )
 
     def load(self) -> TaskData:

@@ -21,6 +21,13 @@ draw picks an utterance uniformly and then one of its crops, as s3prl picks an u
 and then a crop position. Dev and test are whole utterances. The random crop's continuum of
 positions becomes K positions; K = 4 by default (an utterance of d > 8 s costs
 min(K, ceil(d / 8)) x 8 s of extraction instead of d).
+
+Option ``training_crops: waveform`` (the reference profile's) is s3prl's instead: training
+items are whole utterances and every training read takes a fresh random window of at most
+``crop_seconds`` of the waveform, which the encoder runs on in the training loop
+(protocol ``utterance_classification.waveform_crops``, ``bench.frames.crops``): an encoder
+forward of up to 32 x 8 s per update (s3prl's cost, about 14,000 h of encoder input over
+200,000 updates). Dev and test stay whole utterances from the pooled cache.
 bench sweeps ``SUPERB_LR_GRID`` and stops early: dev every 1,000 steps, after 10 without
 improvement.
 """
@@ -28,11 +35,14 @@ improvement.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bench.corpus_check import CorpusReport
 from bench.data import DataError, Item, TaskData
+from bench.protocols.utterance import WAVEFORM_CROPS_PROTOCOL
 from bench.task import Schedule, TaskMetadata, register_task
 from bench.tasks.corpora.voxceleb1 import (
     CORPUS_DIR,
@@ -46,6 +56,8 @@ from bench.tasks.corpora.voxceleb1 import (
 from bench.tasks.superb.common import CITATION, HOMEPAGE, SUPERB_LR_GRID, SuperbTask
 
 VOXCELEB_LICENSE = "CC BY-SA 4.0 (VoxCeleb1 metadata; audio from YouTube)"
+#: option ``training_crops``: bench's fixed crops, or fresh waveform crops (module doc)
+TRAINING_CROPS = ("fixed", "waveform")
 
 
 def crop_segments(
@@ -109,12 +121,24 @@ class SpeakerIdentification(VoxCeleb1Task):
 
     @dataclass(frozen=True)
     class Options(VoxCeleb1Options):
-        """crops_per_utterance (K) and crop_seconds: the fixed training crops (module doc)."""
+        """crops_per_utterance (K) and crop_seconds: the fixed training crops;
+        training_crops: fixed | waveform (module doc)."""
 
         crops_per_utterance: int = 4
         crop_seconds: float = 8.0
+        training_crops: str = "fixed"
+
+    def __init__(self, data_root: Path | None, options: Mapping[str, Any] | None = None):
+        super().__init__(data_root, options)
+        if self.options.training_crops == "waveform":  # the encoder in the training loop
+            self.protocol = WAVEFORM_CROPS_PROTOCOL  # type: ignore[misc]
 
     def verify(self) -> CorpusReport:
+        if self.options.training_crops not in TRAINING_CROPS:
+            raise DataError(
+                f"{self.metadata.name}: training_crops must be one of {', '.join(TRAINING_CROPS)}, "
+                f"got {self.options.training_crops!r}"
+            )
         if self.options.crops_per_utterance < 1 or self.options.crop_seconds <= 0:
             raise DataError(
                 f"{self.metadata.name}: crops_per_utterance must be >= 1 and crop_seconds > 0"
@@ -134,6 +158,8 @@ class SpeakerIdentification(VoxCeleb1Task):
 
     def load(self) -> TaskData:
         data = self.read()
+        if self.options.training_crops == "waveform":  # whole: the protocol crops them
+            return data
         train = data.splits["train"]
         durations = self.durations(item.path for item in train)
         data.splits["train"] = [
