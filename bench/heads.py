@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar, Self
+
 import torch
 from torch import Tensor, nn
 
@@ -94,9 +96,11 @@ def stack_layers(layers: nn.Module, probes: int) -> nn.Module:
     raise TypeError(f"no stacked form for {type(layers).__name__}")
 
 
-@register_stacked(UtteranceHead)
-class StackedUtteranceHead(StackedModule):
-    """P ``UtteranceHead``s: pooled ``[P, B, L, D]`` (or ``[B, L, D]`` shared) -> ``[P, B, C]``."""
+class StackedProjectedHead(StackedModule):
+    """P heads of the form weighted sum -> ``projector`` -> ``classifier`` (``Linear`` or
+    ``Sequential`` layers); subclasses name the head class and define ``forward``."""
+
+    head_class: ClassVar[type[nn.Module]]
 
     def __init__(
         self,
@@ -110,14 +114,21 @@ class StackedUtteranceHead(StackedModule):
         self.featurizer, self.projector, self.classifier = featurizer, projector, classifier
 
     @classmethod
-    def empty(cls, head: nn.Module, probes: int) -> StackedUtteranceHead:
-        assert isinstance(head, UtteranceHead)
+    def empty(cls, head: nn.Module, probes: int) -> Self:
+        assert isinstance(head, cls.head_class)
         return cls(
             probes,
             StackedWeightedSum.like(head.featurizer, probes),
             stack_layers(head.projector, probes),
             stack_layers(head.classifier, probes),
         )
+
+
+@register_stacked(UtteranceHead)
+class StackedUtteranceHead(StackedProjectedHead):
+    """P ``UtteranceHead``s: pooled ``[P, B, L, D]`` (or ``[B, L, D]`` shared) -> ``[P, B, C]``."""
+
+    head_class = UtteranceHead
 
     def forward(self, pooled: Tensor, shared: bool = False) -> Tensor:
         combined = self.featurizer(pooled, shared=shared, prenormalized=True)

@@ -27,10 +27,10 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from bench.ctc.augment import spec_augment
 from bench.ctc.recipe import RecurrentHead
-from bench.featurizer import StackedWeightedSum, WeightedSum
-from bench.heads import stack_layers
+from bench.featurizer import WeightedSum
+from bench.heads import StackedProjectedHead
 from bench.hear.predictor import SeededDropout
-from bench.stacking import StackedModule, register_stacked
+from bench.stacking import register_stacked
 
 
 def output_lengths(lengths: Tensor, frame_step: int) -> Tensor:
@@ -60,30 +60,11 @@ class LinearCTCHead(nn.Module):
 
 
 @register_stacked(LinearCTCHead)
-class StackedLinearCTCHead(StackedModule):
+class StackedLinearCTCHead(StackedProjectedHead):
     """P ``LinearCTCHead``s: frames ``[P, B, T, L, D]`` (or ``[B, T, L, D]`` shared) ->
     logits ``[P, B, T, V]``."""
 
-    def __init__(
-        self,
-        probes: int,
-        featurizer: StackedWeightedSum,
-        projector: nn.Module,
-        classifier: nn.Module,
-    ):
-        super().__init__()
-        self.probes = probes
-        self.featurizer, self.projector, self.classifier = featurizer, projector, classifier
-
-    @classmethod
-    def empty(cls, head: nn.Module, probes: int) -> StackedLinearCTCHead:
-        assert isinstance(head, LinearCTCHead)
-        return cls(
-            probes,
-            StackedWeightedSum.like(head.featurizer, probes),
-            stack_layers(head.projector, probes),
-            stack_layers(head.classifier, probes),
-        )
+    head_class = LinearCTCHead
 
     def forward(self, frames: Tensor, lengths: Tensor, shared: bool = False) -> Tensor:
         return self.classifier(self.projector(self.featurizer(frames, shared=shared)))
