@@ -189,6 +189,16 @@ class ProbeProtocol:
         raise NotImplementedError
 
 
+class ResumableProtocol(ProbeProtocol):
+    """A protocol whose long sweeps checkpoint every evaluation and resume after a kill:
+    the runner hands it ``bench.frames.checkpoint.SweepCheckpoints`` before ``run``."""
+
+    checkpoints: Any = None
+
+    def use_checkpoints(self, checkpoints: Any) -> None:
+        self.checkpoints = checkpoints
+
+
 def _populate_protocols() -> None:
     from bench.protocols import PROTOCOL_MODULES
 

@@ -59,8 +59,8 @@ from bench.protocols.base import (
     PROTOCOLS,
     FeatureStore,
     ProbeOutcome,
-    ProbeProtocol,
     ProbeSettings,
+    ResumableProtocol,
     UpstreamInfo,
 )
 from bench.protocols.sweep import Trial, run_stacked_sweep, select_lr, sweep_outcome
@@ -188,14 +188,10 @@ def trainable(split: CTCSplit, frame_step: int = 1) -> list[int]:
     ]
 
 
-class CTCRecognition(ProbeProtocol):
+class CTCRecognition(ResumableProtocol):
     feature_kind = "sequence"
     frame_stream = True
-    #: where the sweep keeps its checkpoints (set by the runner, ``use_checkpoints``)
     checkpoints: SweepCheckpoints | None = None
-
-    def use_checkpoints(self, checkpoints: SweepCheckpoints) -> None:
-        self.checkpoints = checkpoints
 
     def run(
         self,

@@ -56,8 +56,8 @@ from bench.protocols.base import (
     PROTOCOLS,
     FeatureStore,
     ProbeOutcome,
-    ProbeProtocol,
     ProbeSettings,
+    ResumableProtocol,
     UpstreamInfo,
 )
 from bench.protocols.ctc import autocast, length_batches
@@ -176,14 +176,10 @@ def score_split(
     ]
 
 
-class SpeechTranslation(ProbeProtocol):
+class SpeechTranslation(ResumableProtocol):
     feature_kind = "sequence"
     frame_stream = True
-    #: where the sweep keeps its checkpoints (set by the runner, ``use_checkpoints``)
     checkpoints: SweepCheckpoints | None = None
-
-    def use_checkpoints(self, checkpoints: SweepCheckpoints) -> None:
-        self.checkpoints = checkpoints
 
     def run(
         self,
