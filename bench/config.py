@@ -253,10 +253,12 @@ def _first_line(error: Exception) -> str:
 
 
 def _validate(config: DictConfig) -> None:
-    layers = config.probe.layers
-    if layers not in ("weighted", "last", "concat") and not layers.lstrip("-").isdigit():
+    layers = str(config.probe.layers)
+    named = layers in ("weighted", "last", "concat") or layers.lstrip("-").isdigit()
+    if not named and re.fullmatch(r"\d+-\d+|\d+(,\d+)+", layers) is None:
         raise ConfigError(
-            f"probe.layers must be weighted, last, concat or a layer index, not '{layers}'"
+            "probe.layers must be weighted, last, concat, a layer index or a subset "
+            f"(A-B, A,B,C), not '{layers}'"
         )
     choices = {
         "extract.padding_variant": ("exact", "bucketed", "batch"),

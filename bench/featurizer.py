@@ -19,11 +19,14 @@ from torch import Tensor, nn
 from bench.stacking import per_probe
 
 
-def parse_layers(layers: str | int, num_layers: int) -> str | int:
-    """``"weighted"``, ``"concat"``, or a validated non-negative layer index (``"last"`` and
-    negative indices resolved)."""
+def parse_layers(layers: str | int, num_layers: int) -> str | int | tuple[int, ...]:
+    """``"weighted"``, ``"concat"``, a validated non-negative layer index (``"last"`` and
+    negative indices resolved), or a subset for a weighted sum over some layers only:
+    ``"A-B"`` (A to B inclusive) or ``"A,B,C"``, as sorted unique indices."""
     if layers in ("weighted", "concat"):
         return layers
+    if isinstance(layers, str) and ("," in layers or "-" in layers.lstrip("-")):
+        return layer_subset(layers, num_layers)
     index = num_layers - 1 if layers == "last" else int(layers)
     if index < 0:
         index += num_layers
@@ -34,11 +37,35 @@ def parse_layers(layers: str | int, num_layers: int) -> str | int:
     return index
 
 
+def layer_subset(spec: str, num_layers: int) -> tuple[int, ...]:
+    """``"A-B"`` or ``"A,B,C"`` as sorted unique layer indices, each checked."""
+    try:
+        if "," in spec:
+            indices = [int(part) for part in spec.split(",")]
+        else:
+            first, last = (int(part) for part in spec.split("-"))
+            indices = list(range(first, last + 1))
+    except ValueError:
+        raise ValueError(
+            f"probe.layers={spec}: a layer subset is A-B or A,B,C (layer indices)"
+        ) from None
+    subset = tuple(sorted({int(parse_layers(index, num_layers)) for index in indices}))
+    if len(subset) < 2:
+        raise ValueError(f"probe.layers={spec}: a subset needs two layers or more")
+    return subset
+
+
 def _fixed_layer(layers: str | int, num_layers: int) -> int | None:
     """The layer a weighted sum is pinned to, or None for a learned one."""
     selection = parse_layers(layers, num_layers)
     if selection == "concat":
         raise ValueError("layers=concat is not a weighted sum; only HEAR protocols support it")
+    if isinstance(selection, tuple):
+        raise ValueError(
+            f"probe.layers={layers}: a layer subset is read by frame-level tasks, whose frame "
+            "cache or stream then holds only those layers; this task reads the pooled cache "
+            "of every layer: use weighted, last or one layer index"
+        )
     return None if selection == "weighted" else int(selection)
 
 

@@ -65,6 +65,27 @@ def test_a_layer_subset_cache_fits_where_all_layers_do_not():
         plan(source="stream", can_stream=False)
 
 
+def test_a_weighted_sum_over_a_layer_subset_caches_only_those_layers():
+    assert probe_layers("3-5", 13) == (3, 4, 5) and probe_layers("12,0,6,6", 13) == (0, 6, 12)
+    # cache_layers=all: a subset still caches only itself (83 GB, where all layers are 359)
+    subset = plan(probe_selection="10-12", budget_gb=100.0)
+    assert (subset.source, subset.layers) == ("cache", (10, 11, 12))
+    assert subset.cache_gb == pytest.approx(3 * 27.6, abs=0.2)
+    assert "layers 10, 11, 12" in subset.reason
+    assert plan(probe_selection="0-12", budget_gb=100.0).source == "stream"  # over the budget
+    for bad, message in (("5-3", "two layers or more"), ("0,13", "does not exist"),
+                         ("1-x", "A-B or A,B,C")):  # fmt: skip
+        with pytest.raises(ValueError, match=message):
+            plan(probe_selection=bad)
+
+
+def test_a_layer_subset_on_a_pooled_task_is_refused_with_the_reason():
+    from bench.featurizer import WeightedSum
+
+    with pytest.raises(ValueError, match="read by frame-level tasks"):
+        WeightedSum(13, "2-4")
+
+
 def test_cache_key_names_its_layers_and_keeps_earlier_digests():
     key = CacheKey("u", "h", (8, 8), 50.0, 16000, "sequence", "data")
     fields = dataclasses.asdict(key)
@@ -189,6 +210,20 @@ def test_a_one_layer_cache_gives_the_probe_of_that_layer(corpus, hubert, tmp_pat
     assert key["layers"] == [1]
     assert narrow.metrics == full.metrics
     assert narrow.probe["layers"] == 1  # the record keeps the user's setting
+
+
+@pytest.mark.slow
+def test_a_layer_subset_probe_reads_a_cache_or_stream_of_those_layers(corpus, hubert, tmp_path):
+    cached = run_pr(corpus, tmp_path / "c", str(hubert), "probe.layers=1-2")
+    streamed = run_pr(
+        corpus, tmp_path / "s", str(hubert), "probe.layers=1,2", "extract.sequence_source=stream"
+    )
+    for record in (cached, streamed):
+        assert record.data["frames"]["layers"] == [1, 2]
+        assert len(record.layer_weights) == 2 and sum(record.layer_weights) == pytest.approx(1)
+    key = json.loads((Path(cached.data["cache"]) / "key.json").read_text())
+    assert key["layers"] == [1, 2]
+    assert cached.probe["layers"] == "1-2"  # the record keeps the user's setting
 
 
 def test_a_frame_task_that_cannot_stream_is_refused_with_its_options(demo_root, tmp_path, capsys):

@@ -12,7 +12,8 @@ for a Large one (25 x 1024). ``extract.sequence_source`` says where frames come 
 
 ``extract.cache_layers=probe`` restricts the cache to the layers the probe reads (one
 layer for ``probe.layers=N`` or ``last``; every layer for the weighted sum); the cache key
-names the layers it holds. A stream keeps only the probe's layers in any case.
+names the layers it holds. A weighted sum over a subset (``probe.layers=A-B`` or
+``A,B,C``) always caches only its layers. A stream keeps only the probe's layers in any case.
 """
 
 from __future__ import annotations
@@ -52,10 +53,13 @@ class FramePlan:
 
 
 def probe_layers(layers: str | int, num_layers: int) -> tuple[int, ...]:
-    """The layers a probe reads: all for a weighted sum (or concatenation), else one."""
+    """The layers a probe reads: all for a weighted sum (or concatenation), a subset's
+    layers, or one."""
     selection = parse_layers(layers, num_layers)
     if selection in ("weighted", "concat"):
         return tuple(range(num_layers))
+    if isinstance(selection, tuple):
+        return selection
     return (int(selection),)
 
 
@@ -76,7 +80,9 @@ def plan_frames(
     """Where a frame-level task's features come from (see the module docstring)."""
     every = tuple(range(len(hidden_sizes)))
     needed = probe_layers(probe_selection, len(hidden_sizes))
-    cached = needed if cache_layers == "probe" else every
+    # a subset is a weighted sum over the source's layers, so its cache holds only them
+    subset = isinstance(parse_layers(probe_selection, len(hidden_sizes)), tuple)
+    cached = needed if cache_layers == "probe" or subset else every
     size = cache_size_gb(seconds, frame_rate, [hidden_sizes[i] for i in cached])
     what = _describe(cached, len(hidden_sizes), size)
     if source == "stream":

@@ -333,6 +333,8 @@ class QueryByExample(ProbeProtocol):
         if selection == "concat":
             raise DataError("query by example runs DTW on one layer at a time, not on concat")
         layer = parse_layers(selection, num_layers)
+        if isinstance(layer, tuple):  # a subset: each of its layers, the best on dev
+            return list(layer)
         assert isinstance(layer, int)
         return [layer]
 
