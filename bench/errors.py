@@ -78,6 +78,8 @@ EXTRA_OF_MODULE = {
     "sentencepiece": "translation",
     "sacrebleu": "translation",
     "sacremoses": "translation",
+    "pygtrie": "lm",
+    "kenlm": "lm",
 }
 
 

@@ -107,8 +107,15 @@ def task_profile(task_cls: type[Task], task_run: TaskRun, config: DictConfig) ->
 
 
 def user_task_options(task_run: TaskRun, config: DictConfig) -> dict[str, Any]:
-    """The task options the user gave (bench.yaml / overrides, then the TaskRun's)."""
-    return {**config.task_options.get(task_run.task, {}), **task_run.options}
+    """The task options the user gave (bench.yaml / overrides, then the TaskRun's). A task
+    name's dots nest on the command line (``task_options.superb.asr.decoder=beam`` is
+    ``{superb: {asr: {decoder: beam}}}``): both spellings are read."""
+    given = config.task_options
+    nested: Any = given
+    for part in task_run.task.split("."):
+        nested = nested.get(part, {}) if hasattr(nested, "get") else {}
+    literal = given.get(task_run.task, {})
+    return {**nested, **literal, **task_run.options}
 
 
 def make_task(

@@ -57,3 +57,15 @@ def test_tracking_uri_precedence(tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
     assert tracking_uri(load_config()) == "http://127.0.0.1:5000"
     assert tracking_uri(load_config(overrides=["tracking.uri=sqlite:///x.db"])) == "sqlite:///x.db"
+
+
+def test_task_options_given_with_the_task_name_dotted_reach_the_task(tmp_path, monkeypatch):
+    from bench.runner import user_task_options
+    from bench.task import TaskRun
+
+    monkeypatch.chdir(tmp_path)
+    dotted = load_config(overrides=["task_options.superb.asr.decoder=beam"])
+    literal = load_config(overrides=["task_options={superb.ks: {split: hash}}"])
+    assert user_task_options(TaskRun("superb.asr"), dotted) == {"decoder": "beam"}
+    assert user_task_options(TaskRun("superb.ks"), literal) == {"split": "hash"}
+    assert user_task_options(TaskRun("superb.ks"), dotted) == {}

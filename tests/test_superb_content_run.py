@@ -56,3 +56,17 @@ def test_speech_recognition_scores_both_test_sets(data_root, fast_overrides, tmp
         assert record.metrics[split]["uer"]["mean"] >= 0  # learning: test_ctc_protocol.py
     # identical audio in test-clean and its copy: identical scores
     assert record.metrics["test"] == record.metrics["test_other"]
+
+
+def test_speech_recognition_with_beam_search_says_so(
+    data_root, fast_overrides, tmp_path, monkeypatch
+):
+    small = RecurrentHead(project_dim=32, rnn_dim=32, spec_augment=SpecAugment())
+    recipe = dataclasses.replace(SpeechRecognition.ctc_recipe, head=small)
+    monkeypatch.setattr(SpeechRecognition, "ctc_recipe", recipe)
+    pytest.importorskip("pyctcdecode")
+    overrides = [*fast_overrides, *FAST, "probe.max_steps=20"]
+    overrides += ["task_options.superb.asr.decoder=beam", "task_options.superb.asr.beam_size=3"]
+    record = run("superb.asr", data_root, overrides, tmp_path / "workspace")["superb.asr"]
+    assert record.selected["decoding"] == "pyctcdecode beam search (beam 3, no language model)"
+    assert record.metrics["test"]["wer"]["mean"] >= 0

@@ -3,10 +3,15 @@ token set's other dropped tokens) removed, as both of s3prl's CTC experts decode
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
 
 from bench.ctc.text import TokenSet
+
+#: logits ``[B, T, V]``, valid lengths ``[B]``, the token set -> units per item
+Decoder = Callable[[Tensor, Tensor, TokenSet], list[list[str]]]
 
 
 def greedy_decode(logits: Tensor, lengths: Tensor, tokens: TokenSet) -> list[list[str]]:

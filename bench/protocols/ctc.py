@@ -46,7 +46,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from bench.ctc.decode import greedy_decode
+from bench.ctc.decode import Decoder, greedy_decode
 from bench.ctc.heads import output_lengths
 from bench.ctc.recipe import CTCRecipe, frame_step
 from bench.ctc.text import TokenSet, Transcription
@@ -145,10 +145,16 @@ def length_batches(lengths: Sequence[int], max_frames: int = EVAL_FRAMES) -> lis
 
 
 def transcribe(
-    group: ProbeGroup, split: CTCSplit, settings: ProbeSettings, tokens: TokenSet, step: int = 1
+    group: ProbeGroup,
+    split: CTCSplit,
+    settings: ProbeSettings,
+    tokens: TokenSet,
+    step: int = 1,
+    decode: Decoder = greedy_decode,
 ) -> list[list[list[str]]]:
-    """Greedy transcripts of every item of ``split`` by every probe of ``group``, each batch
-    fed once to all of them (``shared=True``); the heads keep every ``step``-th frame."""
+    """Transcripts (greedy, or ``decode``'s) of every item of ``split`` by every probe of
+    ``group``, each batch fed once to all of them (``shared=True``); the heads keep every
+    ``step``-th frame."""
     hypotheses: list[list[list[str]]] | None = None
     batches = length_batches(split.lengths)
     frames_of = split.source.iterate([split.items[i] for i in index] for index in batches)
@@ -160,7 +166,7 @@ def transcribe(
         for probe, probe_logits in enumerate(logits):
             for position, units in zip(
                 index,
-                greedy_decode(probe_logits, output_lengths(lengths, step), tokens),
+                decode(probe_logits, output_lengths(lengths, step), tokens),
                 strict=True,
             ):
                 hypotheses[probe][position] = units
@@ -254,7 +260,12 @@ class CTCRecognition(ResumableProtocol):
             raise ProbeDiverged(
                 f"{name}: every learning rate has a failed probe, e.g. lr={lr:g} seed={seed}: {error}"
             )
-        scores = _score_selected(trials, splits, transcription, settings, higher_is_better, step)
+        # selection reads greedy dev scores; a task's own decoder (ASR's optional beam
+        # search) decodes the selected probes' final scores
+        decoder, decoding = getattr(task, "final_decoder", _greedy)(transcription.tokens)
+        scores = _score_selected(
+            trials, splits, transcription, settings, higher_is_better, step, decoder
+        )
         outcome = sweep_outcome(
             trials,
             lambda head, _fold: scores[id(head)],
@@ -264,12 +275,17 @@ class CTCRecognition(ResumableProtocol):
         )
         outcome.selected["ctc_skipped_train_utterances"] = skipped
         outcome.selected["frame_source"] = source.kind
+        outcome.selected["decoding"] = decoding
         for record in outcome.trials:
             if (record["lr"], record["seed"]) in errors:
                 record["error"] = errors[record["lr"], record["seed"]]
         if self.checkpoints is not None:
             self.checkpoints.clear()
         return outcome
+
+
+def _greedy(tokens: TokenSet) -> tuple[Decoder, str]:
+    return greedy_decode, "greedy"
 
 
 def _trainable_split(split: CTCSplit, name: str, step: int) -> tuple[CTCSplit, int]:
@@ -296,9 +312,11 @@ def _score_selected(
     settings: ProbeSettings,
     higher_is_better: bool,
     step: int,
+    decode: Decoder = greedy_decode,
 ) -> dict[int, dict[str, dict[str, float]]]:
     """The scores of the selected learning rate's probes on every scored split, each split
-    read once for all of them (from a stream: one encoder pass); by ``id`` of the head."""
+    read once for all of them (from a stream: one encoder pass), decoded by ``decode``; by
+    ``id`` of the head."""
     lr = select_lr(trials, higher_is_better=higher_is_better)
     heads = [t.model for t in trials if t.lr == lr]
     for head in heads:
@@ -309,7 +327,9 @@ def _score_selected(
     with torch.no_grad():
         for name, split in splits.items():
             for head, hypotheses in zip(
-                heads, transcribe(group, split, settings, transcription.tokens, step), strict=True
+                heads,
+                transcribe(group, split, settings, transcription.tokens, step, decode),
+                strict=True,
             ):
                 scores[id(head)][name] = transcription.scores(hypotheses, split.references)
     return scores

@@ -18,7 +18,10 @@ bucket whose longest utterance exceeds 2,000 samples, so its steps see 16 uttera
 WER (%) on test-clean (``test``) and test-other (``test_other``) with greedy decoding, and
 s3prl's unit error rate (UER: characters and word boundaries). bench sweeps
 ``SUPERB_LR_GRID`` (which holds 1e-4) and stops early after 10 evaluations without
-improvement. s3prl's optional KenLM beam search is not part of SUPERB's number.
+improvement. s3prl's optional KenLM beam search is not part of SUPERB's number;
+``decoder: beam`` (with ``lm_path``) decodes the selected probes with pyctcdecode
+(``bench.ctc.beam``, which says how to install it), and the record's
+``selected.decoding`` says which decoding scored it.
 """
 
 from __future__ import annotations
@@ -26,8 +29,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+from bench.ctc.beam import BeamSearchDecoder, BeamSettings
+from bench.ctc.decode import Decoder, greedy_decode
 from bench.ctc.recipe import CTCRecipe, RecurrentHead, SpecAugment
-from bench.ctc.text import CharTranscription
+from bench.ctc.text import CharTranscription, TokenSet
+from bench.data import DataError
 from bench.frames.batching import LengthBuckets
 from bench.task import Schedule, TaskMetadata, register_task
 from bench.tasks.superb.common import CITATION, HOMEPAGE, SUPERB_LR_GRID
@@ -68,13 +74,32 @@ class SpeechRecognition(LibriSpeechTask):
     @dataclass(frozen=True)
     class Options:
         """librispeech_dir: the LibriSpeech folder; train, dev, test, test_other:
-        LibriSpeech splits (test_other is scored when present)."""
+        LibriSpeech splits (test_other is scored when present). decoder: greedy (SUPERB's)
+        or beam (``bench.ctc.beam``: pyctcdecode, with the KenLM model ``lm_path`` when
+        given, weighted by ``lm_weight`` and ``word_score``; ``beam_size`` hypotheses)."""
 
         librispeech_dir: str | None = None
         train: tuple[str, ...] = ("train-clean-100",)
         dev: tuple[str, ...] = ("dev-clean",)
         test: tuple[str, ...] = ("test-clean",)
         test_other: tuple[str, ...] = ("test-other",)
+        decoder: str = "greedy"
+        beam_size: int = 5
+        lm_path: str | None = None
+        lm_weight: float = 2.0
+        word_score: float = -1.0
 
     def transcription(self) -> CharTranscription:
         return CharTranscription()
+
+    def final_decoder(self, tokens: TokenSet) -> tuple[Decoder, str]:
+        """How the selected probes' scores are decoded, and its description."""
+        options = self.options
+        if options.decoder == "greedy":
+            return greedy_decode, "greedy"
+        if options.decoder != "beam":
+            raise DataError(f"superb.asr: decoder must be greedy or beam, not {options.decoder!r}")
+        beam = BeamSettings(
+            options.beam_size, options.lm_path, options.lm_weight, options.word_score
+        )
+        return BeamSearchDecoder(tokens, beam), beam.describe()
