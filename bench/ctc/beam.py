@@ -42,8 +42,10 @@ class BeamSettings:
     word_score: float = -1.0
 
     def describe(self) -> str:
-        lm = f"KenLM {Path(self.lm_path).name}, lm_weight {self.lm_weight:g}, word_score " \
-            f"{self.word_score:g}" if self.lm_path else "no language model"  # fmt: skip
+        lm = "no language model"
+        if self.lm_path:
+            lm = f"KenLM {Path(self.lm_path).name}, lm_weight {self.lm_weight:g}, "
+            lm += f"word_score {self.word_score:g}"
         return f"pyctcdecode beam search (beam {self.beam_size}, {lm})"
 
 
@@ -63,12 +65,12 @@ class BeamSearchDecoder:
             # without kenlm, pyctcdecode would warn and decode with no language model
             import kenlm  # noqa: F401
         self.settings = settings
+        # pyctcdecode's labels: "" is the blank, " " the word boundary; a dropped token
+        # (eos) gets a marker that no transcript holds, removed after decoding
         self.dropped = {i: f"\u2047{i}\u2047" for i in tokens.dropped if i != tokens.blank}
-        labels = [
-            "" if i == tokens.blank else " " if symbol == WORD_BOUNDARY else
-            self.dropped.get(i, symbol)
-            for i, symbol in enumerate(tokens.symbols)
-        ]  # fmt: skip
+        labels = [self.dropped.get(i, symbol) for i, symbol in enumerate(tokens.symbols)]
+        labels = [" " if label == WORD_BOUNDARY else label for label in labels]
+        labels[tokens.blank] = ""
         self.decoder = build_ctcdecoder(
             labels,
             kenlm_model_path=settings.lm_path,

@@ -22,3 +22,8 @@ def greedy_decode(logits: Tensor, lengths: Tensor, tokens: TokenSet) -> list[lis
         collapsed = torch.unique_consecutive(path[:length]).tolist()
         decoded.append(tokens.decode(collapsed))
     return decoded
+
+
+def greedy(tokens: TokenSet) -> tuple[Decoder, str]:
+    """The default final decoding of a CTC task, and its description for the record."""
+    return greedy_decode, "greedy"

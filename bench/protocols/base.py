@@ -18,6 +18,7 @@ from typing import Protocol as TypingProtocol
 
 import numpy as np
 
+from bench.data import DataError
 from bench.registry import Registry
 
 if TYPE_CHECKING:
@@ -187,6 +188,25 @@ class ProbeProtocol:
         settings: ProbeSettings,
     ) -> ProbeOutcome:  # pragma: no cover - implemented by each protocol
         raise NotImplementedError
+
+
+class BindsUpstream:
+    """A protocol that runs the encoder itself while training (on fresh waveform crops):
+    the runner hands it the built upstream (``bind_upstream``) before ``run``."""
+
+    upstream: Any = None
+
+    def bind_upstream(self, upstream: Any) -> None:
+        self.upstream = upstream
+
+    def bound_upstream(self, task_name: str) -> Any:
+        """The upstream handed over, or a clear error when there is none."""
+        if self.upstream is None:
+            raise DataError(
+                f"{task_name}: training on waveform crops runs the encoder while training, "
+                "and no upstream was handed over (bind_upstream)"
+            )
+        return self.upstream
 
 
 class ResumableProtocol(ProbeProtocol):

@@ -46,7 +46,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from bench.ctc.decode import Decoder, greedy_decode
+from bench.ctc.decode import Decoder, greedy, greedy_decode
 from bench.ctc.heads import output_lengths
 from bench.ctc.recipe import CTCRecipe, frame_step
 from bench.ctc.text import TokenSet, Transcription
@@ -262,7 +262,7 @@ class CTCRecognition(ResumableProtocol):
             )
         # selection reads greedy dev scores; a task's own decoder (ASR's optional beam
         # search) decodes the selected probes' final scores
-        decoder, decoding = getattr(task, "final_decoder", _greedy)(transcription.tokens)
+        decoder, decoding = getattr(task, "final_decoder", greedy)(transcription.tokens)
         scores = _score_selected(
             trials, splits, transcription, settings, higher_is_better, step, decoder
         )
@@ -282,10 +282,6 @@ class CTCRecognition(ResumableProtocol):
         if self.checkpoints is not None:
             self.checkpoints.clear()
         return outcome
-
-
-def _greedy(tokens: TokenSet) -> tuple[Decoder, str]:
-    return greedy_decode, "greedy"
 
 
 def _trainable_split(split: CTCSplit, name: str, step: int) -> tuple[CTCSplit, int]:

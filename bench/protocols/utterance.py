@@ -34,6 +34,7 @@ from bench.heads import UtteranceHead
 from bench.probe import seeded
 from bench.protocols.base import (
     PROTOCOLS,
+    BindsUpstream,
     FeatureStore,
     ProbeOutcome,
     ProbeProtocol,
@@ -291,17 +292,10 @@ class _WaveformCropSweep(_UtteranceSweep):
         )
 
 
-class UtteranceClassificationOnWaveformCrops(UtteranceClassification):
+class UtteranceClassificationOnWaveformCrops(BindsUpstream, UtteranceClassification):
     """``UtteranceClassification`` trained on s3prl's fresh random waveform crops, the
     encoder run in the training loop (superb.sid's ``training_crops: waveform``). A protocol
     of its own because it needs the upstream (``bind_upstream``)."""
-
-    def __init__(self) -> None:
-        self.upstream: Any = None
-
-    def bind_upstream(self, upstream: Any) -> None:
-        """The runner hands over the built upstream."""
-        self.upstream = upstream
 
     def _sweep(
         self,
@@ -317,16 +311,11 @@ class UtteranceClassificationOnWaveformCrops(UtteranceClassification):
 
         seconds = float(getattr(task.options, "crop_seconds", CROP_SECONDS))
         crops_item = getattr(task, "crops_item", None)  # which items a read crops
-
-        if self.upstream is None:
-            raise DataError(
-                f"{task.metadata.name}: training on waveform crops runs the encoder while "
-                "training, and no upstream was handed over (bind_upstream)"
-            )
+        model = self.bound_upstream(task.metadata.name)
         crops = [
             WaveformCrops(
                 data.items(fold.train),
-                self.upstream,
+                model,
                 task.audio_effects(),
                 settings.device,
                 seconds,

@@ -31,7 +31,6 @@ from __future__ import annotations
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
@@ -47,6 +46,7 @@ from bench.metrics.verification import equal_error_rate, min_dcf
 from bench.probe import TrainResult, seeded, train_probe
 from bench.protocols.base import (
     PROTOCOLS,
+    BindsUpstream,
     FeatureStore,
     ProbeOutcome,
     ProbeProtocol,
@@ -347,30 +347,19 @@ class SpeakerVerification(ProbeProtocol):
         )
 
 
-class SpeakerVerificationOnWaveformCrops(SpeakerVerification):
+class SpeakerVerificationOnWaveformCrops(BindsUpstream, SpeakerVerification):
     """``SpeakerVerification`` trained on fresh random waveform crops, the encoder run in
     the training loop (``WaveformCrops``; superb.asv's ``training_crops: waveform``). A
     protocol of its own because it needs the upstream (``bind_upstream``: a distributed
     run loads the model for its probes), which the frame-crop protocol does not."""
 
-    def __init__(self) -> None:
-        self.upstream: Any = None
-
-    def bind_upstream(self, upstream: Any) -> None:
-        """The runner hands over the built upstream."""
-        self.upstream = upstream
-
     def training_utterances(
         self, task: Task, items: Sequence[Item], features: FeatureStore, device: str = "cpu"
     ) -> Utterances | WaveformCrops:
-        if self.upstream is None:
-            raise DataError(
-                f"{task.metadata.name}: training on waveform crops runs the encoder while "
-                "training, and no upstream was handed over (bind_upstream)"
-            )
+        upstream = self.bound_upstream(task.metadata.name)
         effects = task.audio_effects()
         gain = 0.0 if effects else task.audio_gain_db  # as extraction reads the audio
-        return WaveformCrops(items, self.upstream, effects, device, gain_db=gain)
+        return WaveformCrops(items, upstream, effects, device, gain_db=gain)
 
 
 PROTOCOLS.register("speaker_verification", SpeakerVerification)

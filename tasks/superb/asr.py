@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from bench.ctc.beam import BeamSearchDecoder, BeamSettings
-from bench.ctc.decode import Decoder, greedy_decode
+from bench.ctc.decode import Decoder, greedy
 from bench.ctc.recipe import CTCRecipe, RecurrentHead, SpecAugment
 from bench.ctc.text import CharTranscription, TokenSet
 from bench.data import DataError
@@ -96,7 +96,7 @@ class SpeechRecognition(LibriSpeechTask):
         """How the selected probes' scores are decoded, and its description."""
         options = self.options
         if options.decoder == "greedy":
-            return greedy_decode, "greedy"
+            return greedy(tokens)
         if options.decoder != "beam":
             raise DataError(f"superb.asr: decoder must be greedy or beam, not {options.decoder!r}")
         beam = BeamSettings(
