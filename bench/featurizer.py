@@ -16,8 +16,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from bench.stacking import per_probe
-
 
 def parse_layers(layers: str | int, num_layers: int) -> str | int | tuple[int, ...]:
     """``"weighted"``, ``"concat"``, a validated non-negative layer index (``"last"`` and
@@ -280,7 +278,7 @@ class StackedWeightedSum(nn.Module):
     def weights(self) -> Tensor:
         """``[P, L]`` softmax weights (one-hot rows for a fixed layer)."""
         if self.logits is not None:
-            return per_probe(lambda logits: torch.softmax(logits, dim=0), self.logits)
+            return torch.softmax(self.logits, dim=-1)
         one_hot = F.one_hot(torch.tensor(self.fixed_layer), self.num_layers).float()
         return one_hot.expand(self.probes, -1)
 
@@ -311,16 +309,17 @@ class StackedWeightedSum(nn.Module):
             rows, index = _stacked_rows(features, self.probes, shared)
             out = _StackedLowPrecisionWeightedSum.apply(rows, index, weights.float(), shared)
         else:
-            # Probe by probe, the product WeightedSum computes for one: the same numbers
-            # alone or in any stack, and a batched product of P x N tiny [1, L] @ [L, D]
-            # matrices is many times slower.
+            # One batched product of every row's [1, L] @ [L, D] (per probe, or with each
+            # shared row against all P weight vectors): on a CPU it is several times faster
+            # than a product per probe, whose matmul copies its rows to fold them.
             rows, _ = _stacked_rows(widen(features), self.probes, shared)
             weights = weights.to(rows.dtype)
-            # unbind, not indexing: the backward of P selects would build P full-size grads
-            parts = [rows] * self.probes if shared else rows.unbind(0)
-            out = torch.stack(
-                [torch.matmul(w, x) for w, x in zip(weights.unbind(0), parts, strict=True)]
-            )
+            if shared:  # [N, P, L] @ [N, L, D] -> [N, P, D]
+                out = torch.bmm(weights.expand(len(rows), -1, -1), rows).transpose(0, 1)
+            else:  # [P * N, 1, L] @ [P * N, L, D] -> [P, N, D]
+                count = rows.shape[1]
+                per_row = weights[:, None, None, :].expand(-1, count, 1, -1)
+                out = torch.bmm(per_row.reshape(-1, 1, self.num_layers), rows.flatten(0, 1))
         return out.reshape(self.probes, *batch, dim)
 
 

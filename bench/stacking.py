@@ -33,15 +33,19 @@ Stacked forms follow one convention, which lets ``StackedModule`` stack, slice, 
 restore probes generically: every parameter and buffer has the probe dimension first and
 the name it has in the head's ``state_dict``.
 
-Numbers: ``StackedOptimizer`` does the arithmetic of torch's fused Adam (and AdamW, SGD)
-per probe, and per-probe clipping is ``clip_grad_norm_`` of that probe's parameters, so a
-stacked probe equals the same probe trained alone to floating-point rounding
-(``tests/test_stacking.py`` trains both ways). Every operation of a stacked step computes
-each probe's slice on its own (batched matrix products, row-wise reductions), so a probe's
-numbers do not depend on which other probes share its stack. That is what makes
-``workers`` free: the probes are dealt to that many stacks, each trained single-threaded
-in its own thread, and the results are bit-identical for any number of workers, cores or
-machine load (the tests check it).
+Numbers: a stacked step runs each operation once for all probes (batched matrix products,
+one softmax, one loss over every probe's rows, per-probe means and clipping norms from
+row-wise reductions), so its cost is close to one probe's on a CPU, where a probe-sized
+step is mostly call overhead, and on a GPU, where it is kernel launches. A probe's
+optimizer step is exact: ``StackedOptimizer`` hands each probe's slices to torch's fused
+Adam (AdamW, SGD) as their own parameter group. The rest rounds as the batched kernels
+round, so a stacked probe equals the same probe trained alone to floating-point
+tolerance, not bit for bit (``tests/test_stacking.py`` trains both ways).
+
+Stacks are deterministic: a sweep's probes are dealt to stacks of at most ``STACK_SIZE``
+by a rule that depends on the sweep alone, each stack is trained single-threaded, and
+``workers`` only says how many stacks train at once, so the results are bit-identical for
+any number of workers, cores or machine load (the tests check it).
 """
 
 from __future__ import annotations
@@ -339,38 +343,25 @@ class StackedLinear(nn.Module):
             parts = zip(rows.unbind(0), self.weight.unbind(0), biases, strict=True)
             out = torch.stack([F.linear(x, w, b) for x, w, b in parts])
         else:
-            out = _BatchedLinear.apply(rows, self.weight, self.bias)
+            # W @ x^T, not x @ W^T: the weight's gradient then comes out in the weight's
+            # own layout, where x @ W^T's would be copied into it on every step
+            columns = rows.transpose(1, 2)
+            if self.bias is None:
+                out = torch.bmm(self.weight, columns).transpose(1, 2)
+            else:
+                out = torch.baddbmm(self.bias.unsqueeze(2), self.weight, columns).transpose(1, 2)
         return out.reshape(*inputs.shape[:-1], out.shape[-1])
 
 
-class _BatchedLinear(torch.autograd.Function):
-    """``x @ W^T + b`` for P probes as batched products, with each bias gradient summed
-    probe by probe (a sum over ``[P, n, out]`` rounds differently for different P)."""
-
-    @staticmethod
-    def forward(ctx, rows: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
-        ctx.save_for_backward(rows, weight)
-        ctx.has_bias = bias is not None
-        if bias is None:
-            return torch.bmm(rows, weight.transpose(1, 2))
-        return torch.baddbmm(bias.unsqueeze(1), rows, weight.transpose(1, 2))
-
-    @staticmethod
-    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
-        rows, weight = ctx.saved_tensors
-        grad_rows = torch.bmm(grad, weight) if ctx.needs_input_grad[0] else None
-        grad_weight = torch.bmm(grad.transpose(1, 2), rows) if ctx.needs_input_grad[1] else None
-        grad_bias = per_probe(lambda g: g.sum(0), grad) if ctx.has_bias else None
-        return grad_rows, grad_weight, grad_bias
-
-
-def per_probe(function: Callable[..., Tensor], *stacked: Tensor) -> Tensor:
-    """``function`` applied to each probe's slices (dimension 0 of every argument), one call
-    per probe, results stacked. For operations whose rounding depends on the size of the
-    tensor they run on (transcendental functions, reductions, softmax, losses): a probe
-    then gets the numbers it gets alone, whatever stack it is in."""
-    slices = zip(*(t.unbind(0) for t in stacked), strict=True)
-    return torch.stack([function(*parts) for parts in slices])
+def probe_means(values: Tensor, valid: Tensor | None = None) -> Tensor:
+    """Each probe's mean of its ``values`` (probe dimension first), over its ``valid`` ones
+    where a mask is given: a loss's ``reduction="mean"`` for every probe at once, from the
+    loss computed with ``reduction="none"`` on all probes' rows."""
+    rows = values.reshape(len(values), -1)
+    if valid is None:
+        return rows.mean(1)
+    mask = valid.reshape(len(values), -1).to(rows.dtype)
+    return (rows * mask).sum(1) / mask.sum(1)
 
 
 # -- optimizers ---------------------------------------------------------------------------
@@ -390,29 +381,28 @@ class GroupOptimizer(Protocol):
 
 class StackedOptimizer:
     """Adam, AdamW or SGD on stacked parameters (probe dimension first), one learning rate
-    per probe: the arithmetic of ``torch.optim.Adam(fused=True)`` (what
-    ``bench.probe.make_optimizer`` gives a single probe) on each probe's slice, equal to it
-    to rounding (the fused kernel computes the elements past its last full vector in
-    double precision).
+    per probe: each probe's slices of the stacked parameters are views handed to one torch
+    optimizer (``bench.probe.make_optimizer``, fused Adam) as a parameter group of their own
+    with the probe's learning rate. Each probe is then updated by the kernel, on the shapes,
+    that update it alone, so its step is bit for bit its step alone.
 
-    Every probe of a stack steps on every step (a stopped probe leaves the stack), so one
-    step count serves all of them, and the bias corrections are those of that count.
+    The views alias the module's parameters: after the module's ``keep`` (new parameter
+    tensors), call ``keep`` here, which rebuilds the views and carries each kept probe's
+    optimizer state over.
     """
 
-    BETAS = (0.9, 0.999)
-    EPS = 1e-8
-
     def __init__(self, module: nn.Module, lrs: Sequence[float], name: str, weight_decay: float):
-        name = name.lower()
-        if name not in ("adam", "adamw", "sgd"):
-            raise ValueError(f"unknown optimizer '{name}'; choose from adam, adamw, sgd")
-        self.module, self.name, self.weight_decay = module, name, weight_decay
-        self.params = list(module.parameters())
+        self.module, self.name, self.weight_decay = module, name.lower(), weight_decay
         self.lrs = [float(lr) for lr in lrs]
-        self.steps = 0
-        if name != "sgd":
-            self.exp_avg = [torch.zeros_like(p) for p in self.params]
-            self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
+        self._build()
+
+    def _build(self) -> None:
+        self.params = list(self.module.parameters())
+        self.views = [[param.detach()[p] for param in self.params] for p in range(len(self.lrs))]
+        groups = [
+            {"params": views, "lr": lr} for views, lr in zip(self.views, self.lrs, strict=True)
+        ]
+        self.optimizer = make_optimizer(self.name, groups, self.lrs[0], self.weight_decay)
 
     def zero_grad(self) -> None:
         for param in self.params:
@@ -420,83 +410,44 @@ class StackedOptimizer:
 
     def keep(self, positions: Sequence[int]) -> None:
         """Keep these probes' state; call after the module's ``keep``."""
-        self.params = list(self.module.parameters())
+        states = [[self.optimizer.state.get(view) for view in views] for views in self.views]
         self.lrs = [self.lrs[p] for p in positions]
-        if self.name != "sgd":
-            index = torch.tensor(list(positions), dtype=torch.long)
-            self.exp_avg = [s[index.to(s.device)] for s in self.exp_avg]
-            self.exp_avg_sq = [s[index.to(s.device)] for s in self.exp_avg_sq]
+        self._build()
+        for views, position in zip(self.views, positions, strict=True):
+            for view, state in zip(views, states[position], strict=True):
+                if state:
+                    self.optimizer.state[view] = state
 
     @torch.no_grad()
     def step(self, grad_clip: float | None) -> None:
-        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
+        grads = [None if p.grad is None else p.grad.contiguous() for p in self.params]
+        for probe, views in enumerate(self.views):
+            for view, grad in zip(views, grads, strict=True):
+                view.grad = None if grad is None else grad[probe]
         if grad_clip:
-            clip_per_probe_(grads, grad_clip)
-        self.steps += 1
-        if self.name == "sgd":
-            for param, grad in zip(self.params, grads, strict=True):
-                if self.weight_decay:
-                    grad = grad + param * self.weight_decay
-                param.sub_(grad * self._per_probe(self.lrs, param))
-            return
-        beta1, beta2 = self.BETAS
-        # Scalars in double, as the fused kernel computes them, then used in float32.
-        correction1 = 1 - beta1**self.steps
-        correction2_sqrt = math.sqrt(1 - beta2**self.steps)
-        step_sizes = [lr / correction1 for lr in self.lrs]
-        for param, grad, exp_avg, exp_avg_sq in zip(
-            self.params, grads, self.exp_avg, self.exp_avg_sq, strict=True
-        ):
-            if self.name == "adamw" and self.weight_decay:
-                decay = [1 - lr * self.weight_decay for lr in self.lrs]
-                param.mul_(self._per_probe(decay, param))
-            elif self.weight_decay:
-                grad = grad + param * self.weight_decay
-            # Plain products and sums only: fused kernels (lerp, addcmul) round the last
-            # elements of a tensor differently from the rest, which would make a probe's
-            # numbers depend on its position in the stack.
-            exp_avg.mul_(beta1).add_(grad * (1 - beta1))
-            exp_avg_sq.mul_(beta2).add_(grad * grad * (1 - beta2))
-            denom = exp_avg_sq.sqrt().div_(correction2_sqrt).add_(self.EPS)
-            param.sub_(exp_avg * self._per_probe(step_sizes, param) / denom)
-
-    @staticmethod
-    def _per_probe(values: Sequence[float], like: Tensor) -> Tensor:
-        shape = (len(values),) + (1,) * (like.dim() - 1)
-        return torch.tensor(values, dtype=like.dtype, device=like.device).view(shape)
+            clip_per_probe_([g for g in grads if g is not None], grad_clip)
+        self.optimizer.step()
 
     def state_dict(self) -> dict[str, Any]:
-        state: dict[str, Any] = {"steps": self.steps, "lrs": list(self.lrs)}
-        if self.name != "sgd":
-            state["exp_avg"], state["exp_avg_sq"] = list(self.exp_avg), list(self.exp_avg_sq)
-        return state
+        return {"lrs": list(self.lrs), "optimizer": self.optimizer.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore ``state_dict()``'s state; call after the module's ``keep``."""
-        self.params = list(self.module.parameters())
-        self.steps, self.lrs = int(state["steps"]), [float(lr) for lr in state["lrs"]]
-        if self.name != "sgd":
-            self.exp_avg = [
-                s.to(p.device) for s, p in zip(state["exp_avg"], self.params, strict=True)
-            ]
-            self.exp_avg_sq = [
-                s.to(p.device) for s, p in zip(state["exp_avg_sq"], self.params, strict=True)
-            ]
+        self.lrs = [float(lr) for lr in state["lrs"]]
+        self._build()
+        self.optimizer.load_state_dict(state["optimizer"])
 
 
 def clip_per_probe_(grads: Sequence[Tensor], max_norm: float) -> Tensor:
-    """``clip_grad_norm_`` of each probe's own parameters, on stacked gradients: each probe's
-    slices are scaled by ``min(1, max_norm / (norm + 1e-6))``, its norm being the 2-norm of
-    all its slices together. Returns the per-probe norms."""
-    norms = per_probe(
-        lambda *slices: torch.linalg.vector_norm(
-            torch.stack([torch.linalg.vector_norm(g) for g in slices])
-        ),
-        *grads,
-    )
+    """``clip_grad_norm_`` of each probe's own parameters, on stacked gradients (probe
+    dimension first): each probe's slices are scaled by ``min(1, max_norm / (norm + 1e-6))``,
+    its norm being the 2-norm of all its slices together. Returns the per-probe norms."""
+    probes = len(grads[0])
+    per_tensor = [torch.linalg.vector_norm(grad.reshape(probes, -1), dim=1) for grad in grads]
+    norms = torch.linalg.vector_norm(torch.stack(per_tensor), dim=0)
     scale = (max_norm / (norms + 1e-6)).clamp(max=1.0)
     for grad in grads:
-        grad.mul_(scale.view((len(scale),) + (1,) * (grad.dim() - 1)))
+        grad.mul_(scale.view((probes,) + (1,) * (grad.dim() - 1)))
     return norms
 
 
@@ -584,8 +535,9 @@ def train_stack(
     in ``specs`` order.
 
     Heads of different architectures (e.g. HEAR's 1- and 2-layer grid points) go to
-    different stacks; each architecture's probes are dealt round-robin to ``workers``
-    stacks, trained side by side, each on one thread; the numbers do not depend on it.
+    different stacks, and an architecture's probes to stacks of at most ``STACK_SIZE``;
+    ``workers`` stacks train side by side, each on one thread, and the numbers do not
+    depend on ``workers``.
     ``stopping`` builds each probe's rule (default: ``default_stopping(schedule)``).
     Callbacks must be thread-safe when ``workers`` > 1 (reading shared features is). With
     ``checkpoints``, each stack saves its whole state (parameters, optimizer, best states,
@@ -598,7 +550,7 @@ def train_stack(
     if not heads:
         return []
     rule = stopping or (lambda: default_stopping(schedule))
-    stacks = _deal(heads, max(1, workers))
+    stacks = _deal(heads, max(1, workers), stack)
 
     def train(indices: list[int]) -> list[TrainResult]:
         group = group_heads([heads[i] for i in indices], stack)
@@ -616,16 +568,26 @@ def train_stack(
     return results  # type: ignore[return-value]
 
 
-def _deal(heads: Sequence[nn.Module], workers: int) -> list[list[int]]:
+#: the most probes in one stacked group. A sweep's stacks then depend on its size only,
+#: not on ``workers``, and so do its numbers; the default 15-probe sweep is two stacks,
+#: which two cores train side by side.
+STACK_SIZE = 8
+
+
+def _deal(heads: Sequence[nn.Module], workers: int, stack: bool) -> list[list[int]]:
     """Indices of the heads of each stack: heads of one architecture (class and parameter
-    shapes) dealt round-robin to at most ``workers`` stacks."""
+    shapes) dealt round-robin to ``ceil(n / STACK_SIZE)`` stacked groups, or, in lock-step
+    (whose probes do not interact), to at most ``workers`` groups."""
     kinds: dict[Any, list[int]] = {}
     for index, head in enumerate(heads):
         shapes = tuple((name, tuple(value.shape)) for name, value in head.state_dict().items())
         kinds.setdefault((type(head), shapes), []).append(index)
     stacks = []
     for members in kinds.values():
-        count = min(workers, len(members))
+        if stack and stacked_form([heads[i] for i in members]) is not None:
+            count = math.ceil(len(members) / STACK_SIZE)
+        else:
+            count = min(workers, len(members))
         stacks += [members[start::count] for start in range(count)]
     return stacks
 

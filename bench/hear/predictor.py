@@ -25,7 +25,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any, Literal
 
 import numpy as np
@@ -51,7 +50,7 @@ from bench.stacking import (
     StackedModule,
     StackProgress,
     StackSchedule,
-    per_probe,
+    probe_means,
     register_stacked,
     train_stack,
 )
@@ -157,7 +156,13 @@ def prediction_loss(logits: torch.Tensor, targets: torch.Tensor, multilabel: boo
     """The reference's loss: BCE with logits (multilabel) or cross-entropy on the argmax of
     the one-hot targets. Rows ``[N, C]`` give one loss; ``[P, N, C]`` one per probe."""
     if logits.dim() == 3:
-        return per_probe(partial(prediction_loss, multilabel=multilabel), logits, targets)
+        if multilabel:
+            losses = functional.binary_cross_entropy_with_logits(logits, targets, reduction="none")
+        else:
+            losses = functional.cross_entropy(
+                logits.flatten(0, 1), targets.argmax(dim=-1).flatten(), reduction="none"
+            )
+        return probe_means(losses.view(len(logits), -1))
     if multilabel:
         return functional.binary_cross_entropy_with_logits(logits, targets)
     return functional.cross_entropy(logits, targets.argmax(dim=1))

@@ -33,7 +33,7 @@ from bench.protocols.base import (
     UpstreamInfo,
 )
 from bench.protocols.sweep import run_stacked_sweep, sweep_outcome
-from bench.stacking import ActiveProbes, ProbeGroup, per_probe
+from bench.stacking import ActiveProbes, ProbeGroup, probe_means
 from bench.task import Task
 
 BACKGROUND = "_none_"
@@ -207,12 +207,10 @@ class _FrameSweep:
         count, size = len(train.lengths), self.settings.batch_size
         index = torch.stack([torch.randint(count, (size,), generator=g) for g in active.generators])
         frames, labels, valid = train.batch(index, pad_to_split=True)  # [P, B, T, ...]
-        return per_probe(
-            lambda logits, labels, valid: F.cross_entropy(logits[valid], labels[valid]),
-            group(frames),
-            labels,
-            valid,
-        )
+        logits = group(frames)
+        targets = torch.where(valid, labels, 0)  # padding's labels are ignored
+        losses = F.cross_entropy(logits.flatten(0, -2), targets.flatten(), reduction="none")
+        return probe_means(losses.view(valid.shape), valid)
 
     def evaluate(self, fold: int, group: nn.Module, active: ActiveProbes) -> list[float]:
         dev = self.folds[fold]["dev"]

@@ -42,7 +42,7 @@ from bench.protocols.base import (
     UpstreamInfo,
 )
 from bench.protocols.sweep import run_stacked_sweep, sweep_outcome
-from bench.stacking import ActiveProbes, per_probe
+from bench.stacking import ActiveProbes, probe_means
 from bench.task import Task
 
 EVAL_BATCH = 4096
@@ -102,11 +102,11 @@ def classification_loss(logits: Tensor, labels: Tensor, sizes: list[int]) -> Ten
     """Each probe's cross-entropy, summed over slots: logits ``[P, B, C]``, labels
     ``[P, B, S]`` -> ``[P]``."""
 
-    def loss(logits: Tensor, labels: Tensor) -> Tensor:
-        parts = slot_logits(logits, sizes)
-        return sum(F.cross_entropy(part, labels[:, s]) for s, part in enumerate(parts))
-
-    return per_probe(loss, logits, labels)
+    losses = [
+        F.cross_entropy(part.flatten(0, 1), labels[..., s].flatten(), reduction="none")
+        for s, part in enumerate(slot_logits(logits, sizes))
+    ]
+    return torch.stack([probe_means(loss.view(labels.shape[:2])) for loss in losses]).sum(0)
 
 
 def predict(head: UtteranceHead, features: Tensor, sizes: list[int]) -> Tensor:
