@@ -35,10 +35,11 @@ the name it has in the head's ``state_dict``.
 
 Numbers: a stacked step runs each operation once for all probes (batched matrix products,
 one softmax, one loss over every probe's rows, per-probe means and clipping norms from
-row-wise reductions), so its cost is close to one probe's on a CPU, where a probe-sized
-step is mostly call overhead, and on a GPU, where it is kernel launches. A probe's
+row-wise reductions), so P probes' step costs a few times one probe's, not P times, on a
+CPU, where a probe-sized step is mostly call overhead, and on a GPU, where it is kernel
+launches. A probe's
 optimizer step is exact: ``StackedOptimizer`` hands each probe's slices to torch's fused
-Adam (AdamW, SGD) as their own parameter group. The rest rounds as the batched kernels
+Adam (AdamW, SGD) as parameters of their own. The rest rounds as the batched kernels
 round, so a stacked probe equals the same probe trained alone to floating-point
 tolerance, not bit for bit (``tests/test_stacking.py`` trains both ways).
 
@@ -324,6 +325,8 @@ class StackedLinear(nn.Module):
 
     #: rows per probe from which each probe gets its own matrix product
     LOOP_ROWS = 512
+    #: outputs from which the batched product is computed as W @ x^T
+    WIDE_OUTPUTS = 64
 
     def __init__(self, probes: int, in_features: int, out_features: int, bias: bool = True):
         super().__init__()
@@ -343,14 +346,21 @@ class StackedLinear(nn.Module):
             parts = zip(rows.unbind(0), self.weight.unbind(0), biases, strict=True)
             out = torch.stack([F.linear(x, w, b) for x, w, b in parts])
         else:
-            # W @ x^T, not x @ W^T: the weight's gradient then comes out in the weight's
+            out = self._batched(rows)
+        return out.reshape(*inputs.shape[:-1], out.shape[-1])
+
+    def _batched(self, rows: Tensor) -> Tensor:
+        if self.weight.shape[1] >= self.WIDE_OUTPUTS:
+            # W @ x^T, not x @ W^T: a wide weight's gradient then comes out in the weight's
             # own layout, where x @ W^T's would be copied into it on every step
             columns = rows.transpose(1, 2)
             if self.bias is None:
-                out = torch.bmm(self.weight, columns).transpose(1, 2)
-            else:
-                out = torch.baddbmm(self.bias.unsqueeze(2), self.weight, columns).transpose(1, 2)
-        return out.reshape(*inputs.shape[:-1], out.shape[-1])
+                return torch.bmm(self.weight, columns).transpose(1, 2)
+            return torch.baddbmm(self.bias.unsqueeze(2), self.weight, columns).transpose(1, 2)
+        transposed = self.weight.transpose(1, 2)
+        if self.bias is None:
+            return torch.bmm(rows, transposed)
+        return torch.baddbmm(self.bias.unsqueeze(1), rows, transposed)
 
 
 def probe_means(values: Tensor, valid: Tensor | None = None) -> Tensor:
@@ -381,10 +391,10 @@ class GroupOptimizer(Protocol):
 
 class StackedOptimizer:
     """Adam, AdamW or SGD on stacked parameters (probe dimension first), one learning rate
-    per probe: each probe's slices of the stacked parameters are views handed to one torch
-    optimizer (``bench.probe.make_optimizer``, fused Adam) as a parameter group of their own
-    with the probe's learning rate. Each probe is then updated by the kernel, on the shapes,
-    that update it alone, so its step is bit for bit its step alone.
+    per probe: each probe's slices of the stacked parameters are views, parameters of their
+    own of one torch optimizer (``bench.probe.make_optimizer``, fused Adam), in the
+    parameter group of the probe's learning rate. Each probe is then updated by the kernel,
+    on the shapes, that update it alone, so its step is bit for bit its step alone.
 
     The views alias the module's parameters: after the module's ``keep`` (new parameter
     tensors), call ``keep`` here, which rebuilds the views and carries each kept probe's
@@ -399,9 +409,11 @@ class StackedOptimizer:
     def _build(self) -> None:
         self.params = list(self.module.parameters())
         self.views = [[param.detach()[p] for param in self.params] for p in range(len(self.lrs))]
-        groups = [
-            {"params": views, "lr": lr} for views, lr in zip(self.views, self.lrs, strict=True)
-        ]
+        # one group per learning rate (probes of one lr share it): a group costs a kernel call
+        by_lr: dict[float, list[Tensor]] = {}
+        for views, lr in zip(self.views, self.lrs, strict=True):
+            by_lr.setdefault(lr, []).extend(views)
+        groups = [{"params": views, "lr": lr} for lr, views in by_lr.items()]
         self.optimizer = make_optimizer(self.name, groups, self.lrs[0], self.weight_decay)
 
     def zero_grad(self) -> None:
@@ -568,28 +580,38 @@ def train_stack(
     return results  # type: ignore[return-value]
 
 
-#: the most probes in one stacked group. A sweep's stacks then depend on its size only,
-#: not on ``workers``, and so do its numbers; the default 15-probe sweep is two stacks,
-#: which two cores train side by side.
+#: the most probes in one stacked group, and the most parameters (all its probes'
+#: together; one probe is never split). Past a few probes a stack's step is bound by its
+#: arithmetic, not by calls, and smaller stacks keep the cores evenly busy. A sweep's
+#: stacks depend on the sweep alone, not on ``workers``, and so do its numbers: the
+#: default 15-probe SUPERB sweep on small features is two stacks, one per core on two.
 STACK_SIZE = 8
+STACK_PARAMETERS = 1_000_000
 
 
 def _deal(heads: Sequence[nn.Module], workers: int, stack: bool) -> list[list[int]]:
-    """Indices of the heads of each stack: heads of one architecture (class and parameter
-    shapes) dealt round-robin to ``ceil(n / STACK_SIZE)`` stacked groups, or, in lock-step
-    (whose probes do not interact), to at most ``workers`` groups."""
+    """Indices of the heads of each stack, the costliest stacks first: heads of one
+    architecture (class and parameter shapes) dealt round-robin to as few stacked groups as
+    ``STACK_SIZE`` and ``STACK_PARAMETERS`` allow, or, in lock-step (whose probes do not
+    interact), to at most ``workers`` groups."""
     kinds: dict[Any, list[int]] = {}
+    sizes: dict[Any, int] = {}
     for index, head in enumerate(heads):
-        shapes = tuple((name, tuple(value.shape)) for name, value in head.state_dict().items())
+        state = head.state_dict()
+        shapes = tuple((name, tuple(value.shape)) for name, value in state.items())
         kinds.setdefault((type(head), shapes), []).append(index)
+        sizes[(type(head), shapes)] = sum(p.numel() for p in head.parameters())
     stacks = []
-    for members in kinds.values():
+    for kind, members in kinds.items():
         if stack and stacked_form([heads[i] for i in members]) is not None:
-            count = math.ceil(len(members) / STACK_SIZE)
+            per_stack = max(1, min(STACK_SIZE, STACK_PARAMETERS // max(1, sizes[kind])))
+            count = math.ceil(len(members) / per_stack)
         else:
             count = min(workers, len(members))
-        stacks += [members[start::count] for start in range(count)]
-    return stacks
+        stacks += [(sizes[kind], members[start::count]) for start in range(count)]
+    # the longest stacks first, so that the last to start is a short one
+    stacks.sort(key=lambda stack: stack[0] * len(stack[1]), reverse=True)
+    return [members for _, members in stacks]
 
 
 def _train_group(
