@@ -325,7 +325,9 @@ class StackedLinear(nn.Module):
 
     #: rows per probe from which each probe gets its own matrix product
     LOOP_ROWS = 512
-    #: outputs from which the batched product is computed as W @ x^T
+    #: with at most this many rows per probe and at least this many outputs, the batched
+    #: product is computed as W @ x^T
+    FEW_ROWS = 64
     WIDE_OUTPUTS = 64
 
     def __init__(self, probes: int, in_features: int, out_features: int, bias: bool = True):
@@ -350,9 +352,11 @@ class StackedLinear(nn.Module):
         return out.reshape(*inputs.shape[:-1], out.shape[-1])
 
     def _batched(self, rows: Tensor) -> Tensor:
-        if self.weight.shape[1] >= self.WIDE_OUTPUTS:
+        if rows.shape[1] <= self.FEW_ROWS and self.weight.shape[1] >= self.WIDE_OUTPUTS:
             # W @ x^T, not x @ W^T: a wide weight's gradient then comes out in the weight's
-            # own layout, where x @ W^T's would be copied into it on every step
+            # own layout, where x @ W^T's would be copied into it on every step, a copy
+            # that costs more than the product when the rows are few (a pooled batch);
+            # with many, the transposed output would slow the layers after it
             columns = rows.transpose(1, 2)
             if self.bias is None:
                 return torch.bmm(self.weight, columns).transpose(1, 2)
@@ -562,17 +566,18 @@ def train_stack(
     if not heads:
         return []
     rule = stopping or (lambda: default_stopping(schedule))
-    stacks = _deal(heads, max(1, workers), stack)
+    groups = _deal(heads, max(1, workers), stack)
 
-    def train(indices: list[int]) -> list[TrainResult]:
-        group = group_heads([heads[i] for i in indices], stack)
+    def train(group: _Group) -> list[TrainResult]:
+        module = group_heads([heads[i] for i in group.indices], group.stacked)
         return _train_group(
-            group, specs, indices, step_loss, evaluate, schedule, rule, progress, checkpoints
+            module, specs, group.indices, step_loss, evaluate, schedule, rule, progress, checkpoints
         )
 
     with single_threaded_torch():
-        trained = map_parallel(train, stacks, min(max(1, workers), len(stacks)))
+        trained = map_parallel(train, groups, min(max(1, workers), len(groups)))
     results: list[TrainResult | None] = [None] * len(heads)
+    stacks = [group.indices for group in groups]
     for indices, stack_results in zip(stacks, trained, strict=True):
         for index, result in zip(indices, stack_results, strict=True):
             heads[index].load_state_dict(result.state)
@@ -581,37 +586,46 @@ def train_stack(
 
 
 #: the most probes in one stacked group, and the most parameters (all its probes'
-#: together; one probe is never split). Past a few probes a stack's step is bound by its
-#: arithmetic, not by calls, and smaller stacks keep the cores evenly busy. A sweep's
-#: stacks depend on the sweep alone, not on ``workers``, and so do its numbers: the
-#: default 15-probe SUPERB sweep on small features is two stacks, one per core on two.
+#: together). Past a few probes a stack's step is bound by its arithmetic, not by calls,
+#: and smaller stacks keep the cores evenly busy; a probe that would be alone in its stack
+#: trains as its own module, in lock-step. Groups depend on the sweep alone, not on
+#: ``workers``, and so do the numbers: the default 15-probe SUPERB sweep on small features
+#: is two stacks, one per core on two.
 STACK_SIZE = 8
 STACK_PARAMETERS = 1_000_000
 
 
-def _deal(heads: Sequence[nn.Module], workers: int, stack: bool) -> list[list[int]]:
-    """Indices of the heads of each stack, the costliest stacks first: heads of one
-    architecture (class and parameter shapes) dealt round-robin to as few stacked groups as
-    ``STACK_SIZE`` and ``STACK_PARAMETERS`` allow, or, in lock-step (whose probes do not
-    interact), to at most ``workers`` groups."""
+@dataclass(frozen=True)
+class _Group:
+    """The heads (``indices``) trained together, stacked or in lock-step."""
+
+    indices: list[int]
+    stacked: bool
+    parameters: int  # all its heads' together: the cost that orders the groups
+
+
+def _deal(heads: Sequence[nn.Module], workers: int, stack: bool) -> list[_Group]:
+    """The groups of a sweep, the costliest first. Heads of one architecture (class and
+    parameter shapes) with a stacked form are dealt round-robin to as few stacks as
+    ``STACK_SIZE`` and ``STACK_PARAMETERS`` allow; the others train in lock-step (whose
+    probes do not interact), dealt to at most ``workers`` groups."""
     kinds: dict[Any, list[int]] = {}
     sizes: dict[Any, int] = {}
     for index, head in enumerate(heads):
-        state = head.state_dict()
-        shapes = tuple((name, tuple(value.shape)) for name, value in state.items())
+        shapes = tuple((name, tuple(value.shape)) for name, value in head.state_dict().items())
         kinds.setdefault((type(head), shapes), []).append(index)
         sizes[(type(head), shapes)] = sum(p.numel() for p in head.parameters())
-    stacks = []
+    groups = []
     for kind, members in kinds.items():
-        if stack and stacked_form([heads[i] for i in members]) is not None:
-            per_stack = max(1, min(STACK_SIZE, STACK_PARAMETERS // max(1, sizes[kind])))
-            count = math.ceil(len(members) / per_stack)
-        else:
-            count = min(workers, len(members))
-        stacks += [(sizes[kind], members[start::count]) for start in range(count)]
-    # the longest stacks first, so that the last to start is a short one
-    stacks.sort(key=lambda stack: stack[0] * len(stack[1]), reverse=True)
-    return [members for _, members in stacks]
+        size = max(1, sizes[kind])
+        per_stack = min(STACK_SIZE, STACK_PARAMETERS // size, len(members))
+        stacked = stack and per_stack > 1 and stacked_form([heads[i] for i in members]) is not None
+        count = math.ceil(len(members) / per_stack) if stacked else min(workers, len(members))
+        for start in range(count):
+            indices = members[start::count]
+            groups.append(_Group(indices, stacked and len(indices) > 1, size * len(indices)))
+    groups.sort(key=lambda group: group.parameters, reverse=True)  # the last to start is short
+    return groups
 
 
 def _train_group(

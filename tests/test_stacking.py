@@ -122,7 +122,8 @@ def test_a_sweep_gets_the_same_bits_with_any_workers_and_close_ones_in_another_s
     monkeypatch.setattr(stacking, "STACK_SIZE", 3)  # the 4 probes make two stacks
     problem = Problem()
     heads = [problem.head(spec) for spec in SPECS]
-    assert stacking._deal(heads, 1, True) == stacking._deal(heads, 4, True) == [[0, 2], [1, 3]]
+    stacks = [[group.indices for group in stacking._deal(heads, w, True)] for w in (1, 4)]
+    assert stacks == [[[0, 2], [1, 3]]] * 2
     with single_threaded_torch():
         heads, _ = problem.train_stacked()
         expected = [flat(head) for head in heads]
@@ -261,7 +262,8 @@ def test_stopped_probes_leave_the_stack_and_keep_their_best_state() -> None:
     assert sizes == [2, 2, 2, 2, 1, 1, 1, 1, 1, 1]  # probe 0 stopped after 3 stale evaluations
     assert (results[0].best_step, results[0].steps) == (20, 80)
     assert (results[1].best_step, results[1].steps) == (200, 200)
-    # probe 0's head holds its state at step 20, the first evaluation
+    # probe 0's head holds its state at step 20, the first evaluation (to rounding: alone,
+    # it trains as its own module)
     again = [problem.head(SPECS[0])]
     train_stack(
         again,
@@ -270,7 +272,7 @@ def test_stopped_probes_leave_the_stack_and_keep_their_best_state() -> None:
         lambda g, a: [1.0],
         dataclasses.replace(schedule, max_steps=20),
     )
-    assert torch.equal(flat(heads[0]), flat(again[0]))
+    torch.testing.assert_close(flat(heads[0]), flat(again[0]), rtol=1e-5, atol=1e-6)
 
 
 def test_stacked_forms_keep_the_head_state_names_and_values() -> None:

@@ -177,9 +177,8 @@ def predicted_probabilities(logits: torch.Tensor, multilabel: bool) -> torch.Ten
 
 
 class StackedBatchNorm1d(nn.Module):
-    """P ``BatchNorm1d``s on ``[P, B, H]``: one ``F.batch_norm`` over ``[B, P * H]``, whose
-    channels are every probe's features, normalises each probe's slice and updates its
-    running statistics as its own module would."""
+    """P ``BatchNorm1d``s on ``[P, B, H]``: each probe's slice is normalised (and its running
+    statistics updated) by ``F.batch_norm`` exactly as its own module would."""
 
     def __init__(self, probes: int, features: int, eps: float, momentum: float):
         super().__init__()
@@ -198,19 +197,16 @@ class StackedBatchNorm1d(nn.Module):
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         if self.training:
             self.num_batches_tracked.add_(1)
-        probes, batch, features = inputs.shape
-        channels = inputs.transpose(0, 1).reshape(batch, probes * features)
-        normalized = functional.batch_norm(
-            channels,
-            self.running_mean.view(-1),  # views: updated in place
-            self.running_var.view(-1),
-            self.weight.reshape(-1),
-            self.bias.reshape(-1),
-            self.training,
-            self.momentum,
-            self.eps,
-        )
-        return normalized.view(batch, probes, features).transpose(0, 1)
+        outputs = []
+        parts = zip(inputs.unbind(0), self.weight.unbind(0), self.bias.unbind(0), strict=True)
+        for p, (x, weight, bias) in enumerate(parts):
+            mean, var = self.running_mean[p], self.running_var[p]  # updated in place
+            outputs.append(
+                functional.batch_norm(
+                    x, mean, var, weight, bias, self.training, self.momentum, self.eps
+                )
+            )
+        return torch.stack(outputs)
 
 
 class StackedDropout(nn.Module):
