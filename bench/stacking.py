@@ -37,16 +37,17 @@ Numbers: a stacked step runs each operation once for all probes (batched matrix 
 one softmax, one loss over every probe's rows, per-probe means and clipping norms from
 row-wise reductions), so P probes' step costs a few times one probe's, not P times, on a
 CPU, where a probe-sized step is mostly call overhead, and on a GPU, where it is kernel
-launches. A probe's
-optimizer step is exact: ``StackedOptimizer`` hands each probe's slices to torch's fused
-Adam (AdamW, SGD) as parameters of their own. The rest rounds as the batched kernels
-round, so a stacked probe equals the same probe trained alone to floating-point
-tolerance, not bit for bit (``tests/test_stacking.py`` trains both ways).
+launches. A probe's optimizer step is exact: ``StackedOptimizer`` hands each probe's
+slices to torch's fused Adam (AdamW, SGD) as parameters of their own. The rest rounds as
+the batched kernels round, so a stacked probe equals the same probe trained alone to
+floating-point tolerance, not bit for bit (``tests/test_stacking.py`` trains both ways).
 
-Stacks are deterministic: a sweep's probes are dealt to stacks of at most ``STACK_SIZE``
-by a rule that depends on the sweep alone, each stack is trained single-threaded, and
-``workers`` only says how many stacks train at once, so the results are bit-identical for
-any number of workers, cores or machine load (the tests check it).
+Groups are deterministic: a sweep's probes are dealt to stacks of at most ``STACK_SIZE``
+probes and ``STACK_PARAMETERS`` parameters (a probe that would be alone, or is bigger,
+trains as its own module in lock-step) by a rule that depends on the sweep alone; each
+group trains single-threaded, and ``workers`` only says how many groups train at once, so
+the results are bit-identical for any number of workers, cores or machine load (the
+tests check it).
 """
 
 from __future__ import annotations

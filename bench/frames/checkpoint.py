@@ -26,7 +26,8 @@ from bench.fileio import atomic_write, remove_stale_temporaries
 
 log = logging.getLogger(__name__)
 
-FORMAT = 1
+#: 2: stacks of at most bench.stacking.STACK_SIZE probes, torch optimizer state per probe
+FORMAT = 2
 
 
 class SweepCheckpoints:
