@@ -543,6 +543,7 @@ def train_stack(
     stopping: Callable[[], StoppingRule] | None = None,
     workers: int = 1,
     stack: bool = True,
+    shared_input: bool = False,
     progress: StackProgress | None = None,
     checkpoints: Checkpoints | None = None,
 ) -> list[TrainResult]:
@@ -552,9 +553,11 @@ def train_stack(
     in ``specs`` order.
 
     Heads of different architectures (e.g. HEAR's 1- and 2-layer grid points) go to
-    different stacks, and an architecture's probes to stacks of at most ``STACK_SIZE``;
-    ``workers`` stacks train side by side, each on one thread, and the numbers do not
-    depend on ``workers``.
+    different groups, and an architecture's probes to groups sized by ``_deal``; ``workers``
+    groups train side by side, each on one thread, and the numbers do not depend on
+    ``workers``. ``shared_input``: every step's input is one read for all probes (a
+    streamed source, ``shared=True``), so each architecture's probes stay in one group and
+    the source is read once per step.
     ``stopping`` builds each probe's rule (default: ``default_stopping(schedule)``).
     Callbacks must be thread-safe when ``workers`` > 1 (reading shared features is). With
     ``checkpoints``, each stack saves its whole state (parameters, optimizer, best states,
@@ -567,7 +570,7 @@ def train_stack(
     if not heads:
         return []
     rule = stopping or (lambda: default_stopping(schedule))
-    groups = _deal(heads, max(1, workers), stack)
+    groups = _deal(heads, max(1, workers), stack, shared_input)
 
     def train(group: _Group) -> list[TrainResult]:
         module = group_heads([heads[i] for i in group.indices], group.stacked)
@@ -605,11 +608,14 @@ class _Group:
     parameters: int  # all its heads' together: the cost that orders the groups
 
 
-def _deal(heads: Sequence[nn.Module], workers: int, stack: bool) -> list[_Group]:
+def _deal(
+    heads: Sequence[nn.Module], workers: int, stack: bool, shared_input: bool = False
+) -> list[_Group]:
     """The groups of a sweep, the costliest first. Heads of one architecture (class and
     parameter shapes) with a stacked form are dealt round-robin to as few stacks as
     ``STACK_SIZE`` and ``STACK_PARAMETERS`` allow; the others train in lock-step (whose
-    probes do not interact), dealt to at most ``workers`` groups."""
+    probes do not interact), dealt to at most ``workers`` groups. With ``shared_input``
+    each architecture is one group, stacked where it has a stacked form."""
     kinds: dict[Any, list[int]] = {}
     sizes: dict[Any, int] = {}
     for index, head in enumerate(heads):
@@ -619,9 +625,15 @@ def _deal(heads: Sequence[nn.Module], workers: int, stack: bool) -> list[_Group]
     groups = []
     for kind, members in kinds.items():
         size = max(1, sizes[kind])
-        per_stack = min(STACK_SIZE, STACK_PARAMETERS // size, len(members))
+        if shared_input:  # one read per step feeds the whole architecture
+            per_stack = len(members)
+        else:
+            per_stack = min(STACK_SIZE, STACK_PARAMETERS // size, len(members))
         stacked = stack and per_stack > 1 and stacked_form([heads[i] for i in members]) is not None
-        count = math.ceil(len(members) / per_stack) if stacked else min(workers, len(members))
+        if stacked or shared_input:
+            count = math.ceil(len(members) / per_stack)
+        else:
+            count = min(workers, len(members))
         for start in range(count):
             indices = members[start::count]
             groups.append(_Group(indices, stacked and len(indices) > 1, size * len(indices)))

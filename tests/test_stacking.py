@@ -138,6 +138,23 @@ def test_a_sweep_gets_the_same_bits_with_any_workers_and_close_ones_in_another_s
     assert all(torch.equal(a, flat(b)) for a, b in zip(expected, heads, strict=True))
 
 
+def test_probes_are_grouped_by_size_alone_and_a_shared_input_keeps_one_group() -> None:
+    small = [UtteranceHead(4, 16, 5, projector_dim=32) for _ in range(10)]
+    big = [UtteranceHead(2, 2048, 5, projector_dim=256) for _ in range(3)]  # 525k parameters
+
+    def groups(heads, workers=2, **options):
+        return [(g.indices, g.stacked) for g in stacking._deal(heads, workers, True, **options)]
+
+    # at most STACK_SIZE (8) probes a stack, dealt round-robin, whatever the workers
+    two_stacks = [([0, 2, 4, 6, 8], True), ([1, 3, 5, 7, 9], True)]
+    assert groups(small, 1) == groups(small, 4) == two_stacks
+    assert groups(small, shared_input=True) == [(list(range(10)), True)]
+    # over half of STACK_PARAMETERS a probe trains as its own module: lock-step groups
+    assert groups(big, 2) == [([0, 2], False), ([1], False)]
+    # the costliest group first; a stacked form is used only for a real stack
+    assert groups(big + small[:1], 1)[-1] == ([3], False)
+
+
 def test_lockstep_fallback_trains_each_module_as_train_probe_does() -> None:
     """A head without a stacked form (here the stacked form is refused) trains as its own
     module with its own fused Adam: bit for bit what train_probe gives."""

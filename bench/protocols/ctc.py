@@ -247,8 +247,8 @@ class CTCRecognition(ResumableProtocol):
             higher_is_better=higher_is_better,
             grad_clip=recipe.grad_clip,
             stopping=lambda: DivergenceStopping(settings, higher_is_better),
-            # a stream feeds every probe from one encoder forward: one stack holds them all
-            workers=1 if source.kind == "stream" else None,
+            # a stream feeds every probe from one encoder forward: one group holds them all
+            shared_input=source.kind == "stream",
             checkpoints=self.checkpoints,
         )
         errors = sweep.errors

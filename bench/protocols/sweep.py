@@ -89,12 +89,12 @@ def run_stacked_sweep(
     *,
     grad_clip: float | None = 1.0,
     stopping: Callable[[], StoppingRule] | None = None,
-    workers: int | None = None,
+    shared_input: bool = False,
     checkpoints: Checkpoints | None = None,
 ) -> list[Trial]:
     """Every (lr, seed, fold) of the grid: each fold's probes trained together by
-    ``bench.stacking.train_stack`` (``workers`` stacks side by side, default
-    ``settings.workers``; its ``stopping`` rule and ``checkpoints``). Trials come in
+    ``bench.stacking.train_stack`` (``settings.workers`` groups side by side; its
+    ``stopping`` rule, ``shared_input`` and ``checkpoints``). Trials come in
     ``run_sweep``'s order."""
     points = list(itertools.product(settings.lr_grid, settings.seeds))
     schedule = StackSchedule.of(settings, higher_is_better=higher_is_better, grad_clip=grad_clip)
@@ -120,7 +120,8 @@ def run_stacked_sweep(
                 partial(sweep.evaluate, fold),
                 schedule,
                 stopping=stopping,
-                workers=settings.workers if workers is None else workers,
+                workers=settings.workers,
+                shared_input=shared_input,
                 stack=settings.stack,
                 progress=progress,
                 checkpoints=None if checkpoints is None else _FoldCheckpoints(checkpoints, fold),
