@@ -101,7 +101,7 @@ class ProbeConfig:
     precision: str = "auto"
     #: probes trained at once, one thread each; null: one per CPU thread (1 on a GPU)
     workers: int | None = None
-    #: train a sweep's probes as one stacked model where the head allows (bench.stacking)
+    #: train a sweep's probes as stacked models where the head allows (bench.stacking)
     stack: bool = True
 
 

@@ -1,4 +1,4 @@
-"""Train the probes of a sweep as one stacked model.
+"""Train the probes of a sweep as stacked models.
 
 A sweep trains one head architecture on one set of features once per (learning rate,
 seed): P small models whose steps, trained one by one, cost mostly per-call overhead on a

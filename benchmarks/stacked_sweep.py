@@ -3,7 +3,8 @@
 For each task, from an already filled feature cache (extraction is not timed), this runs
 the task's default sweep three ways and prints wall and CPU seconds of the probe phase:
 
-1. stacked: the default (``probe.stack=true``), ``probe.workers`` stacks side by side;
+1. stacked: the default (``probe.stack=true``), the sweep's stacks (``bench.stacking._deal``)
+   ``probe.workers`` at a time;
 2. threads: ``probe.stack=false``, each probe its own module and optimizer, ``probe.workers``
    threads (the per-probe training bench did before stacking);
 3. one probe: a single (lr, seed) of the grid trained alone, the yardstick of the target

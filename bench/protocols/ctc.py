@@ -21,10 +21,10 @@ still count in its batch mean). Dev and test keep them: they are scored as decod
 Evaluation runs in length-sorted batches; the heads are padding-invariant, so this equals
 s3prl's one utterance at a time.
 
-The probes of the sweep (learning rates x seeds) train as one stacked model
+The probes of the sweep (learning rates x seeds) train as stacked models
 (``bench.stacking``; the BLSTM heads in lock-step), all on the same batch sequence: each
-batch is read once, from the cache or from the encoder stream (``bench.frames.sources``),
-and fed to every probe. The seeds vary the initialisation, SpecAugment and dropout; the batch
+batch is read once per group from the cache, or once for all probes from the encoder
+stream (``bench.frames.sources``; one group then holds them all), and fed to every probe. The seeds vary the initialisation, SpecAugment and dropout; the batch
 order comes from the first seed. The sweep checkpoints every evaluation and resumes after a
 kill (``bench.frames.checkpoint``).
 
