@@ -43,11 +43,11 @@ the batched kernels round, so a stacked probe equals the same probe trained alon
 floating-point tolerance, not bit for bit (``tests/test_stacking.py`` trains both ways).
 
 Groups are deterministic: a sweep's probes are dealt to stacks of at most ``STACK_SIZE``
-probes and ``STACK_PARAMETERS`` parameters (a probe that would be alone, or is bigger,
-trains as its own module in lock-step) by a rule that depends on the sweep alone; each
-group trains single-threaded, and ``workers`` only says how many groups train at once, so
-the results are bit-identical for any number of workers, cores or machine load (the
-tests check it).
+probes and ``STACK_PARAMETERS`` parameters, at least ``CPU_GROUPS`` of them on a CPU (a
+probe that would be alone, or is bigger, trains as its own module in lock-step), by a
+rule that depends on the sweep and the device alone; each group trains single-threaded,
+and ``workers`` only says how many groups train at once, so the results are
+bit-identical for any number of workers, cores or machine load (the tests check it).
 """
 
 from __future__ import annotations
@@ -592,11 +592,14 @@ def train_stack(
 #: the most probes in one stacked group, and the most parameters (all its probes'
 #: together). Past a few probes a stack's step is bound by its arithmetic, not by calls,
 #: and smaller stacks keep the cores evenly busy; a probe that would be alone in its stack
-#: trains as its own module, in lock-step. Groups depend on the sweep alone, not on
-#: ``workers``, and so do the numbers: the default 15-probe SUPERB sweep on small features
-#: is two stacks, one per core on two.
+#: trains as its own module, in lock-step.
 STACK_SIZE = 8
 STACK_PARAMETERS = 1_000_000
+#: on a CPU an architecture's probes make at least this many groups, so that two cores
+#: share even a small sweep (a frame task's 6 probes: two stacks of 3); on a GPU one stack
+#: (its steps are bound by kernel launches). Groups depend on the sweep and the device
+#: alone, not on ``workers``, and so do the numbers.
+CPU_GROUPS = 2
 
 
 @dataclass(frozen=True)
@@ -613,11 +616,13 @@ def _deal(
 ) -> list[_Group]:
     """The groups of a sweep, the costliest first. Heads of one architecture (class and
     parameter shapes) with a stacked form are dealt round-robin to as few stacks as
-    ``STACK_SIZE`` and ``STACK_PARAMETERS`` allow; the others train in lock-step (whose
-    probes do not interact), dealt to at most ``workers`` groups. With ``shared_input``
-    each architecture is one group, stacked where it has a stacked form."""
+    ``STACK_SIZE`` and ``STACK_PARAMETERS`` allow (at least ``CPU_GROUPS`` on a CPU); the
+    others train in lock-step (whose probes do not interact), dealt to at most ``workers``
+    groups. With ``shared_input`` each architecture is one group, stacked where it has a
+    stacked form."""
     kinds: dict[Any, list[int]] = {}
     sizes: dict[Any, int] = {}
+    on_cpu = all(p.device.type == "cpu" for head in heads for p in head.parameters())
     for index, head in enumerate(heads):
         shapes = tuple((name, tuple(value.shape)) for name, value in head.state_dict().items())
         kinds.setdefault((type(head), shapes), []).append(index)
@@ -630,8 +635,11 @@ def _deal(
         else:
             per_stack = min(STACK_SIZE, STACK_PARAMETERS // size, len(members))
         stacked = stack and per_stack > 1 and stacked_form([heads[i] for i in members]) is not None
-        if stacked or shared_input:
-            count = math.ceil(len(members) / per_stack)
+        if shared_input:
+            count = 1
+        elif stacked:
+            least = min(CPU_GROUPS, len(members)) if on_cpu else 1
+            count = max(math.ceil(len(members) / per_stack), least)
         else:
             count = min(workers, len(members))
         for start in range(count):

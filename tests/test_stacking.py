@@ -116,21 +116,18 @@ def test_a_stacked_sweep_equals_probes_trained_one_by_one() -> None:
     assert any(r.steps < SETTINGS.max_steps for r in results)  # early stopping happened
 
 
-def test_a_sweep_gets_the_same_bits_with_any_workers_and_close_ones_in_another_stack(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(stacking, "STACK_SIZE", 3)  # the 4 probes make two stacks
+def test_a_sweep_gets_the_same_bits_with_any_workers_and_close_ones_alone() -> None:
     problem = Problem()
     heads = [problem.head(spec) for spec in SPECS]
     stacks = [[group.indices for group in stacking._deal(heads, w, True)] for w in (1, 4)]
-    assert stacks == [[[0, 2], [1, 3]]] * 2
+    assert stacks == [[[0, 2], [1, 3]]] * 2  # two stacks (CPU_GROUPS), whatever the workers
     with single_threaded_torch():
         heads, _ = problem.train_stacked()
         expected = [flat(head) for head in heads]
         for workers in (2, 3, 4):
             heads, _ = problem.train_stacked(workers=workers)
             assert all(torch.equal(a, flat(b)) for a, b in zip(expected, heads, strict=True))
-        # a stack of one rounds as its batched kernels round for one probe
+        # alone, a probe trains as its own module: the same to rounding
         alone, _ = problem.train_stacked(specs=SPECS[2:3])
         torch.testing.assert_close(expected[2], flat(alone[0]), rtol=1e-5, atol=1e-6)
     torch.set_num_threads(2)
@@ -149,6 +146,9 @@ def test_probes_are_grouped_by_size_alone_and_a_shared_input_keeps_one_group() -
     two_stacks = [([0, 2, 4, 6, 8], True), ([1, 3, 5, 7, 9], True)]
     assert groups(small, 1) == groups(small, 4) == two_stacks
     assert groups(small, shared_input=True) == [(list(range(10)), True)]
+    # on a CPU even a small sweep makes two groups (a group of one trains alone)
+    assert groups(small[:5], 3) == [([0, 2, 4], True), ([1, 3], True)]
+    assert groups(small[:2], 1) == [([0], False), ([1], False)]
     # over half of STACK_PARAMETERS a probe trains as its own module: lock-step groups
     assert groups(big, 2) == [([0, 2], False), ([1], False)]
     # the costliest group first; a stacked form is used only for a real stack
@@ -264,7 +264,10 @@ def test_per_probe_clipping_is_clip_grad_norm_of_each_probe() -> None:
     assert torch.equal(clipped[0][0], grads[0][0])  # a small gradient is left alone
 
 
-def test_stopped_probes_leave_the_stack_and_keep_their_best_state() -> None:
+def test_stopped_probes_leave_the_stack_and_keep_their_best_state(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(stacking, "CPU_GROUPS", 1)  # the two probes in one stack
     problem = Problem()
     scripted = {0: [50, 40, 40, 40], 1: [10, 20, 30, 40, 50, 60, 70, 80, 90, 99]}
     sizes: list[int] = []
