@@ -123,13 +123,19 @@ def test_hear_grid_trains_stacked_per_architecture_and_equals_training_apart(
     stacked = run(stack=True)
     grid_groups, groups[:] = list(groups), []
     apart = run(stack=False)
-    # The 8 grid points: one stack per architecture (1 or 2 hidden layers), each of one kind.
+    # The 8 grid points: each architecture (1 or 2 hidden layers) in groups of its own, two
+    # of them on a CPU (bench.stacking.CPU_GROUPS): stacks, or a lone probe in lock-step.
     grid = sample_grid(full_grid())
     sizes = {layers: sum(p.hidden_layers == layers for p in grid) for layers in (1, 2)}
-    first_fold = grid_groups[: len(sizes)]
-    assert sorted(first_fold) == sorted(
-        ("StackedHearPredictor", count, {layers}) for layers, count in sizes.items()
-    )
+    grid_phase, heads_seen = [], 0
+    while heads_seen < len(grid):
+        grid_phase.append(grid_groups[len(grid_phase)])
+        heads_seen += grid_phase[-1][1]
+    assert heads_seen == len(grid) and all(len(layers) == 1 for _, _, layers in grid_phase)
+    for layers, count in sizes.items():
+        mine = [(kind, n) for kind, n, kinds in grid_phase if kinds == {layers}]
+        assert sum(n for _, n in mine) == count and len(mine) == min(2, count)
+        assert all(kind == ("StackedHearPredictor" if n > 1 else "Lockstep") for kind, n in mine)
     assert {kind for kind, _, _ in groups} == {"Lockstep"}
     assert stacked.selected == apart.selected
     for a, b in zip(stacked.trials, apart.trials, strict=True):
