@@ -17,7 +17,10 @@ and ``demo.instruments`` (the HEAR 8-point grid). Upstream: ``fbank_no_cmvn`` or
 HuBERT-Base-size model with random weights (``--upstream hubert``, features of 13 x 768).
 
     python benchmarks/stacked_sweep.py [--upstream hubert] [--tasks superb.ks,demo.keywords]
-        [--speakers 24] [--threads N]
+        [--speakers 24] [--threads N] [--device cuda]
+
+On a GPU (``--device cuda``), where a probe-sized step is bound by kernel launches, the
+stacked rows' probe-steps/s is the figure to watch.
 """
 
 from __future__ import annotations
@@ -84,19 +87,24 @@ def run_probes(
     return record.timings["probe_s"], cpu, {"record": record}
 
 
-def measure(workspace: Path, upstream: str, task: TaskRun) -> None:
-    run_probes(workspace, upstream, task, ["probe.seeds=[0]", "probe.max_steps=1"])  # extract
-    stacked_wall, stacked_cpu, stacked = run_probes(workspace, upstream, task, [])
-    threads_wall, threads_cpu, _ = run_probes(workspace, upstream, task, ["probe.stack=false"])
+def measure(workspace: Path, upstream: str, task: TaskRun, device: list[str]) -> None:
+    """``device``: the overrides that put extraction and probes on the chosen device."""
+    warm = ["probe.seeds=[0]", "probe.max_steps=1"]
+    run_probes(workspace, upstream, task, [*device, *warm])  # fills the cache
+    stacked_wall, stacked_cpu, stacked = run_probes(workspace, upstream, task, device)
+    threads = [*device, "probe.stack=false"]
+    threads_wall, threads_cpu, _ = run_probes(workspace, upstream, task, threads)
     record = stacked["record"]
     selected = record.selected["lr"]
     trials = record.trials
     longest = max(trials, key=lambda t: t.get("steps", t.get("epochs", 0)))
+    steps = sum(t.get("steps", 0) for t in trials)
     print(
-        f"{task.task}: {len(trials)} probes, {sum(t.get('steps', 0) for t in trials)} steps; "
+        f"{task.task}: {len(trials)} probes, {steps} steps; "
         f"{record.main_metric} {record.score['mean']:.4g} at lr {selected:g}"
     )
-    print(f"  stacked  wall {stacked_wall:8.1f} s  cpu {stacked_cpu:8.1f} s")
+    rate = f"  ({steps / stacked_wall:,.0f} probe-steps/s)" if steps else ""
+    print(f"  stacked  wall {stacked_wall:8.1f} s  cpu {stacked_cpu:8.1f} s{rate}")
     print(
         f"  threads  wall {threads_wall:8.1f} s  cpu {threads_cpu:8.1f} s  "
         f"(stacked / threads: wall {stacked_wall / threads_wall:.2f}, "
@@ -108,7 +116,7 @@ def measure(workspace: Path, upstream: str, task: TaskRun) -> None:
     if longest["lr"] != selected:
         yardsticks["longest lr"] = longest["lr"]
     for name, lr in yardsticks.items():
-        one = [f"probe.lr_grid=[{lr}]", "probe.seeds=[0]"]
+        one = [*device, f"probe.lr_grid=[{lr}]", "probe.seeds=[0]"]
         wall, cpu, _ = run_probes(workspace, upstream, task, one)
         print(
             f"  one probe ({name} {lr:g}) wall {wall:8.1f} s  cpu {cpu:8.1f} s  "
@@ -124,11 +132,16 @@ def main() -> None:
     parser.add_argument("--tasks", default="superb.ks,demo.keywords,demo.instruments")
     parser.add_argument("--speakers", type=int, default=24, help="fake Speech Commands size")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument(
+        "--device", default="cpu", help="cpu, cuda or cuda:N: extraction and probes run there"
+    )
     args = parser.parse_args()
+    device = [f"probe.device={args.device}", f"extract.device={args.device}"]
     setup_logging("WARNING")
     threads = configure_threads(args.threads)
     print(
-        f"torch {torch.__version__}, {threads} threads, upstream {args.upstream}; "
+        f"torch {torch.__version__}, {threads} threads, upstream {args.upstream} on "
+        f"{args.device}; "
         f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs",
         flush=True,
     )
@@ -143,7 +156,7 @@ def main() -> None:
                 data_root = fake_speech_commands(scratch / "data", args.speakers)
             elif name.startswith("demo."):
                 data_root = scratch / "data" / "demo"
-            measure(scratch / "workspace", upstream, TaskRun(name, data_root))
+            measure(scratch / "workspace", upstream, TaskRun(name, data_root), device)
             print(f"  (load average {os.getloadavg()[0]:.1f})", flush=True)
 
 
