@@ -43,6 +43,18 @@ class ToyUpstream(Upstream):
         return UpstreamOutput(states, lengths)
 
 
+class RecordingUpstream(ToyUpstream):
+    """The toy upstream, remembering every waveform it is given (valid samples only)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[np.ndarray] = []
+
+    def forward(self, wavs: torch.Tensor, wav_lens: torch.Tensor) -> UpstreamOutput:
+        self.seen += [w[: int(n)].numpy().copy() for w, n in zip(wavs, wav_lens, strict=True)]
+        return super().forward(wavs, wav_lens)
+
+
 class MemoryFeatures:
     """A FeatureStore over arrays held in memory, keyed by item key."""
 

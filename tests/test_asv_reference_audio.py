@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import soundfile
 import torch
-from _fakes import ToyUpstream
+from _fakes import RecordingUpstream, ToyUpstream
 from superb_fakes import build_voxceleb1
 
 from bench.audio_effects import SUPERB_ASV_EFFECTS, apply_sox_effects
@@ -123,18 +123,6 @@ def test_a_bad_audio_option_is_refused(corpus, tmp_path):
         make(corpus, tmp_path / "m", audio="sox-ish")
 
 
-class Recording(ToyUpstream):
-    """The toy encoder, remembering every waveform it is given (valid samples only)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.seen: list[np.ndarray] = []
-
-    def forward(self, wavs, wav_lens):
-        self.seen += [w[: int(n)].numpy().copy() for w, n in zip(wavs, wav_lens, strict=True)]
-        return super().forward(wavs, wav_lens)
-
-
 def fields(upstream: ToyUpstream, task) -> dict:
     effects = task.audio_effects()
     return {
@@ -153,7 +141,7 @@ def test_the_encoder_gets_the_effected_audio_and_fast_is_unchanged(corpus, tmp_p
     for audio in ("sox", "gain"):
         task = make(corpus, tmp_path / "m", audio=audio)
         data = task.load()
-        upstream = Recording()
+        upstream = RecordingUpstream()
         cache = FeatureCache.open(
             tmp_path / "cache",
             fields(upstream, task),
@@ -240,7 +228,7 @@ def test_waveform_crops_are_fresh_windows_of_the_effected_audio(corpus, tmp_path
 
     task = make(corpus, tmp_path / "m", audio="sox")
     items = task.load().splits["train"]  # the "long" shape: about 3 s after the chain
-    upstream = Recording()
+    upstream = RecordingUpstream()
     crops = WaveformCrops(items, upstream, task.audio_effects(), crop_seconds=1.0)
     generator = torch.Generator().manual_seed(0)
     offsets = {i: [] for i in range(len(items))}

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile
 import torch
-from _fakes import ToyUpstream
+from _fakes import RecordingUpstream, ToyUpstream
 from superb_fakes import build_voxceleb1
 
 from bench.extract import pooled_means
@@ -25,16 +25,6 @@ RATE = 16_000
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_voxceleb1(tmp_path_factory.mktemp("sid"), seconds=1.2)
-
-
-class Recording(ToyUpstream):
-    def __init__(self) -> None:
-        super().__init__()
-        self.seen: list[np.ndarray] = []
-
-    def forward(self, wavs, wav_lens):
-        self.seen += [w[: int(n)].numpy().copy() for w, n in zip(wavs, wav_lens, strict=True)]
-        return super().forward(wavs, wav_lens)
 
 
 def test_waveform_option_keeps_whole_training_utterances_and_switches_protocol(corpus):
@@ -55,7 +45,7 @@ def test_waveform_option_keeps_whole_training_utterances_and_switches_protocol(c
 def test_pooled_crops_are_fresh_windows_meaned_as_the_cache_does(corpus):
     items = TASKS.get("superb.sid")(corpus, {"training_crops": "waveform"}).load()
     items = [i for i in items.splits["train"] if soundfile.info(i.path).duration > 2]
-    upstream = Recording()
+    upstream = RecordingUpstream()
     crops = WaveformCrops(items, upstream, crop_seconds=1.0)
     generators = [torch.Generator().manual_seed(s) for s in (0, 1)]
     starts = []
@@ -78,7 +68,7 @@ def test_pooled_crops_are_fresh_windows_meaned_as_the_cache_does(corpus):
             torch.testing.assert_close(pooled[row], want)
     assert len(set(starts)) > 50  # fresh at every read
     # each probe's crops come from its own generator: the same draws again from the seeds
-    again = WaveformCrops(items, Recording(), crop_seconds=1.0)
+    again = WaveformCrops(items, RecordingUpstream(), crop_seconds=1.0)
     regenerated = [torch.Generator().manual_seed(s) for s in (0, 1)]
     again.pooled([0, 0], regenerated)
     np.testing.assert_array_equal(again.upstream.seen[0], upstream.seen[0])

@@ -22,7 +22,7 @@ from bench.data import DataError
 from bench.registry import Registry
 
 if TYPE_CHECKING:
-    from bench.data import Item, TaskData
+    from bench.data import Fold, Item, TaskData
     from bench.task import Task
 
 #: What a protocol asks the cache for: ``pooled`` (each layer's time mean per item),
@@ -162,6 +162,13 @@ class ProbeOutcome:
     selected: dict[str, Any]
     trials: list[dict[str, Any]] = field(default_factory=list)
     layer_weights: list[float] | None = None
+
+
+def single_fold(data: TaskData, task_name: str, protocol: str) -> Fold:
+    """The one fold of ``data``, for protocols scored on one fixed train/dev/test split."""
+    if len(data.folds) != 1:
+        raise DataError(f"{task_name}: {protocol} takes one fold")
+    return data.folds[0]
 
 
 class ProbeProtocol:

@@ -50,7 +50,7 @@ from bench.ctc.decode import Decoder, greedy, greedy_decode
 from bench.ctc.heads import output_lengths
 from bench.ctc.recipe import CTCRecipe, frame_step
 from bench.ctc.text import TokenSet, Transcription
-from bench.data import DataError, Item, TaskData
+from bench.data import Item, TaskData
 from bench.frames.batching import BatchSchedule
 from bench.frames.checkpoint import SweepCheckpoints
 from bench.frames.sources import FrameSource, as_frame_source
@@ -62,6 +62,7 @@ from bench.protocols.base import (
     ProbeSettings,
     ResumableProtocol,
     UpstreamInfo,
+    single_fold,
 )
 from bench.protocols.sweep import Trial, run_stacked_sweep, select_lr, sweep_outcome
 from bench.stacking import ActiveProbes, PatienceStopping, ProbeGroup, group_heads
@@ -208,9 +209,7 @@ class CTCRecognition(ResumableProtocol):
         settings: ProbeSettings,
     ) -> ProbeOutcome:
         name = task.metadata.name
-        if len(data.folds) != 1:
-            raise DataError(f"{name}: CTC recognition takes one fold")
-        fold = data.folds[0]
+        fold = single_fold(data, name, "CTC recognition")
         recipe: CTCRecipe = task.ctc_recipe  # type: ignore[attr-defined]
         transcription: Transcription = task.transcription()  # type: ignore[attr-defined]
         metric, higher_is_better = task.metadata.main_metric, task.metadata.higher_is_better

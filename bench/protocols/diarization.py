@@ -72,6 +72,7 @@ from bench.protocols.base import (
     ProbeProtocol,
     ProbeSettings,
     UpstreamInfo,
+    single_fold,
 )
 from bench.protocols.ctc import EVAL_FRAMES, ProbeDiverged, autocast, length_batches
 from bench.protocols.diarization_recipe import DiarizationRecipe
@@ -347,9 +348,7 @@ class SpeakerDiarization(ProbeProtocol):
     ) -> ProbeOutcome:
         name = task.metadata.name
         require_scorer(name)
-        if len(data.folds) != 1:
-            raise DataError(f"{name}: diarization takes one fold")
-        fold = data.folds[0]
+        fold = single_fold(data, name, "diarization")
         recipe: DiarizationRecipe = task.diarization_recipe  # type: ignore[attr-defined]
         selection_metric = task.selection_metric or "accuracy"
         rate = upstream.frame_rate

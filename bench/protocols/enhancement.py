@@ -47,6 +47,7 @@ from bench.protocols.base import (
     ProbeProtocol,
     ProbeSettings,
     UpstreamInfo,
+    single_fold,
 )
 from bench.protocols.sweep import run_sweep, sweep_outcome
 from bench.task import Task
@@ -205,9 +206,7 @@ class MaskEstimation(ProbeProtocol):
         settings: ProbeSettings,
     ) -> ProbeOutcome:
         name = task.metadata.name
-        if len(data.folds) != 1:
-            raise DataError(f"{name}: mask estimation takes one fold")
-        fold = data.folds[0]
+        fold = single_fold(data, name, "mask estimation")
         recipe: MaskRecipe = task.mask_recipe  # type: ignore[attr-defined]
         selection_metric = task.metadata.main_metric
         if selection_metric not in recipe.metrics:

@@ -59,6 +59,7 @@ from bench.protocols.base import (
     ProbeSettings,
     ResumableProtocol,
     UpstreamInfo,
+    single_fold,
 )
 from bench.protocols.ctc import autocast, length_batches
 from bench.protocols.sweep import Trial, select_lr, sweep_outcome
@@ -191,9 +192,7 @@ class SpeechTranslation(ResumableProtocol):
     ) -> ProbeOutcome:
         name = task.metadata.name
         require_translation_packages(name)
-        if len(data.folds) != 1:
-            raise DataError(f"{name}: speech translation takes one fold")
-        fold = data.folds[0]
+        fold = single_fold(data, name, "speech translation")
         recipe: TranslationRecipe = task.translation_recipe  # type: ignore[attr-defined]
         metric = task.metadata.main_metric
         source = as_frame_source(features, upstream.frame_rate, upstream.num_layers)

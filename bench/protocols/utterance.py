@@ -242,18 +242,23 @@ class _UtteranceSweep:
             )
         return head.to(self.settings.device)
 
-    def step_loss(self, fold: int, group: nn.Module, active: ActiveProbes) -> Tensor:
+    def draw(self, fold: int, active: ActiveProbes) -> Tensor:
+        """``[P, B]`` training items of each probe's batch, from its own generator."""
         train = self.folds[fold]["train"]
         assert train.sample_weights is not None
         size = self.settings.batch_size
-        index = torch.stack(
+        return torch.stack(
             [
                 torch.multinomial(train.sample_weights, size, replacement=True, generator=g)
                 for g in active.generators
             ]
-        ).to(train.features.device)
+        )
+
+    def step_loss(self, fold: int, group: nn.Module, active: ActiveProbes) -> Tensor:
+        train = self.folds[fold]["train"]
+        index = self.draw(fold, active).to(train.features.device)
         features = train.features.index_select(0, index.flatten())
-        logits = group(features.view(len(active), size, *features.shape[1:]))
+        logits = group(features.view(*index.shape, *features.shape[1:]))
         return classification_loss(logits, train.labels[index], self.encoder.sizes)
 
     def evaluate(self, fold: int, group: nn.Module, active: ActiveProbes) -> list[float]:
@@ -273,20 +278,13 @@ class _WaveformCropSweep(_UtteranceSweep):
 
     def step_loss(self, fold: int, group: nn.Module, active: ActiveProbes) -> Tensor:
         train = self.folds[fold]["train"]
-        assert train.sample_weights is not None
-        size = self.settings.batch_size
-        index = torch.stack(
-            [
-                torch.multinomial(train.sample_weights, size, replacement=True, generator=g)
-                for g in active.generators
-            ]
-        )
-        generators = [g for g in active.generators for _ in range(size)]
+        index = self.draw(fold, active)
+        generators = [g for g in active.generators for _ in range(index.shape[1])]
         features = self.crops[fold].pooled(
             index.flatten().tolist(), generators, self.settings.layer_norm
         )
         features = features.to(train.features.device)
-        logits = group(features.view(len(active), size, *features.shape[1:]))
+        logits = group(features.view(*index.shape, *features.shape[1:]))
         return classification_loss(
             logits, train.labels[index.to(train.labels.device)], self.encoder.sizes
         )

@@ -53,6 +53,7 @@ from bench.protocols.base import (
     ProbeSettings,
     Stat,
     UpstreamInfo,
+    single_fold,
 )
 from bench.protocols.sweep import Trial, run_sweep, score_trials, select_lr
 from bench.task import Task
@@ -257,9 +258,7 @@ class SpeakerVerification(ProbeProtocol):
         upstream: UpstreamInfo,
         settings: ProbeSettings,
     ) -> ProbeOutcome:
-        if len(data.folds) != 1:
-            raise DataError(f"{task.metadata.name}: speaker verification takes one fold")
-        fold = data.folds[0]
+        fold = single_fold(data, task.metadata.name, "speaker verification")
         trial_lists = data.extras.get("trials", {})
         if "test" not in trial_lists:
             raise DataError(f"{task.metadata.name}: no test trial list (extras['trials']['test'])")
